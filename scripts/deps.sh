@@ -1,0 +1,71 @@
+#!/bin/sh
+# deps.sh - the one list of Debian 12 packages postern needs, with why.
+# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Used by README's quick-start commands and by .ci/run. Needs root (or sudo).
+set -eu
+
+# Build: compiler, pkg-config and one -dev package per library postern links.
+BUILD_PKGS="
+build-essential   # gcc, make
+pkg-config        # configure finds every library with it
+libssl-dev        # OpenSSL 3: STARTTLS, SMTPS, outbound TLS
+libsasl2-dev      # Cyrus SASL: SMTP AUTH server and client
+libmariadb-dev    # MariaDB/MySQL tables and database
+libpq-dev         # PostgreSQL tables and database
+libldap2-dev      # OpenLDAP client: ldap: tables, Active Directory
+libmicrohttpd-dev # web admin and JSON API
+libsqlite3-dev    # embedded default database
+libevent-dev      # event loop for smtpd, qmgr, smtp client
+libc-ares-dev     # asynchronous DNS (MX, RBL, SPF)
+libpcre2-dev      # regexp:/pcre: tables, header and body checks
+libargon2-dev     # {ARGON2ID} password hashes
+libcrypt-dev      # {BLF-CRYPT}/{SHA512-CRYPT} password hashes
+"
+
+# Test: unit-test framework, linters, the real servers the system tests start
+# on loopback, and the real clients they talk with.
+TEST_PKGS="
+libcmocka-dev     # tests/unit
+cppcheck          # make lint
+clang-format      # make lint (format check)
+python3           # tests/system run under Debian's /usr/bin/python3
+python3-pytest    # tests/system runner
+python3-pymysql   # system tests query MariaDB directly
+python3-psycopg2  # system tests query PostgreSQL directly
+mariadb-server    # private MariaDB instances for tests
+mariadb-client    # mariadb CLI used by fixtures
+postgresql        # private PostgreSQL instances (initdb, postgres)
+slapd             # private OpenLDAP instances
+ldap-utils        # ldapadd/ldapsearch used by fixtures
+dovecot-imapd     # Dovecot reads what postern delivers, over IMAP
+dovecot-lmtpd     # LMTP delivery tests
+sqlite3           # inspecting the embedded database in tests
+swaks             # real SMTP client in system tests
+openssl           # certificates and s_client in TLS tests
+procps            # pgrep/ps used when stopping servers
+"
+
+strip() { printf '%s\n' "$1" | sed 's/#.*//' | tr -s ' \n' '  '; }
+
+case "${1:-all}" in
+build) pkgs=$(strip "$BUILD_PKGS") ;;
+test) pkgs=$(strip "$TEST_PKGS") ;;
+all) pkgs="$(strip "$BUILD_PKGS") $(strip "$TEST_PKGS")" ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all packages present"
+    exit 0
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
