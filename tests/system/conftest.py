@@ -1,0 +1,107 @@
+"""pytest fixtures shared by every system test in tests/system.
+
+Session-scoped servers (started lazily, on the first test that asks for
+them, and stopped by PID when the session ends): `mariadb`, `postgres`,
+`slapd`, `dovecot`.  Their temp dirs are removed at the end unless a test
+failed, in which case the paths are printed so the logs can be read.
+
+Also `postern_build` (the build dir holding bin/postern) and `postern`
+(runs bin/postern with a timeout), and a terminal summary line
+`system: N passed, N failed[, N skipped]` that CI greps.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Make `import harness` work whatever the rootdir/cwd is.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import Dovecot, MariaDB, PostgreSQL, Slapd  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Temp dirs kept because a test failed; listed in the terminal summary.
+_kept_dirs = []
+
+
+def _server_fixture(request, server):
+    """Start server now; stop it (and clean up) when the session ends."""
+    def finish():
+        failed = request.session.testsfailed > 0
+        path = server.cleanup(keep=failed)
+        if failed:
+            _kept_dirs.append(path)
+    # Register first, so a server that fails half-way is still stopped.
+    request.addfinalizer(finish)
+    return server.start()
+
+
+@pytest.fixture(scope="session")
+def mariadb(request):
+    """MariaDB: host, port, socket, user, password, dbname; sql(), connect()."""
+    return _server_fixture(request, MariaDB())
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """PostgreSQL: host, port, user, password, dbname; sql(), connect()."""
+    return _server_fixture(request, PostgreSQL())
+
+
+@pytest.fixture(scope="session")
+def slapd(request):
+    """slapd: uri, base, bind_dn, bind_pw, user_dn, user_mail; ldapadd()."""
+    return _server_fixture(request, Slapd())
+
+
+@pytest.fixture(scope="session")
+def dovecot(request):
+    """Dovecot IMAP: host, imap_port, user, password; deliver(), imap()."""
+    return _server_fixture(request, Dovecot())
+
+
+@pytest.fixture(scope="session")
+def postern_build():
+    """The build dir containing bin/postern ($POSTERN_BUILD or REPO/build/std)."""
+    return os.environ.get("POSTERN_BUILD") or os.path.join(REPO, "build", "std")
+
+
+@pytest.fixture(scope="session")
+def postern(postern_build):
+    """A function running `BUILD/bin/postern ARGS...`; returns CompletedProcess.
+
+    Usage: postern("-c", confdir, "check", timeout=30, input=None, env=None).
+    Text mode, stdout and stderr captured; does not raise on non-zero exit.
+    """
+    binary = os.path.join(postern_build, "bin", "postern")
+
+    def run_postern(*args, timeout=30, input=None, env=None, cwd=None):
+        return subprocess.run([binary, *map(str, args)], input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout,
+                              env=env, cwd=cwd)
+    return run_postern
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print kept temp dirs, then one line: system: N passed, N failed[, N skipped]."""
+    for path in _kept_dirs:
+        terminalreporter.write_line(f"system: kept server dir {path}")
+    # One outcome per test (node id): any failure or error wins, then skip.
+    outcome = {}
+    rank = {"passed": 0, "skipped": 1, "failed": 2}
+    kinds = {"passed": "passed", "xpassed": "passed", "skipped": "skipped",
+             "xfailed": "skipped", "failed": "failed", "error": "failed"}
+    for key, kind in kinds.items():
+        for rep in terminalreporter.stats.get(key, []):
+            nodeid = getattr(rep, "nodeid", None) or repr(rep)
+            if rank[kind] >= rank[outcome.get(nodeid, "passed")]:
+                outcome[nodeid] = kind
+    counts = {k: list(outcome.values()).count(k) for k in rank}
+    line = f"system: {counts['passed']} passed, {counts['failed']} failed"
+    if counts["skipped"]:
+        line += f", {counts['skipped']} skipped"
+    terminalreporter.write_line(line)
