@@ -21,6 +21,7 @@ static char log_ident_buf[128] = "postern";
 static enum log_target log_target_now = LOG_TARGET_STDERR;
 static int log_file_fd = -1;
 static int log_verbosity;
+static int log_facility = LOG_MAIL;
 static log_hook_fn *log_hook;
 static void *log_hook_context;
 
@@ -37,7 +38,7 @@ int log_open(const char *ident, enum log_target target, const char *path, const 
 	case LOG_TARGET_STDERR:
 		break;
 	case LOG_TARGET_SYSLOG:
-		openlog(log_ident_buf, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		openlog(log_ident_buf, LOG_PID | LOG_NDELAY, log_facility);
 		log_target_now = LOG_TARGET_SYSLOG;
 		break;
 	case LOG_TARGET_FILE:
@@ -46,7 +47,7 @@ int log_open(const char *ident, enum log_target target, const char *path, const 
 			static char error_buf[512];
 
 			snprintf(error_buf, sizeof(error_buf), "open maillog_file %s: %s", path,
-				 strerror(errno));
+			         strerror(errno));
 			*error_r = error_buf;
 			return -1;
 		}
@@ -54,6 +55,27 @@ int log_open(const char *ident, enum log_target target, const char *path, const 
 		break;
 	}
 	return 0;
+}
+
+int log_set_facility(const char *name)
+{
+	static const struct {
+		const char *name;
+		int facility;
+	} facilities[] = {
+	        {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+	        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+	        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+	        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+	};
+
+	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++) {
+		if (strcmp(name, facilities[i].name) == 0) {
+			log_facility = facilities[i].facility;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 const char *log_ident(void)
@@ -162,15 +184,16 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = '\0';
 		n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, host,
-			     log_ident_buf, (long)getpid(), severity_prefix(level), text);
-		write_all(log_file_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		             log_ident_buf, (long)getpid(), severity_prefix(level), text);
+		write_all(log_file_fd, line,
+		          (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 		break;
 	}
 	case LOG_TARGET_STDERR:
-		n = snprintf(line, sizeof(line), "%s: %s%s\n", log_ident_buf, severity_prefix(level),
-			     text);
+		n = snprintf(line, sizeof(line), "%s: %s%s\n", log_ident_buf,
+		             severity_prefix(level), text);
 		write_all(STDERR_FILENO, line,
-			  (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		          (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 		break;
 	}
 	if (log_hook != NULL)
@@ -178,13 +201,13 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	errno = saved_errno;
 }
 
-#define LOG_WRAPPER(name, level)                                                                   \
-	void name(const char *fmt, ...)                                                            \
-	{                                                                                          \
-		va_list ap;                                                                        \
-		va_start(ap, fmt);                                                                 \
-		log_vmsg(level, fmt, ap);                                                          \
-		va_end(ap);                                                                        \
+#define LOG_WRAPPER(name, level) \
+	void name(const char *fmt, ...) \
+	{ \
+		va_list ap; \
+		va_start(ap, fmt); \
+		log_vmsg(level, fmt, ap); \
+		va_end(ap); \
 	}
 
 LOG_WRAPPER(log_info, LOG_LEVEL_INFO)

@@ -37,8 +37,12 @@ enum log_target {
 /* Set the program name shown in every line ("postern/smtpd") and where
  * lines go. path is the maillog_file for LOG_TARGET_FILE, else ignored.
  * Returns 0, or -1 with *error_r set when the file cannot be opened (the
- * target then stays stderr). May be called again on reload. */
+ * target then stays stderr). May be called again on reload. Syslog uses
+ * facility LOG_MAIL unless log_set_facility() chose another. */
 int log_open(const char *ident, enum log_target target, const char *path, const char **error_r);
+/* Syslog facility by name ("mail", "daemon", "user", "local0".."local7").
+ * -1 for an unknown name. Takes effect at the next log_open. */
+int log_set_facility(const char *name);
 /* The ident given to log_open ("postern" before any call). */
 const char *log_ident(void);
 /* 0 = normal; each -v adds one; log_debug(level, ...) prints when level <= verbosity. */
@@ -57,6 +61,7 @@ void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-void log_vmsg(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
 
 #endif

@@ -25,10 +25,10 @@ char *xstrndup(const char *s, size_t len);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* free(*ptr) and set *ptr to NULL; does nothing when *ptr is NULL. */
-#define xfree(pp)                                                                                  \
-	do {                                                                                       \
-		free(*(pp));                                                                       \
-		*(pp) = NULL;                                                                      \
+#define xfree(pp) \
+	do { \
+		free(*(pp)); \
+		*(pp) = NULL; \
 	} while (0)
 
 #endif

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 typedef struct str {
-	char *buf;  /* never NULL after str_init; buf[len] == '\0' */
+	char *buf; /* never NULL after str_init; buf[len] == '\0' */
 	size_t len; /* bytes in use, excluding the terminator */
 	size_t cap; /* bytes allocated */
 } str_t;

@@ -1,0 +1,31 @@
+/* cli.h - shared pieces of the postern command-line program.
+ *
+ * Each subcommand lives in its own cli_<name>.c and exposes one entry
+ * point taking (argc, argv) with argv[0] being the subcommand name; it
+ * returns the process exit status.
+ */
+#ifndef POSTERN_CLI_H
+#define POSTERN_CLI_H
+
+#include <stdbool.h>
+
+/* Exit statuses shared by all subcommands (sysexits.h values where one fits). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 64
+#define CLI_EXIT_TEMPFAIL 75
+
+/* Options that every subcommand accepts: -c DIR and -v. */
+struct cli_globals {
+	const char *config_dir; /* -c DIR, $MAIL_CONFIG, or the built-in default */
+	int verbose;
+};
+extern struct cli_globals cli_globals;
+
+/* Open stderr logging as "postern/<command>" and apply -v. */
+void cli_log_open(const char *command);
+
+int cli_conf(int argc, char **argv);
+int cli_check(int argc, char **argv);
+
+#endif

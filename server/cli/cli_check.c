@@ -1,0 +1,185 @@
+/* cli_check.c - `postern check`: the `postfix check` equivalent.
+ *
+ * Parses main.cf and master.cf, expands and type-checks every parameter
+ * (main.cf and each master.cf -o override), warns about unknown
+ * parameters, and checks the files that hold secrets: the database
+ * password file and the .cf files of mysql:, pgsql: and ldap: tables must
+ * exist and must not be readable by other users. Every message names the
+ * file and line. Exit 0 when there is no error (warnings allowed), 1
+ * otherwise. Prints nothing when all is well, like postfix check.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/strv.h"
+#include "cli.h"
+#include "mail/config.h"
+#include "mail/mastercf.h"
+#include "mail/params.h"
+
+/* Table types whose .cf file usually holds a password. */
+static const char *const secret_table_types[] = {"mysql", "pgsql", "ldap"};
+
+static void check_secret_file(const char *path, const char *where, const char *what, strv_t *errors,
+                              strv_t *warnings)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		strv_add_owned(errors,
+		               xasprintf("%s: %s %s: %s", where, what, path, strerror(errno)));
+		return;
+	}
+	if (st.st_mode & S_IROTH)
+		strv_add_owned(warnings,
+		               xasprintf("%s: %s %s is readable by other users; it may hold a "
+		                         "password (chmod o-rwx, group mail_owner)",
+		                         where, what, path));
+}
+
+/* Look at every list element of every list-valued parameter for tables
+ * whose files hold secrets: tables also appear in restriction lists
+ * (check_sender_access mysql:/etc/...) and domain lists. */
+static void check_table_files(struct config *cfg, strv_t *errors, strv_t *warnings)
+{
+	for (size_t i = 0; i < param_count(); i++) {
+		const struct param_def *def = param_at(i);
+		const strv_t *list;
+		const char *error;
+
+		if (def->type != PARAM_LIST && def->type != PARAM_TABLES)
+			continue;
+		if (config_get_list(cfg, def->name, &list, &error) < 0)
+			continue; /* already reported by config_validate */
+		for (size_t j = 0; j < list->n; j++) {
+			const char *ref = list->v[j];
+			char *path;
+
+			if (strncmp(ref, "proxy:", 6) == 0)
+				ref += 6;
+			for (size_t t = 0; t < sizeof(secret_table_types) / sizeof(char *); t++) {
+				size_t tlen = strlen(secret_table_types[t]);
+
+				if (strncmp(ref, secret_table_types[t], tlen) != 0 ||
+				    ref[tlen] != ':')
+					continue;
+				/* relative table paths are relative to config_directory */
+				path = ref[tlen + 1] == '/'
+				               ? xstrdup(ref + tlen + 1)
+				               : xasprintf("%s/%s", cli_globals.config_dir,
+				                           ref + tlen + 1);
+				check_secret_file(path, config_where(cfg, def->name), "table file",
+				                  errors, warnings);
+				free(path);
+			}
+		}
+	}
+}
+
+static void check_world_writable(const char *path, strv_t *warnings)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & S_IWOTH))
+		strv_add_owned(warnings,
+		               xasprintf("%s is writable by other users (chmod o-w)", path));
+}
+
+int cli_check(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct master_conf *mc = NULL;
+	strv_t errors = STRV_INIT, warnings = STRV_INIT, services = STRV_INIT;
+	char *master_path;
+	const char *pwfile;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:v")) != -1) {
+		switch (opt) {
+		case 'c':
+			cli_globals.config_dir = optarg;
+			break;
+		case 'v':
+			log_set_verbose(log_verbose() + 1);
+			break;
+		default:
+			fprintf(stderr, "usage: postern check [-c DIR] [-v]\n");
+			return CLI_EXIT_USAGE;
+		}
+	}
+	(void)config_load(cli_globals.config_dir, &cfg, &errors);
+	for (size_t i = 0; i < config_parse_warnings(cfg)->n; i++)
+		strv_add(&warnings, config_parse_warnings(cfg)->v[i]);
+
+	master_path = xasprintf("%s/master.cf", cli_globals.config_dir);
+	(void)mastercf_load(master_path, &mc, &errors);
+	for (size_t i = 0; mc != NULL && i < mc->n; i++) {
+		const struct master_service *s = &mc->services[i];
+		struct config *svc;
+
+		strv_add(&services, s->name);
+		if (s->override_names.n == 0)
+			continue;
+		/* Each service sees main.cf with its own overrides applied. */
+		svc = config_clone(cfg);
+		for (size_t o = 0; o < s->override_names.n; o++) {
+			char *origin = xasprintf("%s, line %u (service %s/%s)", s->file, s->line,
+			                         s->name, s->type);
+
+			config_set(svc, s->override_names.v[o], s->override_values.v[o], origin);
+			config_note_references(cfg, s->override_values.v[o]);
+			free(origin);
+		}
+		for (size_t o = 0; o < s->override_names.n; o++) {
+			const char *error, *name = s->override_names.v[o];
+
+			if (param_find(name) == NULL && !config_is_set(cfg, name))
+				strv_add_owned(&warnings,
+				               xasprintf("%s, line %u: service %s/%s: unknown "
+				                         "parameter in -o %s=%s",
+				                         s->file, s->line, s->name, s->type, name,
+				                         s->override_values.v[o]));
+			else if (config_check_value(svc, name, &error) < 0)
+				strv_add(&errors, error);
+		}
+		config_destroy(&svc);
+	}
+	config_validate(cfg, &services, &errors, &warnings);
+	check_table_files(cfg, &errors, &warnings);
+	if (config_expand(cfg, "database_password_file", &pwfile, &(const char *){NULL}) == 0 &&
+	    pwfile[0] != '\0')
+		check_secret_file(pwfile, config_where(cfg, "database_password_file"),
+		                  "password file", &errors, &warnings);
+	{
+		char *main_path = xasprintf("%s/main.cf", cli_globals.config_dir);
+
+		check_world_writable(main_path, &warnings);
+		check_world_writable(master_path, &warnings);
+		free(main_path);
+	}
+
+	for (size_t i = 0; i < warnings.n; i++)
+		log_warning("%s", warnings.v[i]);
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("%s", errors.v[i]);
+	if (errors.n == 0)
+		log_debug(1, "configuration in %s is valid (%zu warnings)", cli_globals.config_dir,
+		          warnings.n);
+	{
+		int status = errors.n > 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+
+		strv_free(&errors);
+		strv_free(&warnings);
+		strv_free(&services);
+		mastercf_destroy(&mc);
+		config_destroy(&cfg);
+		free(master_path);
+		return status;
+	}
+}

@@ -1,0 +1,194 @@
+"""System tests for `postern conf` (postconf) and `postern check` (postfix check).
+
+Runs the built binary on the shipped conf/ and on main.cf/master.cf files
+made in temp dirs, and asserts what an administrator sees: the lines printed,
+the messages on stderr (with file and line), the exit status, and the bytes
+of main.cf after an edit.
+"""
+
+import os
+import stat
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = os.path.join(REPO, "conf")
+
+MASTER_MIN = "smtp inet n - n - - smtpd\nrelay unix - - n - - smtp\n"
+
+
+def write_conf(tmp_path, main, master=MASTER_MIN):
+    """Make a config dir holding main.cf and master.cf; return its path."""
+    d = tmp_path / "etc"
+    d.mkdir()
+    (d / "main.cf").write_text(main)
+    (d / "master.cf").write_text(master)
+    for name in ("main.cf", "master.cf"):
+        os.chmod(d / name, 0o644)
+    return str(d)
+
+
+def test_shipped_config_is_valid(postern):
+    r = postern("check", "-c", SHIPPED)
+    assert r.returncode == 0, r.stderr
+    assert "error" not in r.stderr
+
+
+def test_conf_n_lists_exactly_what_main_cf_sets(postern):
+    r = postern("conf", "-n", "-c", SHIPPED)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines == sorted(lines)
+    assert "virtual_mailbox_maps = db:mailboxes" in lines
+    assert "myorigin = $mydomain" in lines
+    # continuation lines are joined, as postconf shows them
+    assert ("smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
+            "reject_unauth_destination") in lines
+    # parameters left at their defaults are not listed
+    assert not any(l.startswith("queue_run_delay") for l in lines)
+
+
+def test_conf_defaults_and_single_names(postern, tmp_path):
+    d = write_conf(tmp_path, "myhostname = mx.example.org\nmessage_size_limit = 1000\n")
+    r = postern("conf", "-d", "-c", d, "message_size_limit", "maximal_queue_lifetime",
+                "smtpd_relay_restrictions")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "message_size_limit = 10240000",
+        "maximal_queue_lifetime = 5d",
+        "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
+        "defer_unauth_destination",
+    ]
+    r = postern("conf", "-c", d, "message_size_limit", "mydestination")
+    assert r.stdout.splitlines() == [
+        "message_size_limit = 1000",
+        "mydestination = $myhostname, localhost.$mydomain, localhost",
+    ]
+    r = postern("conf", "-x", "-h", "-c", d, "mydestination", "mydomain")
+    assert r.stdout.splitlines() == ["mx.example.org, localhost.example.org, localhost",
+                                     "example.org"]
+    r = postern("conf", "-c", d, "no_such_thing")
+    assert "no_such_thing: unknown parameter" in r.stderr
+    assert r.stdout == ""
+
+
+def test_conf_all_lists_every_known_parameter_sorted(postern, tmp_path):
+    d = write_conf(tmp_path, "myhostname = a.example\n")
+    r = postern("conf", "-c", d)
+    names = [l.split(" =")[0] for l in r.stdout.splitlines()]
+    assert names == sorted(names)
+    assert len(names) > 100
+    for n in ("virtual_mailbox_maps", "smtpd_recipient_restrictions", "database",
+              "inet_interfaces", "relayhost"):
+        assert n in names
+
+
+def test_conf_set_edits_in_place_and_keeps_comments(postern, tmp_path):
+    main = ("# top comment\n"
+            "myhostname = a.example\n"
+            "mynetworks = 127.0.0.0/8,\n"
+            "    10.0.0.0/8\n"
+            "# keep me\n"
+            "relayhost = [old.example]\n")
+    d = write_conf(tmp_path, main)
+    r = postern("conf", "-c", d, "set", "mynetworks = 127.0.0.0/8", "relayhost=[new.example]:587",
+                "message_size_limit = 52428800")
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(d, "main.cf")).read() == (
+        "# top comment\n"
+        "myhostname = a.example\n"
+        "mynetworks = 127.0.0.0/8\n"
+        "# keep me\n"
+        "relayhost = [new.example]:587\n"
+        "message_size_limit = 52428800\n")
+    # postconf -e spelling works too
+    r = postern("conf", "-c", d, "-e", "relayhost =")
+    assert r.returncode == 0, r.stderr
+    assert "relayhost =\n" in open(os.path.join(d, "main.cf")).read()
+    r = postern("conf", "-c", d, "unset", "relayhost")
+    assert r.returncode == 0, r.stderr
+    assert "relayhost" not in open(os.path.join(d, "main.cf")).read()
+    assert stat.S_IMODE(os.stat(os.path.join(d, "main.cf")).st_mode) == 0o644
+    assert not [f for f in os.listdir(d) if ".tmp." in f]
+
+
+def test_conf_set_refuses_bad_values_and_leaves_file_alone(postern, tmp_path):
+    d = write_conf(tmp_path, "myhostname = a.example\n")
+    before = open(os.path.join(d, "main.cf")).read()
+    r = postern("conf", "-c", d, "set", "message_size_limit = 10MB")
+    assert r.returncode == 1
+    assert 'bad value for message_size_limit: "10MB": expected a whole number' in r.stderr
+    assert "main.cf not changed" in r.stderr
+    r = postern("conf", "-c", d, "set", "smtpd_tls_auth_only = maybe")
+    assert r.returncode == 1
+    assert "expected yes or no" in r.stderr
+    r = postern("conf", "-c", d, "set", "no equals sign")
+    assert r.returncode == 64
+    assert open(os.path.join(d, "main.cf")).read() == before
+
+
+def test_check_reports_every_problem_with_file_and_line(postern, tmp_path):
+    main = ("myhostname = a.example\n"
+            "message_size_limit = lots\n"
+            "smtpd_banner = ${myhostname\n"
+            "tpyo_parameter = 1\n"
+            "this line has no equals sign\n"
+            "a = $b\n"
+            "b = $a\n"
+            "relay_destination_concurrency_limit = 2\n")
+    master = ("smtp inet n - n - - smtpd\n"
+              "  -o smtpd_helo_required=perhaps\n"
+              "relay unix - - n - - smtp\n"
+              "bogus tcp n - n - - smtpd\n")
+    d = write_conf(tmp_path, main, master)
+    r = postern("check", "-c", d)
+    assert r.returncode == 1
+    err = r.stderr
+    mc = os.path.join(d, "main.cf")
+    ms = os.path.join(d, "master.cf")
+    assert f"{mc}, line 5: missing '=' after parameter name \"this\"" in err
+    assert f'{mc}, line 2: bad value for message_size_limit: "lots"' in err
+    assert f"{mc}, line 3: parameter smtpd_banner: unmatched '{{'" in err
+    assert f"{mc}, line 6: parameter a: expansion loop" in err
+    assert f"warning: {mc}, line 4: unknown parameter: tpyo_parameter=1" in err
+    # a per-transport parameter of a master.cf service is not unknown
+    assert "relay_destination_concurrency_limit" not in err
+    assert f"{ms}, line 1 (service smtp/inet): bad value for smtpd_helo_required" in err
+    assert f"{ms}, line 4" in err and "tcp" in err
+
+
+def test_check_warns_about_secret_files(postern, tmp_path):
+    d = write_conf(tmp_path, "myhostname = a.example\n"
+                             "virtual_alias_maps = mysql:mysql-aliases.cf\n"
+                             "database_password_file = $config_directory/db.pw\n")
+    cf = os.path.join(d, "mysql-aliases.cf")
+    open(cf, "w").write("hosts = 127.0.0.1\npassword = secret\n")
+    os.chmod(cf, 0o644)
+    pw = os.path.join(d, "db.pw")
+    open(pw, "w").write("secret\n")
+    os.chmod(pw, 0o604)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0, r.stderr
+    assert f"table file {cf} is readable by other users" in r.stderr
+    assert f"password file {pw} is readable by other users" in r.stderr
+    os.chmod(cf, 0o640)
+    os.chmod(pw, 0o600)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    os.unlink(cf)
+    r = postern("check", "-c", d)
+    assert r.returncode == 1
+    assert f"table file {cf}: No such file or directory" in r.stderr
+
+
+def test_missing_config_dir_is_a_clear_error(postern, tmp_path):
+    r = postern("check", "-c", str(tmp_path / "nowhere"))
+    assert r.returncode == 1
+    assert f"open {tmp_path}/nowhere/main.cf: No such file or directory" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], []])
+def test_usage_errors(postern, args):
+    r = postern(*args)
+    assert r.returncode == 64
+    assert "usage: postern" in r.stderr
