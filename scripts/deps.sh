@@ -28,6 +28,8 @@ TEST_PKGS="
 libcmocka-dev     # tests/unit
 cppcheck          # make lint
 clang-format      # make lint (format check)
+clang             # make fuzz: libFuzzer targets
+libclang-rt-14-dev # make fuzz: the libFuzzer and sanitizer runtimes
 python3           # tests/system run under Debian's /usr/bin/python3
 python3-pytest    # tests/system runner
 python3-pymysql   # system tests query MariaDB directly

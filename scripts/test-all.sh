@@ -2,7 +2,8 @@
 # test-all.sh - build postern and run every test suite: lint (cppcheck and
 # clang-format), unit tests (cmocka), system tests (pytest against real
 # servers), then unit and system tests again under AddressSanitizer and
-# UBSan. Every suite runs even when an earlier one failed; each prints its
+# UBSan, and every libFuzzer target for FUZZ_SECONDS (default 20) each.
+# Every suite runs even when an earlier one failed; each prints its
 # own "SUITE: N passed, N failed" line and the last line totals them.
 # Used by README's test command and by .ci/run. Run scripts/deps.sh first.
 set -u
@@ -33,6 +34,7 @@ step make unit
 step make system
 step make -j2 unit SANITIZE=1
 step make system SANITIZE=1
+step make -j2 fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 sum() { sed -n "s/^[a-z]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$1/p" "$log" | awk '{s+=$1} END {print s+0}'; }
 passed=$(sum 1)

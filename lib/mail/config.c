@@ -313,25 +313,35 @@ static const char *host_name(struct config *cfg)
 	return cfg->computed;
 }
 
-/* The default text of a known parameter, dynamic ones computed now. */
-static const char *default_text(struct config *cfg, const struct param_def *def)
+static int expand_name(struct config *cfg, const char *name, const char **value_r, int depth);
+
+/* The default text of a known parameter, dynamic ones computed now.
+ * mydomain's default depends on myhostname's value, so computing it is
+ * part of an expansion: depth carries the caller's nesting so that a loop
+ * (myhostname = $mydomain) is reported, not followed. */
+static int default_text(struct config *cfg, const struct param_def *def, int depth,
+			const char **text_r)
 {
 	const char *host, *dot;
 
 	switch (def->dynamic) {
 	case PARAM_DYN_HOSTNAME:
-		return host_name(cfg);
+		*text_r = host_name(cfg);
+		return 0;
 	case PARAM_DYN_CONFIG_DIR:
-		return cfg->config_dir;
+		*text_r = cfg->config_dir;
+		return 0;
 	case PARAM_DYN_DOMAIN:
-		if (config_expand(cfg, "myhostname", &host, &dot) < 0)
-			host = "localhost";
+		if (expand_name(cfg, "myhostname", &host, depth + 1) < 0)
+			return -1;
 		dot = strchr(host, '.');
 		free(cfg->computed);
 		cfg->computed = xstrdup(dot != NULL && dot[1] != '\0' ? dot + 1 : "localdomain");
-		return cfg->computed;
+		*text_r = cfg->computed;
+		return 0;
 	default:
-		return def->defval;
+		*text_r = def->defval;
+		return 0;
 	}
 }
 
@@ -339,11 +349,16 @@ const char *config_raw(struct config *cfg, const char *name)
 {
 	const struct config_entry *e = hash_get(cfg->entries, name);
 	const struct param_def *def;
+	const char *text;
 
 	if (e != NULL && e->set)
 		return e->value;
 	def = param_find(name);
-	return def != NULL ? default_text(cfg, def) : NULL;
+	if (def == NULL)
+		return NULL;
+	if (default_text(cfg, def, 0, &text) < 0)
+		return def->defval; /* a loop: show the default as written */
+	return text;
 }
 
 const char *config_where(struct config *cfg, const char *name)
@@ -373,8 +388,6 @@ void config_set_names(const struct config *cfg, strv_t *names_r)
 }
 
 /* ---- expansion -------------------------------------------------------- */
-
-static int expand_name(struct config *cfg, const char *name, const char **value_r, int depth);
 
 static int set_error(struct config *cfg, const char **error_r, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -572,9 +585,14 @@ static int expand_name(struct config *cfg, const char *name, const char **value_
 		str_appendf(&cfg->error, "expansion loop through $%s", name);
 		return -1;
 	}
-	raw = e->set ? e->value : default_text(cfg, def);
-	raw = xstrdup(raw); /* default_text may reuse its buffer while we recurse */
 	e->expanding = true;
+	if (e->set) {
+		raw = e->value;
+	} else if (default_text(cfg, def, depth, &raw) < 0) {
+		e->expanding = false;
+		return -1;
+	}
+	raw = xstrdup(raw); /* default_text may reuse its buffer while we recurse */
 	str_init(&out);
 	if (expand_text_depth(cfg, raw, strlen(raw), &out, depth) < 0) {
 		e->expanding = false;
@@ -597,15 +615,6 @@ int config_expand(struct config *cfg, const char *name, const char **value_r, co
 
 		set_error(cfg, error_r, "%s: parameter %s: %s", config_where(cfg, name), name, why);
 		free(why);
-		/* clear every loop guard left set by the failed recursion */
-		{
-			size_t pos = 0;
-			const char *k;
-			void *v;
-
-			while (hash_next(cfg->entries, &pos, &k, &v))
-				((struct config_entry *)v)->expanding = false;
-		}
 		return -1;
 	}
 	return 0;
