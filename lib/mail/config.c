@@ -320,7 +320,7 @@ static int expand_name(struct config *cfg, const char *name, const char **value_
  * part of an expansion: depth carries the caller's nesting so that a loop
  * (myhostname = $mydomain) is reported, not followed. */
 static int default_text(struct config *cfg, const struct param_def *def, int depth,
-			const char **text_r)
+                        const char **text_r)
 {
 	const char *host, *dot;
 

@@ -22,6 +22,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "base/str.h"
+#include "mail/config.h"
 
 /* The fields before the arguments, in order; used in messages. */
 static const char *const field_names[] = {
@@ -674,4 +675,20 @@ void mastercf_destroy(struct master_conf **confp)
 	free(conf->services);
 	free(conf);
 	*confp = NULL;
+}
+
+struct config *mastercf_service_config(const struct config *main_cfg,
+                                       const struct master_service *service)
+{
+	struct config *cfg = config_clone(main_cfg);
+
+	for (size_t i = 0; i < service->override_names.n; i++) {
+		char *origin = xasprintf("%s, line %u (service %s/%s)", service->file,
+		                         service->line, service->name, service->type);
+
+		config_set(cfg, service->override_names.v[i], service->override_values.v[i],
+		           origin);
+		free(origin);
+	}
+	return cfg;
 }

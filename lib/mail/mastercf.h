@@ -100,4 +100,12 @@ long mastercf_process_limit(const struct master_service *service, long default_p
 /* Free *confp and set it to NULL; no-op on NULL. */
 void mastercf_destroy(struct master_conf **confp);
 
+struct config;
+/* The configuration one service runs with: a copy of main_cfg with the
+ * service's -o overrides applied in order (later ones win). Each override
+ * is recorded as set at "FILE, line N (service NAME/TYPE)" so messages
+ * about a bad value point at master.cf. The caller destroys the copy. */
+struct config *mastercf_service_config(const struct config *main_cfg,
+                                       const struct master_service *service);
+
 #endif

@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
+#include "mail/config.h"
 #include "mail/mastercf.h"
 
 /* One line per service: every field, then each argument and override in
@@ -520,18 +521,54 @@ static void test_load(void **state)
 	free(missing);
 }
 
+/* A service sees main.cf with its own -o overrides, later ones winning,
+ * and a bad override is reported at its master.cf line. */
+static void test_service_config(void **state)
+{
+	static const char main_text[] = "myhostname = mx.example\nsyslog_name = postern\n";
+	static const char master_text[] =
+	        "smtp inet n - n - - smtpd\n"
+	        "submission inet n - n - - smtpd\n"
+	        "  -o syslog_name=postern/submission\n"
+	        "  -o smtpd_helo_required=yes -o smtpd_helo_required=often\n";
+	strv_t errors = STRV_INIT;
+	struct config *cfg, *svc;
+	struct master_conf *mc;
+	const char *value, *error;
+	bool b;
+
+	(void)state;
+	assert_int_equal(config_parse_text(main_text, sizeof(main_text) - 1, "main.cf",
+	                                   "/etc/postern", &cfg, &errors),
+	                 0);
+	assert_int_equal(mastercf_parse_text(master_text, sizeof(master_text) - 1, "master.cf", &mc,
+	                                     &errors),
+	                 0);
+	svc = mastercf_service_config(cfg, mastercf_find(mc, "submission", "inet"));
+	assert_int_equal(config_expand(svc, "syslog_name", &value, &error), 0);
+	assert_string_equal(value, "postern/submission");
+	assert_int_equal(config_get_bool(svc, "smtpd_helo_required", &b, &error), -1);
+	assert_string_equal(error, "master.cf, line 2 (service submission/inet): bad value for "
+	                           "smtpd_helo_required: \"often\": expected yes or no");
+	assert_int_equal(config_expand(svc, "myhostname", &value, &error), 0);
+	assert_string_equal(value, "mx.example");
+	config_destroy(&svc);
+	/* main.cf itself is untouched */
+	assert_int_equal(config_expand(cfg, "syslog_name", &value, &error), 0);
+	assert_string_equal(value, "postern");
+	mastercf_destroy(&mc);
+	config_destroy(&cfg);
+	strv_free(&errors);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_stock_lines),
-	        cmocka_unit_test(test_override_forms),
-	        cmocka_unit_test(test_line_ends_and_layout),
-	        cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_all_errors_collected),
-	        cmocka_unit_test(test_nul_byte),
-	        cmocka_unit_test(test_overlong),
-	        cmocka_unit_test(test_find_and_limit),
-	        cmocka_unit_test(test_load),
+	        cmocka_unit_test(test_service_config), cmocka_unit_test(test_stock_lines),
+	        cmocka_unit_test(test_override_forms), cmocka_unit_test(test_line_ends_and_layout),
+	        cmocka_unit_test(test_errors),         cmocka_unit_test(test_all_errors_collected),
+	        cmocka_unit_test(test_nul_byte),       cmocka_unit_test(test_overlong),
+	        cmocka_unit_test(test_find_and_limit), cmocka_unit_test(test_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
