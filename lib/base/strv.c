@@ -92,9 +92,27 @@ int strv_split_list(strv_t *out, const char *value, const char **error_r)
 			*error_r = "unexpected '}' in list";
 			return -1;
 		} else {
+			/* Braces inside an element group too, so that
+			 * "inline:{ a=b, c=d }" stays one element (and keeps
+			 * its braces for the table parser). */
+			int depth = 0;
+
 			start = p;
-			while (*p != '\0' && !is_sep(*p))
-				p++;
+			for (; *p != '\0' && (depth > 0 || !is_sep(*p)); p++) {
+				if (*p == '{') {
+					depth++;
+				} else if (*p == '}') {
+					if (depth == 0) {
+						*error_r = "unexpected '}' in list";
+						return -1;
+					}
+					depth--;
+				}
+			}
+			if (depth != 0) {
+				*error_r = "missing '}' in list";
+				return -1;
+			}
 			end = p;
 		}
 		strv_add_n(out, start, (size_t)(end - start));

@@ -27,5 +27,10 @@ void cli_log_open(const char *command);
 
 int cli_conf(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_map(int argc, char **argv);
+int cli_db(int argc, char **argv);
+int cli_domain(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_alias(int argc, char **argv);
 
 #endif

@@ -4,7 +4,10 @@
  * (main.cf and each master.cf -o override), warns about unknown
  * parameters, and checks the files that hold secrets: the database
  * password file and the .cf files of mysql:, pgsql: and ldap: tables must
- * exist and must not be readable by other users. Every message names the
+ * exist and must not be readable by other users. Every lookup table named
+ * by a table-list parameter is opened, so a syntax error in a regexp:,
+ * cidr: or .cf file is found here, not at the first lookup (no database
+ * is contacted: connections open on the first lookup). Every message names the
  * file and line. Exit 0 when there is no error (warnings allowed), 1
  * otherwise. Prints nothing when all is well, like postfix check.
  */
@@ -22,6 +25,7 @@
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "mail/params.h"
+#include "table/table.h"
 
 /* Table types whose .cf file usually holds a password. */
 static const char *const secret_table_types[] = {"mysql", "pgsql", "ldap"};
@@ -82,6 +86,37 @@ static void check_table_files(struct config *cfg, strv_t *errors, strv_t *warnin
 	}
 }
 
+/* Open every table of every table-list parameter set in main.cf. */
+static void check_tables(struct config *cfg, strv_t *errors)
+{
+	const struct table_open_context ctx = {.cfg = cfg, .config_dir = cli_globals.config_dir};
+	str_t why;
+
+	str_init(&why);
+	for (size_t i = 0; i < param_count(); i++) {
+		const struct param_def *def = param_at(i);
+		const strv_t *list;
+		const char *error;
+
+		if (def->type != PARAM_TABLES || !config_is_set(cfg, def->name))
+			continue;
+		if (config_get_list(cfg, def->name, &list, &error) < 0)
+			continue; /* already reported by config_validate */
+		for (size_t j = 0; j < list->n; j++) {
+			struct table *t;
+
+			str_reset(&why);
+			t = table_open(list->v[j], &ctx, &why);
+			if (t == NULL)
+				strv_add_owned(errors, xasprintf("%s: %s: %s",
+				                                 config_where(cfg, def->name),
+				                                 def->name, str_c(&why)));
+			table_close(&t);
+		}
+	}
+	str_free(&why);
+}
+
 static void check_world_writable(const char *path, strv_t *warnings)
 {
 	struct stat st;
@@ -127,15 +162,9 @@ int cli_check(int argc, char **argv)
 		if (s->override_names.n == 0)
 			continue;
 		/* Each service sees main.cf with its own overrides applied. */
-		svc = config_clone(cfg);
-		for (size_t o = 0; o < s->override_names.n; o++) {
-			char *origin = xasprintf("%s, line %u (service %s/%s)", s->file, s->line,
-			                         s->name, s->type);
-
-			config_set(svc, s->override_names.v[o], s->override_values.v[o], origin);
+		svc = mastercf_service_config(cfg, s);
+		for (size_t o = 0; o < s->override_names.n; o++)
 			config_note_references(cfg, s->override_values.v[o]);
-			free(origin);
-		}
 		for (size_t o = 0; o < s->override_names.n; o++) {
 			const char *error, *name = s->override_names.v[o];
 
@@ -152,6 +181,7 @@ int cli_check(int argc, char **argv)
 	}
 	config_validate(cfg, &services, &errors, &warnings);
 	check_table_files(cfg, &errors, &warnings);
+	check_tables(cfg, &errors);
 	if (config_expand(cfg, "database_password_file", &pwfile, &(const char *){NULL}) == 0 &&
 	    pwfile[0] != '\0')
 		check_secret_file(pwfile, config_where(cfg, "database_password_file"),

@@ -40,6 +40,23 @@ static const struct {
          "  conf -M [SERVICE[/TYPE]...]           show master.cf services (postconf -M)"},
         {"check", cli_check,
          "check                                  check the configuration (postfix check)"},
+        {"map", cli_map,
+         "map query KEY... TABLE                 look keys up in a table (postmap -q)\n"
+         "  map query - TABLE                     keys from standard input (postmap -q -)\n"
+         "  map dump TABLE                        list a texthash: or inline: table (postmap -s)"},
+        {"db", cli_db,
+         "db init|migrate|status|demo           create or upgrade the database schema, load demo "
+         "data"},
+        {"domain", cli_domain,
+         "domain add NAME [--description T] [--quota-default BYTES] [--max-mailboxes N] ...\n"
+         "  domain add NAME --alias-of DOMAIN     add an alias domain\n"
+         "  domain del NAME [--force] | list      delete or list domains"},
+        {"user", cli_user,
+         "user add ADDRESS [--name T] [--quota BYTES] [--password-file F]   add a mailbox\n"
+         "  user passwd ADDRESS | del ADDRESS | list [DOMAIN]"},
+        {"alias", cli_alias,
+         "alias add ADDRESS TARGET...           add an alias (@domain: catch-all)\n"
+         "  alias del ADDRESS [TARGET] | list [DOMAIN]"},
 };
 
 static void usage(FILE *out)

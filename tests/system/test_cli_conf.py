@@ -162,7 +162,8 @@ def test_check_warns_about_secret_files(postern, tmp_path):
                              "virtual_alias_maps = mysql:mysql-aliases.cf\n"
                              "database_password_file = $config_directory/db.pw\n")
     cf = os.path.join(d, "mysql-aliases.cf")
-    open(cf, "w").write("hosts = 127.0.0.1\npassword = secret\n")
+    open(cf, "w").write("hosts = 127.0.0.1\npassword = secret\ndbname = mail\n"
+                        "query = SELECT goto FROM alias WHERE address = '%s'\n")
     os.chmod(cf, 0o644)
     pw = os.path.join(d, "db.pw")
     open(pw, "w").write("secret\n")
@@ -179,6 +180,34 @@ def test_check_warns_about_secret_files(postern, tmp_path):
     r = postern("check", "-c", d)
     assert r.returncode == 1
     assert f"table file {cf}: No such file or directory" in r.stderr
+
+
+def test_check_opens_every_table(postern, tmp_path):
+    """A broken table file is found by check, not at the first lookup."""
+    d = write_conf(tmp_path, "myhostname = a.example\n"
+                             "header_checks = regexp:$config_directory/hc.re\n"
+                             "virtual_alias_maps = inline:{ a@x.example=b@y.example,"
+                             " c@x.example=d@y.example } db:aliases\n"
+                             "virtual_mailbox_maps = db:nosuch\n"
+                             "smtpd_client_restrictions = check_client_access"
+                             " cidr:$config_directory/clients.cidr\n")
+    open(os.path.join(d, "hc.re"), "w").write("/^Subject: a(/ REJECT\n")
+    open(os.path.join(d, "clients.cidr"), "w").write("192.0.2.0/33 REJECT\n")
+    r = postern("check", "-c", d)
+    assert r.returncode == 1
+    errors = [l for l in r.stderr.splitlines() if ": error: " in l]
+    assert any("main.cf, line 2: header_checks: regexp:" in l and "hc.re, line 1:" in l
+               and "missing closing parenthesis" in l for l in errors), r.stderr
+    assert any("main.cf, line 4: virtual_mailbox_maps: unknown table \"db:nosuch\"" in l
+               for l in errors), r.stderr
+    # The inline table with a comma inside its braces is one table, not two.
+    assert not any("virtual_alias_maps" in l for l in errors), r.stderr
+    assert len(errors) == 2, r.stderr
+    open(os.path.join(d, "hc.re"), "w").write("/^Subject: a(b)/ REJECT\n")
+    with open(os.path.join(d, "main.cf"), "a") as f:
+        f.write("virtual_mailbox_maps = db:mailboxes\n")
+    r = postern("check", "-c", d)
+    assert r.returncode == 0, r.stderr
 
 
 def test_missing_config_dir_is_a_clear_error(postern, tmp_path):

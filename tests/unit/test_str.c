@@ -69,6 +69,18 @@ static void test_split_list(void **state)
 	strv_free(&sv);
 	assert_int_equal(strv_split_list(&sv, "", &error), 0);
 	assert_int_equal(sv.n, 0);
+	/* A brace group inside an element keeps the element whole. */
+	assert_int_equal(strv_split_list(&sv, "inline:{ a=b, c={d} }, db:x", &error), 0);
+	assert_int_equal(sv.n, 2);
+	assert_string_equal(sv.v[0], "inline:{ a=b, c={d} }");
+	assert_string_equal(sv.v[1], "db:x");
+	strv_free(&sv);
+	assert_int_equal(strv_split_list(&sv, "inline:{ a=b", &error), -1);
+	assert_string_equal(error, "missing '}' in list");
+	strv_free(&sv);
+	assert_int_equal(strv_split_list(&sv, "inline:a=b}", &error), -1);
+	assert_string_equal(error, "unexpected '}' in list");
+	strv_free(&sv);
 }
 
 static void test_parse_numbers(void **state)

@@ -42,8 +42,8 @@ class MariaDB(Server):
              "--user=root", "--auth-root-authentication-method=normal",
              "--skip-test-db", "--skip-name-resolve"], timeout=120)
 
-    def launch(self):
-        self.port = free_port()
+    def launch(self, port=None):
+        self.port = port or free_port()
         argv = [
             "/usr/sbin/mariadbd", "--no-defaults",
             f"--datadir={self.datadir}", f"--socket={self.socket}",
@@ -75,6 +75,14 @@ class MariaDB(Server):
         self.create_database(self.dbname)
 
     # --- helpers for tests -------------------------------------------------
+
+    def relaunch(self):
+        """Start the server again after stop(): same data dir, port and users.
+
+        For tests that stop the database under a running client and check
+        that the client reconnects once it is back.
+        """
+        self.launch(port=self.port)
 
     def admin_connect(self, database=None):
         """A pymysql connection as root over the unix socket (autocommit)."""

@@ -56,8 +56,8 @@ class PostgreSQL(Server):
             f.write("local all all trust\n"
                     "host all all 127.0.0.1/32 scram-sha-256\n")
 
-    def launch(self):
-        self.port = free_port()
+    def launch(self, port=None):
+        self.port = port or free_port()
         argv = [
             f"{PG_BIN}/postgres", "-D", self.datadir, "-p", str(self.port),
             "-c", "listen_addresses=127.0.0.1",
@@ -83,6 +83,14 @@ class PostgreSQL(Server):
         self.create_database(self.dbname)
 
     # --- helpers for tests -------------------------------------------------
+
+    def relaunch(self):
+        """Start the server again after stop(): same data dir, port and users.
+
+        For tests that stop the database under a running client and check
+        that the client reconnects once it is back.
+        """
+        self.launch(port=self.port)
 
     def admin_connect(self, dbname="postgres"):
         """A psycopg2 connection as superuser over the unix socket (autocommit)."""

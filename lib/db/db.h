@@ -1,0 +1,72 @@
+/* db.h - postern's own database: the connection named by `database`.
+ *
+ * main.cf says where postern keeps its domains, mailboxes and aliases:
+ *
+ *   database = sqlite:/var/lib/postern/postern.db
+ *   database = mysql://postern@db1.example.net:3306/postern
+ *   database = pgsql://postern@localhost/postern
+ *   database_password_file = /etc/postern/database.password
+ *
+ * The password never sits in main.cf (which everyone may read): a DSN
+ * holding one is refused, and database_password_file must not be
+ * readable by others. Used by the db:NAME tables (table_db.c), `postern
+ * db`, the user/domain/alias commands and the web admin.
+ */
+#ifndef POSTERN_DB_H
+#define POSTERN_DB_H
+
+#include <stdbool.h>
+
+#include "base/str.h"
+#include "sql/sql.h"
+
+struct config;
+
+/* Seconds allowed to connect to a MariaDB/PostgreSQL server, and for one
+ * query to answer, before the lookup is a temporary failure. */
+#define DB_CONNECT_TIMEOUT 10
+#define DB_QUERY_TIMEOUT 30
+
+/* Largest database_password_file read. */
+#define DB_PASSWORD_FILE_MAX 4096
+
+enum {
+	/* sqlite: create the database file (mode 0640) when it is missing;
+	 * its directory must exist. Without it a missing file is an error
+	 * that says to run `postern db init`. */
+	DB_OPEN_CREATE = 1 << 0,
+	/* No query timeout: schema migrations may rewrite large tables. */
+	DB_OPEN_NO_QUERY_TIMEOUT = 1 << 1,
+};
+
+/* The settings of postern's database from cfg: `database` parsed by
+ * sql_dsn_parse, the password read from database_password_file (when
+ * set, and not for sqlite), and DB_CONNECT_TIMEOUT/DB_QUERY_TIMEOUT.
+ * -1 with a message naming the parameter or file on error; s is then
+ * empty. The caller frees s with sql_settings_free. */
+int db_settings(struct config *cfg, struct sql_settings *s, str_t *error);
+
+/* Read the first line of a password file (trailing CR/LF removed; at
+ * most DB_PASSWORD_FILE_MAX bytes). The file must be a regular file not
+ * readable by others (root and mail_owner only) and the line must not
+ * be empty. *password_r is the caller's to free (wipe it first). -1 with
+ * a message naming the file and what to do on error. */
+int db_read_password_file(const char *path, char **password_r, str_t *error);
+
+/* A connection to postern's database (sql.h: it connects on first use).
+ * For sqlite the file must exist: a missing file is an error naming it
+ * and `postern db init`. -1 with a message on error; *conn_r is the
+ * caller's (sql_conn_destroy). */
+int db_open(struct config *cfg, struct sql_conn **conn_r, str_t *error);
+
+/* db_open with DB_OPEN_* flags. *created_r (may be NULL) is set when
+ * DB_OPEN_CREATE created the sqlite file. */
+int db_open_flags(struct config *cfg, unsigned flags, struct sql_conn **conn_r, bool *created_r,
+                  str_t *error);
+
+/* For sqlite settings: 0 when the database file exists, else -1 with
+ * "database file X does not exist (run postern db init)" or the system
+ * error. Always 0 for the other databases. */
+int db_sqlite_check(const struct sql_settings *s, str_t *error);
+
+#endif

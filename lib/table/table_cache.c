@@ -1,0 +1,347 @@
+/* table_cache.c - the cache in front of remote lookup tables (see
+ * table_cache.h).
+ *
+ * Used by table_async.c (the event-driven daemons' lookups) and by
+ * synchronous callers through table_cache_lookup_table(). One hash map
+ * from "speclen:spec" + key to an entry, plus a doubly linked list in
+ * least-recently-used order for eviction; one mutex guards both.
+ *
+ * Failure: nothing here fails. Allocation failure panics (mem.h). A
+ * backend's temporary failure is either passed through unchanged or
+ * replaced by an answer from the grace period; it is never stored.
+ */
+#include "table/table_cache.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/hash.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/parse.h"
+#include "mail/config.h"
+#include "mail/params.h"
+
+struct cache_entry {
+	char *hkey; /* the hash key (our copy, to delete on eviction) */
+	enum table_status status;
+	char *value; /* TABLE_FOUND: the value; else NULL */
+	uint64_t fetched_ms; /* when the backend gave this answer */
+	bool outage_logged; /* the grace warning was logged in this outage */
+	struct cache_entry *prev, *next; /* LRU list: head = most recent */
+};
+
+struct table_cache {
+	struct table_cache_settings set;
+	table_cache_clock_fn *clock;
+	void *clock_ctx;
+	pthread_mutex_t lock;
+	hash_t *map; /* hkey -> struct cache_entry */
+	struct cache_entry *head, *tail;
+	struct table_cache_stats stats;
+};
+
+static uint64_t monotonic_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Parse the built-in default of a table_cache_* parameter: params.c is
+ * the one place that states it. */
+static uint64_t param_default(const char *name)
+{
+	const struct param_def *def = param_find(name);
+	uint64_t v;
+	int64_t i;
+
+	if (def == NULL)
+		log_panic("%s: parameter %s is not in the parameter table", __func__, name);
+	if (def->type == PARAM_TIME) {
+		if (parse_time(def->defval, def->time_unit, (uint64_t)def->max, &v) < 0)
+			log_panic("%s: bad default for %s", __func__, name);
+		return v;
+	}
+	if (parse_int64(def->defval, def->min, def->max, &i) < 0 || i < 0)
+		log_panic("%s: bad default for %s", __func__, name);
+	return (uint64_t)i;
+}
+
+void table_cache_settings_default(struct table_cache_settings *s)
+{
+	s->size = (size_t)param_default("table_cache_size");
+	s->positive_ttl = param_default("table_cache_positive_ttl");
+	s->negative_ttl = param_default("table_cache_negative_ttl");
+	s->grace_time = param_default("table_cache_grace_time");
+}
+
+int table_cache_settings_load(struct config *cfg, struct table_cache_settings *s,
+                              const char **error_r)
+{
+	int64_t size;
+
+	table_cache_settings_default(s);
+	if (cfg == NULL)
+		return 0;
+	if (config_get_int(cfg, "table_cache_size", &size, error_r) < 0 ||
+	    config_get_time(cfg, "table_cache_positive_ttl", &s->positive_ttl, error_r) < 0 ||
+	    config_get_time(cfg, "table_cache_negative_ttl", &s->negative_ttl, error_r) < 0 ||
+	    config_get_time(cfg, "table_cache_grace_time", &s->grace_time, error_r) < 0)
+		return -1;
+	s->size = (size_t)size; /* the parameter's minimum is 0 */
+	return 0;
+}
+
+struct table_cache *table_cache_new(const struct table_cache_settings *s)
+{
+	struct table_cache *c = xcalloc(1, sizeof(*c));
+
+	c->set = *s;
+	c->clock = monotonic_ms;
+	c->map = hash_new(NULL);
+	if (pthread_mutex_init(&c->lock, NULL) != 0)
+		log_panic("%s: pthread_mutex_init: %m", __func__);
+	return c;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+	free(e->hkey);
+	free(e->value);
+	free(e);
+}
+
+void table_cache_destroy(struct table_cache **cp)
+{
+	struct table_cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	for (struct cache_entry *e = c->head, *next; e != NULL; e = next) {
+		next = e->next;
+		entry_free(e);
+	}
+	hash_destroy(&c->map);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	*cp = NULL;
+}
+
+void table_cache_set_clock(struct table_cache *c, table_cache_clock_fn *clock, void *ctx)
+{
+	pthread_mutex_lock(&c->lock);
+	c->clock = clock != NULL ? clock : monotonic_ms;
+	c->clock_ctx = clock != NULL ? ctx : NULL;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Keys that table_lookup() answers without asking the backend (too long
+ * to be any real address) are not worth an entry. */
+static bool cacheable(const struct table_cache *c, const char *key)
+{
+	return c != NULL && c->set.size > 0 && strlen(key) <= TABLE_KEY_MAX;
+}
+
+/* The hash key: the spec's length first, so that no spec/key split is
+ * ambiguous whatever bytes either holds. */
+static char *make_hkey(const char *spec, const char *key)
+{
+	return xasprintf("%zu:%s%s", strlen(spec), spec, key);
+}
+
+/* ---- the LRU list (lock held) ----------------------------------------- */
+
+static void lru_unlink(struct table_cache *c, struct cache_entry *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct table_cache *c, struct cache_entry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head != NULL)
+		c->head->prev = e;
+	c->head = e;
+	if (c->tail == NULL)
+		c->tail = e;
+}
+
+static void entry_remove(struct table_cache *c, struct cache_entry *e)
+{
+	lru_unlink(c, e);
+	hash_delete(c->map, e->hkey);
+	entry_free(e);
+}
+
+static uint64_t ttl_ms(const struct table_cache *c, const struct cache_entry *e)
+{
+	return (e->status == TABLE_FOUND ? c->set.positive_ttl : c->set.negative_ttl) * 1000;
+}
+
+static void copy_answer(const struct cache_entry *e, struct table_result *r)
+{
+	table_result_reset(r);
+	r->status = e->status;
+	if (e->status == TABLE_FOUND)
+		str_set(&r->value, e->value);
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
+                     struct table_result *r)
+{
+	struct cache_entry *e;
+	char *hkey;
+	bool fresh = false;
+
+	if (!cacheable(c, key))
+		return false;
+	hkey = make_hkey(spec, key);
+	pthread_mutex_lock(&c->lock);
+	e = hash_get(c->map, hkey);
+	if (e != NULL) {
+		uint64_t age = c->clock(c->clock_ctx) - e->fetched_ms;
+
+		if (age < ttl_ms(c, e)) {
+			copy_answer(e, r);
+			lru_unlink(c, e);
+			lru_push_front(c, e);
+			fresh = true;
+		} else if (age >= c->set.grace_time * 1000) {
+			/* Too old even to stand in for a failed backend. */
+			entry_remove(c, e);
+		}
+	}
+	if (fresh)
+		c->stats.hits++;
+	else
+		c->stats.misses++;
+	pthread_mutex_unlock(&c->lock);
+	free(hkey);
+	return fresh;
+}
+
+/* Store a found/not-found answer as the fresh one (lock held). */
+static void store_answer(struct table_cache *c, char *hkey, const struct table_result *r,
+                         uint64_t now)
+{
+	struct cache_entry *e = hash_get(c->map, hkey);
+
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->hkey = hkey;
+		hash_put(c->map, hkey, e);
+	} else {
+		free(hkey);
+		lru_unlink(c, e);
+		xfree(&e->value);
+	}
+	e->status = r->status;
+	if (r->status == TABLE_FOUND)
+		e->value = xstrndup(r->value.buf, r->value.len);
+	e->fetched_ms = now;
+	e->outage_logged = false; /* the backend answers: a new outage logs again */
+	lru_push_front(c, e);
+	while (hash_count(c->map) > c->set.size) {
+		entry_remove(c, c->tail);
+		c->stats.evictions++;
+	}
+}
+
+void table_cache_update(struct table_cache *c, const char *spec, const char *key,
+                        struct table_result *r)
+{
+	struct cache_entry *e;
+	char *hkey;
+	uint64_t now;
+
+	if (!cacheable(c, key))
+		return;
+	hkey = make_hkey(spec, key);
+	pthread_mutex_lock(&c->lock);
+	now = c->clock(c->clock_ctx);
+	if (r->status != TABLE_TEMPFAIL) {
+		store_answer(c, hkey, r, now); /* takes hkey */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	e = hash_get(c->map, hkey);
+	free(hkey);
+	if (e != NULL && now - e->fetched_ms >= c->set.grace_time * 1000) {
+		entry_remove(c, e);
+		e = NULL;
+	}
+	if (e == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return; /* never seen, or too long ago: the failure stands */
+	}
+	/* Why log once per outage: during an outage every lookup of a busy
+	 * address would otherwise log a line, drowning the one that says
+	 * the database is down. The entry keeps its age, so the grace
+	 * period counts from the last real answer, not from this one. */
+	if (!e->outage_logged) {
+		const char *why = r->error.len > 0 ? str_c(&r->error) : "temporary lookup failure";
+		size_t n = strlen(spec);
+
+		/* The reason usually starts by naming the table too. */
+		if (strncmp(why, spec, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		e->outage_logged = true;
+		log_warning("%s: serving cached answer for %s: %s", spec, key, why);
+	}
+	copy_answer(e, r);
+	lru_unlink(c, e);
+	lru_push_front(c, e);
+	c->stats.stale_served++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void table_cache_lookup(struct table_cache *c, const char *spec, const char *key,
+                        table_cache_fetch_fn *fetch, void *ctx, struct table_result *r)
+{
+	if (table_cache_get(c, spec, key, r))
+		return;
+	table_result_reset(r);
+	fetch(key, r, ctx);
+	table_cache_update(c, spec, key, r);
+}
+
+static void fetch_table(const char *key, struct table_result *r, void *ctx)
+{
+	table_lookup(ctx, key, r);
+}
+
+void table_cache_lookup_table(struct table_cache *c, struct table *t, const char *key,
+                              struct table_result *r)
+{
+	if (c == NULL || (t->flags & TABLE_F_REMOTE) == 0) {
+		table_result_reset(r);
+		table_lookup(t, key, r);
+		return;
+	}
+	table_cache_lookup(c, t->spec, key, fetch_table, t, r);
+}
+
+void table_cache_get_stats(struct table_cache *c, struct table_cache_stats *st)
+{
+	pthread_mutex_lock(&c->lock);
+	*st = c->stats;
+	st->entries = hash_count(c->map);
+	pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,105 @@
+/* table_cache.h - a cache in front of remote lookup tables.
+ *
+ * Remote tables (TABLE_F_REMOTE: sqlite:, mysql:, pgsql:, ldap:, db:) are
+ * looked up through one cache per process, shared by the threads of
+ * table_async.h and by synchronous callers. An entry is keyed by the
+ * table spec and the lookup key and holds the last answer the backend
+ * gave: found (with its value) or not found.
+ *
+ *   - A positive answer is served from the cache for positive_ttl seconds
+ *     (table_cache_positive_ttl), a negative one for negative_ttl
+ *     (table_cache_negative_ttl); after that the backend is asked again.
+ *   - A temporary failure is never cached. When the backend fails, the
+ *     last known answer for that key, even expired, is served instead if
+ *     it is younger than grace_time (table_cache_grace_time), so a database
+ *     outage does not reject or bounce mail for known users. This is
+ *     logged once per key and outage:
+ *       warning: TABLE: serving cached answer for KEY: WHY
+ *     and again in the next outage once the backend has answered in
+ *     between. A key with no answer younger than the grace time stays a
+ *     temporary failure.
+ *   - At most size entries are kept (table_cache_size); the least recently
+ *     used one is evicted first. size 0 turns the cache (and grace) off.
+ *
+ * All functions are thread-safe (one mutex per cache).
+ */
+#ifndef POSTERN_TABLE_CACHE_H
+#define POSTERN_TABLE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "table/table.h"
+
+struct config;
+
+struct table_cache_settings {
+	size_t size; /* entries kept; 0 disables the cache */
+	uint64_t positive_ttl; /* seconds a found answer is fresh */
+	uint64_t negative_ttl; /* seconds a not-found answer is fresh */
+	uint64_t grace_time; /* seconds an answer may stand in for a failed backend */
+};
+
+/* The defaults of the table_cache_* parameters. */
+void table_cache_settings_default(struct table_cache_settings *s);
+/* Read table_cache_size, table_cache_positive_ttl, table_cache_negative_ttl
+ * and table_cache_grace_time from cfg (NULL: the defaults). -1 with
+ * *error_r (owned by cfg) naming the parameter and where it was set. */
+int table_cache_settings_load(struct config *cfg, struct table_cache_settings *s,
+                              const char **error_r);
+
+struct table_cache;
+
+/* A new empty cache with settings s (copied). Never fails. */
+struct table_cache *table_cache_new(const struct table_cache_settings *s);
+/* Free the cache and every entry; *cp set to NULL; no-op on NULL. */
+void table_cache_destroy(struct table_cache **cp);
+
+/* The time source, in milliseconds on a clock that never goes back.
+ * The default is CLOCK_MONOTONIC; unit tests inject their own so that
+ * expiry is tested without sleeping. Set it before sharing the cache. */
+typedef uint64_t table_cache_clock_fn(void *ctx);
+void table_cache_set_clock(struct table_cache *c, table_cache_clock_fn *clock, void *ctx);
+
+/* The fresh answer for key in table spec: true with r->status and r->value
+ * set (r reset first), or false (nothing cached, or expired) leaving r
+ * untouched. */
+bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
+                     struct table_result *r);
+
+/* Record the backend's answer r for key in table spec, after a
+ * table_cache_get() miss. TABLE_FOUND and TABLE_NOTFOUND are stored as the
+ * fresh answer (ending an outage for that key). TABLE_TEMPFAIL is not
+ * stored: when an answer younger than the grace time is known, r is
+ * replaced by it (and the warning above logged once per outage); else r
+ * stays a temporary failure. */
+void table_cache_update(struct table_cache *c, const char *spec, const char *key,
+                        struct table_result *r);
+
+/* How to ask the backend: fill r (initialised, reset) for key. */
+typedef void table_cache_fetch_fn(const char *key, struct table_result *r, void *ctx);
+
+/* table_cache_get(), and on a miss fetch(key, r, ctx) followed by
+ * table_cache_update(). r must have been initialised. The mutex is not
+ * held while fetch runs, so two threads missing the same key both ask
+ * the backend. */
+void table_cache_lookup(struct table_cache *c, const char *spec, const char *key,
+                        table_cache_fetch_fn *fetch, void *ctx, struct table_result *r);
+
+/* table_lookup(t, key, r) through the cache when t is a remote table,
+ * directly otherwise. c may be NULL (no cache). */
+void table_cache_lookup_table(struct table_cache *c, struct table *t, const char *key,
+                              struct table_result *r);
+
+/* Counters since the cache was made, for tests, benchmarks and logs. */
+struct table_cache_stats {
+	uint64_t hits; /* fresh answers served */
+	uint64_t misses; /* table_cache_get() found nothing fresh */
+	uint64_t stale_served; /* answers served in place of a temporary failure */
+	uint64_t evictions; /* entries dropped to stay within size */
+	size_t entries; /* entries held now */
+};
+void table_cache_get_stats(struct table_cache *c, struct table_cache_stats *st);
+
+#endif

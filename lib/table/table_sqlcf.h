@@ -1,0 +1,160 @@
+/* table_sqlcf.h - the Postfix SQL table .cf files, shared by the sqlite:,
+ * mysql: and pgsql: tables.
+ *
+ * Reads a table file in the format of Postfix's sqlite_table(5),
+ * mysql_table(5) and pgsql_table(5) (main.cf syntax: hosts, user,
+ * password, dbname or dbpath, query or the legacy select_field / table /
+ * where_field / additional_conditions (pgsql also select_function),
+ * domain, result_format, expansion_limit, and each type's extra
+ * settings), compiles the query template into a parameterised statement,
+ * and runs one lookup the way Postfix does:
+ *
+ *   - %s %u %d %[1-9] %S %U %D %% in `query` become bound '?' values (a
+ *     quoted '%s' loses its quotes: the whole quoted text, expansions
+ *     included, is one bound value). The key is never pasted into SQL.
+ *   - a key that lacks what the templates need (a domain for %d or %1,
+ *     a non-empty local part for %u, enough domain labels for %N), an
+ *     empty key, or a key outside the `domain` list is "not found" with
+ *     no query sent.
+ *   - every non-NULL cell of every row goes through result_format and the
+ *     values are joined with ","; empty cells are skipped (logged); more
+ *     values than expansion_limit is a temporary failure naming the table.
+ *
+ * Any database failure is a temporary failure (TABLE_TEMPFAIL) whose
+ * message names the table, the server and the server's error.
+ */
+#ifndef POSTERN_TABLE_SQLCF_H
+#define POSTERN_TABLE_SQLCF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/str.h"
+#include "base/strv.h"
+#include "sql/sql.h"
+#include "table/table.h"
+
+/* Defaults for what the Postfix manuals leave to the client library. */
+#define SQLCF_CONNECT_TIMEOUT 10 /* seconds */
+#define SQLCF_QUERY_TIMEOUT 30 /* seconds */
+/* Longest .cf file read. */
+#define SQLCF_FILE_MAX (1024 * 1024)
+
+/* One piece of a compiled template. */
+enum sqlcf_piece_kind {
+	SQLCF_TEXT, /* literal text */
+	SQLCF_KEY, /* %s in query, %S anywhere: the whole key */
+	SQLCF_KEY_USER, /* %u in query, %U: local part of the key (or the key) */
+	SQLCF_KEY_DOMAIN, /* %d in query, %D: domain of the key */
+	SQLCF_KEY_LABEL, /* %1..%9: a label of the key's domain, from the right */
+	SQLCF_VALUE, /* %s in result_format: the result value */
+	SQLCF_VALUE_USER, /* %u in result_format: local part of the value (or the value) */
+	SQLCF_VALUE_DOMAIN, /* %d in result_format: domain of the value */
+};
+
+struct sqlcf_piece {
+	enum sqlcf_piece_kind kind;
+	char *text; /* SQLCF_TEXT */
+	unsigned label; /* SQLCF_KEY_LABEL: 1..9 */
+};
+
+struct sqlcf_template {
+	struct sqlcf_piece *pieces;
+	size_t n;
+};
+
+/* What a key (and a result value) must have for a lookup to be made. */
+enum {
+	SQLCF_NEED_KEY_USER = 1 << 0, /* %u/%U: a key "@domain" is skipped */
+	SQLCF_NEED_KEY_DOMAIN = 1 << 1, /* %d/%D/%N: a key without a domain is skipped */
+	SQLCF_NEED_VALUE_USER = 1 << 2, /* result %u: a value "@domain" is skipped */
+	SQLCF_NEED_VALUE_DOMAIN = 1 << 3, /* result %d: a value without a domain is skipped */
+};
+
+/* A compiled query: text with '?' placeholders, and one template per
+ * placeholder giving its value. */
+struct sqlcf_query {
+	char *sql;
+	struct sqlcf_template *params;
+	size_t nparams;
+	unsigned need; /* SQLCF_NEED_* */
+	unsigned labels; /* highest %N used */
+};
+
+/* Compile a Postfix query template for database type. -1 with a message
+ * ("query: ...") for an unknown %x, an expansion glued to other text
+ * outside quotes, a '?' outside quotes, an unterminated quote, or a
+ * backslash in a quoted expansion (MySQL). */
+int sqlcf_compile_query(enum sql_type type, const char *text, struct sqlcf_query *q, str_t *error);
+void sqlcf_query_free(struct sqlcf_query *q);
+/* Compile result_format. -1 with a message for an unknown %x. */
+int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *need,
+                         unsigned *labels, str_t *error);
+void sqlcf_template_free(struct sqlcf_template *t);
+
+/* The parts of a key or value: local part and domain split at the last
+ * '@' (Postfix db_common). */
+struct sqlcf_addr {
+	const char *whole;
+	char *user; /* NULL when there is no '@' */
+	char *domain; /* NULL when there is no '@' */
+	strv_t labels; /* domain labels, leftmost first */
+};
+
+/* Expand t for key (and value, for result templates). Returns false when
+ * a part the template needs is missing (nothing appended then). */
+bool sqlcf_expand(const struct sqlcf_template *t, const struct sqlcf_addr *key,
+                  const struct sqlcf_addr *value, str_t *out);
+void sqlcf_addr_init(struct sqlcf_addr *a, const char *s);
+void sqlcf_addr_free(struct sqlcf_addr *a);
+
+/* One element of the `domain` list. */
+struct sqlcf_domain {
+	char *name; /* literal domain (lower case), or NULL */
+	struct table *table; /* "type:table" element, or NULL */
+	bool negate; /* "!element" */
+};
+
+/* Everything a .cf file says. */
+struct sqlcf {
+	char *path; /* the .cf file, for messages */
+	struct sql_settings settings;
+	struct sqlcf_query query;
+	struct sqlcf_template result;
+	unsigned need; /* of query and result_format together */
+	unsigned labels; /* highest %N of both */
+	struct sqlcf_domain *domains;
+	size_t ndomains;
+	uint64_t expansion_limit; /* 0 = none */
+	bool require_result_set;
+};
+
+/* Read and compile the .cf file `name` (relative names are resolved
+ * against ctx->config_dir) for a table of type. -1 with a message naming
+ * the file (and line, for a bad value) appended to error. Parameters that
+ * are not part of the type's manual are warned about (log_warning). */
+int sqlcf_open(struct sqlcf *cf, enum sql_type type, const char *name,
+               const struct table_open_context *ctx, str_t *error);
+void sqlcf_free(struct sqlcf *cf);
+
+/* The Postfix lookup: domain filter, query expansion, the query on conn,
+ * result formatting and expansion_limit. spec ("mysql:/etc/x.cf") names
+ * the table in messages. Sets r->status and r->value or r->error. */
+void sqlcf_lookup(struct sqlcf *cf, struct sql_conn *conn, const char *spec, const char *key,
+                  struct table_result *r);
+
+/* The shared backend object and its functions: the three backends differ
+ * only in their type and flags. */
+struct table_sql {
+	struct table t;
+	struct sqlcf cf;
+	struct sql_conn *conn;
+};
+
+int table_sql_open(struct table *t, enum sql_type type, const char *name,
+                   const struct table_open_context *ctx, str_t *error);
+void table_sql_lookup(struct table *t, const char *key, struct table_result *r);
+void table_sql_close(struct table *t);
+
+#endif

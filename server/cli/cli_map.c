@@ -1,0 +1,243 @@
+/* cli_map.c - `postern map`: query and list lookup tables (postmap -q, -s).
+ *
+ *   map query KEY... TABLE   print the value of each key (postmap -q KEY):
+ *                            one key prints the value alone, several keys
+ *                            print "key<TAB>value" per key found
+ *   map query - TABLE        keys from standard input, one per line;
+ *                            prints "key<TAB>value" per key found and
+ *                            flushes after each line (postmap -q -)
+ *   map dump TABLE           every "key<TAB>value" of a texthash: or
+ *                            inline: table, in file order (postmap -s)
+ * TABLE is a table name (texthash:/etc/postern/aliases) or a list of them
+ * as in main.cf ("texthash:/a, regexp:/b"), searched in order. Tables are
+ * opened with the configuration of -c DIR (relative file names are taken
+ * from that directory; database tables use its settings).
+ *
+ * Exit status: 0 when a key was found (dump: listed), 1 when none was
+ * (dump: the table cannot be listed), 75
+ * when a lookup failed temporarily or a table cannot be opened (the answer
+ * is unknown, so scripts must not read it as "not found"), 64 for usage
+ * errors. Messages go to standard error and name the table and reason.
+ *
+ * SECURITY: runs with the caller's privileges; reads only the table files
+ * and main.cf the caller can read. Keys from standard input are bounded
+ * (longer lines are skipped as not found) and never reach a shell.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/str.h"
+#include "base/strv.h"
+#include "cli.h"
+#include "mail/config.h"
+#include "table/maps.h"
+#include "table/table.h"
+
+/* Longest line read from standard input; longer ones are not found. */
+#define MAP_LINE_MAX (TABLE_PATTERN_KEY_MAX + 2)
+
+struct map_run {
+	struct maps *maps;
+	bool found;
+	bool tempfail;
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: postern map [-c DIR] [-v] query KEY... TABLE\n"
+	                "       postern map [-c DIR] [-v] query - TABLE\n"
+	                "       postern map [-c DIR] [-v] dump TABLE\n");
+	return CLI_EXIT_USAGE;
+}
+
+/* Load main.cf from the configuration directory; a missing main.cf means
+ * the built-in defaults (postern map works on a host without one). */
+static struct config *load_config(const char *dir)
+{
+	strv_t errors = STRV_INIT;
+	struct config *cfg = NULL;
+	char *path = xasprintf("%s/main.cf", dir);
+
+	if (access(path, F_OK) == 0)
+		(void)config_load(dir, &cfg, &errors);
+	else
+		(void)config_parse_text("", 0, path, dir, &cfg, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		log_warning("%s", errors.v[i]);
+	strv_free(&errors);
+	free(path);
+	return cfg;
+}
+
+static void query_one(struct map_run *run, const char *key, bool with_key)
+{
+	struct table_result r;
+
+	table_result_init(&r);
+	/* maps_lookup logs a warning naming the table for a TEMPFAIL */
+	switch (maps_lookup(run->maps, key, 0, &r, NULL)) {
+	case TABLE_FOUND:
+		run->found = true;
+		if (with_key)
+			printf("%s\t%s\n", key, str_c(&r.value));
+		else
+			printf("%s\n", str_c(&r.value));
+		break;
+	case TABLE_NOTFOUND:
+		break;
+	case TABLE_TEMPFAIL:
+		run->tempfail = true;
+		break;
+	}
+	fflush(stdout);
+	table_result_free(&r);
+}
+
+/* Read one line of at most max bytes into line (newline and a CR before it
+ * removed). Returns 1 for a line, 0 at end of input; *too_long is set when
+ * the line was longer (its rest is discarded). */
+static int read_line(FILE *in, str_t *line, size_t max, bool *too_long)
+{
+	int c;
+
+	str_reset(line);
+	*too_long = false;
+	while ((c = getc(in)) != EOF && c != '\n') {
+		if (line->len < max)
+			str_append_c(line, (char)c);
+		else
+			*too_long = true;
+	}
+	if (c == EOF && line->len == 0 && !*too_long)
+		return 0;
+	if (line->len > 0 && line->buf[line->len - 1] == '\r')
+		str_truncate(line, line->len - 1);
+	return 1;
+}
+
+static void query_stdin(struct map_run *run)
+{
+	bool too_long;
+	str_t line;
+
+	str_init(&line);
+	while (read_line(stdin, &line, MAP_LINE_MAX, &too_long) > 0) {
+		/* A key that cannot be a C string or is over every bound is
+		 * "not found", as table_lookup_n() would answer. */
+		if (too_long || line.len == 0 || memchr(line.buf, '\0', line.len) != NULL)
+			continue;
+		query_one(run, str_c(&line), true);
+	}
+	str_free(&line);
+}
+
+static void print_entry(const char *key, const char *value, void *ctx)
+{
+	(void)ctx;
+	printf("%s\t%s\n", key, value);
+}
+
+static int dump(struct maps *maps)
+{
+	for (size_t i = 0; i < maps_count(maps); i++) {
+		str_t error;
+
+		str_init(&error);
+		if (table_dump(maps_table(maps, i), print_entry, NULL, &error) < 0) {
+			log_error("%s", str_c(&error));
+			str_free(&error);
+			fflush(stdout);
+			return CLI_EXIT_FAIL;
+		}
+		str_free(&error);
+	}
+	fflush(stdout);
+	return CLI_EXIT_OK; /* an empty table lists nothing, like postmap -s */
+}
+
+static int parse_options(int argc, char **argv)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+c:v")) != -1) {
+		switch (opt) {
+		case 'c':
+			cli_globals.config_dir = optarg;
+			break;
+		case 'v':
+			log_set_verbose(log_verbose() + 1);
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int cli_map(int argc, char **argv)
+{
+	struct table_open_context ctx;
+	struct map_run run = {NULL, false, false};
+	const char *action, *table;
+	char **keys;
+	int nkeys, status;
+	str_t error;
+
+	/* Options go before or after the action: map -c DIR query ..., or
+	 * map query -c DIR ... (a key starting with '-' follows "--"). */
+	if (parse_options(argc, argv) < 0)
+		return usage();
+	if (optind >= argc)
+		return usage();
+	action = argv[optind];
+	argv += optind;
+	argc -= optind;
+	optind = 1;
+	if (parse_options(argc, argv) < 0)
+		return usage();
+	keys = argv + optind;
+	nkeys = argc - optind - 1; /* the last argument is the table */
+	if (strcmp(action, "query") == 0) {
+		if (nkeys < 1)
+			return usage();
+		if (strcmp(keys[0], "-") == 0 && nkeys != 1)
+			return usage();
+	} else if (strcmp(action, "dump") == 0) {
+		if (nkeys != 0)
+			return usage();
+	} else {
+		fprintf(stderr, "postern map: unknown action \"%s\"\n", action);
+		return usage();
+	}
+	table = argv[argc - 1];
+
+	ctx.cfg = load_config(cli_globals.config_dir);
+	ctx.config_dir = cli_globals.config_dir;
+	str_init(&error);
+	run.maps = maps_open("", table, &ctx, &error);
+	if (run.maps == NULL) {
+		log_error("%s", str_c(&error));
+		str_free(&error);
+		config_destroy(&ctx.cfg);
+		return CLI_EXIT_TEMPFAIL;
+	}
+	str_free(&error);
+
+	if (strcmp(action, "dump") == 0) {
+		status = dump(run.maps);
+	} else {
+		if (strcmp(keys[0], "-") == 0)
+			query_stdin(&run);
+		else
+			for (int i = 0; i < nkeys; i++)
+				query_one(&run, keys[i], nkeys > 1);
+		status = run.tempfail ? CLI_EXIT_TEMPFAIL : run.found ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	}
+	maps_close(&run.maps);
+	config_destroy(&ctx.cfg);
+	return status;
+}
