@@ -1,11 +1,17 @@
-/* fs.h - file-system helpers, above all durable replacement of a file.
+/* fs.h - file-system helpers, above all durable creation of a file.
  *
- * fs_write_durable() is the one place that implements postern's
- * durability rule (STYLE 18): write into a temporary file in the same
- * directory, fsync it, rename it into place, then fsync the directory, so
- * that after a crash the target holds either the old or the new content,
- * never a mix, and a success reported to a peer survives power loss. The
- * queue, Maildir delivery and `postern conf set` all use it.
+ * The fs_durable_* functions are the one place that implements postern's
+ * durability rule (STYLE 18): write into a temporary file, fsync it, rename
+ * (or link) it into place, then fsync the directory, so that after a crash
+ * the target holds either the old or the new content, never a mix, and a
+ * success reported to a peer survives power loss. fs_write_durable() is the
+ * whole-buffer shorthand built on them; the queue writer streams a message
+ * through them piece by piece. The queue, Maildir delivery and `postern
+ * conf set` all use these and nothing else.
+ *
+ * Every failing call returns -1 with errno set to the system error that
+ * caused it (callers such as smtpd turn ENOSPC into a 452 reply) and a
+ * message naming the file appended to error.
  */
 #ifndef POSTERN_FS_H
 #define POSTERN_FS_H
@@ -15,12 +21,53 @@
 
 #include "base/str.h"
 
+/* A file being written durably: created under a temporary name, made
+ * visible under its final name only by fs_durable_commit(). */
+struct fs_durable;
+
+enum fs_commit_mode {
+	FS_COMMIT_REPLACE, /* rename over an existing target (config files) */
+	FS_COMMIT_NOREPLACE, /* fail with EEXIST rather than replace (queue files) */
+};
+
+/* Create tmp_path exclusively (O_EXCL; EEXIST when it exists) with mode
+ * and open it for writing. The caller picks tmp_path in the directory, or
+ * at least the file system, of the final name. */
+int fs_durable_open(const char *tmp_path, mode_t mode, struct fs_durable **f_r, str_t *error);
+/* The descriptor, for pwrite() patches or fstat(); never close it. */
+int fs_durable_fd(const struct fs_durable *f);
+/* The temporary path given to fs_durable_open(). */
+const char *fs_durable_tmp_path(const struct fs_durable *f);
+/* Write all len bytes at the current offset (retries short writes and
+ * EINTR). On failure the file is left for fs_durable_abort(). */
+int fs_durable_write(struct fs_durable *f, const void *data, size_t len, str_t *error);
+/* fsync the file, close it, move it to path (see enum fs_commit_mode), and
+ * fsync path's directory. Only a 0 return means the file is on disk under
+ * its name. On success *fp is freed and set to NULL; on failure the
+ * temporary file is removed, *fp is freed and set to NULL, and the target
+ * is untouched. */
+int fs_durable_commit(struct fs_durable **fp, const char *path, enum fs_commit_mode mode,
+                      str_t *error);
+/* Close and remove the temporary file, free *fp and set it to NULL; does
+ * nothing on NULL. errno is preserved. */
+void fs_durable_abort(struct fs_durable **fp);
+
+/* rename(from, to) that fails with EEXIST instead of replacing an existing
+ * to (renameat2 RENAME_NOREPLACE, or link + unlink where the file system
+ * lacks it). -1 with errno on failure; from is then unchanged. */
+int fs_rename_noreplace(const char *from, const char *to);
+
 /* Replace path with data (len bytes), mode as given. On failure returns -1
  * with a message naming the file and the system error in error (appended),
  * and leaves neither a temporary file nor a changed target behind. */
 int fs_write_durable(const char *path, const void *data, size_t len, mode_t mode, str_t *error);
 /* fsync the directory that holds path (or path itself when it is one). */
 int fs_sync_dir_of(const char *path, str_t *error);
+/* fsync the directory dir itself. */
+int fs_sync_dir(const char *dir, str_t *error);
+/* Write all len bytes to fd (retries short writes and EINTR); -1 with
+ * errno on failure. */
+int fs_write_all(int fd, const void *data, size_t len);
 /* Read a whole file of at most max_size bytes into out (appended). -1 with
  * a message naming the file on error or when it is larger. */
 int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error);
