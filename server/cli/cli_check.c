@@ -108,9 +108,9 @@ static void check_tables(struct config *cfg, strv_t *errors)
 			str_reset(&why);
 			t = table_open(list->v[j], &ctx, &why);
 			if (t == NULL)
-				strv_add_owned(errors, xasprintf("%s: %s: %s",
-				                                 config_where(cfg, def->name),
-				                                 def->name, str_c(&why)));
+				strv_add_owned(errors,
+				               xasprintf("%s: %s: %s", config_where(cfg, def->name),
+				                         def->name, str_c(&why)));
 			table_close(&t);
 		}
 	}
