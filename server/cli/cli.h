@@ -25,6 +25,12 @@ extern struct cli_globals cli_globals;
 /* Open stderr logging as "postern/<command>" and apply -v. */
 void cli_log_open(const char *command);
 
+/* Parse the options every subcommand shares, -c DIR and -v, with
+ * getopt(optstring) from the current optind ("c:v", or "+c:v" to stop at
+ * the first argument). -1 at an option not in optstring (getopt has
+ * printed why); the caller prints its usage. */
+int cli_common_options(int argc, char **argv, const char *optstring);
+
 int cli_conf(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_map(int argc, char **argv);

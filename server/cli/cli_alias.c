@@ -75,24 +75,14 @@ int cli_alias(int argc, char **argv)
 	struct cli_db d;
 	enum sql_status st;
 	str_t error;
-	int opt, ret, npos;
+	int ret, npos;
 
 	/* optind 0 makes glibc start afresh: postern.c parsed the global
 	 * options in "+" (stop at the first argument) mode, and options may
 	 * come after the arguments here. */
 	optind = 0;
-	while ((opt = getopt(argc, argv, "c:v")) != -1) {
-		switch (opt) {
-		case 'c':
-			cli_globals.config_dir = optarg;
-			break;
-		case 'v':
-			log_set_verbose(log_verbose() + 1);
-			break;
-		default:
-			return usage();
-		}
-	}
+	if (cli_common_options(argc, argv, "c:v") < 0)
+		return usage();
 	npos = argc - optind;
 	if (npos < 1)
 		return usage();

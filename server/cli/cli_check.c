@@ -133,20 +133,10 @@ int cli_check(int argc, char **argv)
 	strv_t errors = STRV_INIT, warnings = STRV_INIT, services = STRV_INIT;
 	char *master_path;
 	const char *pwfile;
-	int opt;
 
-	while ((opt = getopt(argc, argv, "c:v")) != -1) {
-		switch (opt) {
-		case 'c':
-			cli_globals.config_dir = optarg;
-			break;
-		case 'v':
-			log_set_verbose(log_verbose() + 1);
-			break;
-		default:
-			fprintf(stderr, "usage: postern check [-c DIR] [-v]\n");
-			return CLI_EXIT_USAGE;
-		}
+	if (cli_common_options(argc, argv, "c:v") < 0) {
+		fprintf(stderr, "usage: postern check [-c DIR] [-v]\n");
+		return CLI_EXIT_USAGE;
 	}
 	(void)config_load(cli_globals.config_dir, &cfg, &errors);
 	for (size_t i = 0; i < config_parse_warnings(cfg)->n; i++)

@@ -189,24 +189,14 @@ int cli_db(int argc, char **argv)
 	struct cli_db d;
 	const char *action;
 	unsigned flags = DB_OPEN_NO_QUERY_TIMEOUT;
-	int opt, ret;
+	int ret;
 
 	/* optind 0 makes glibc start afresh: postern.c parsed the global
 	 * options in "+" (stop at the first argument) mode, and options may
 	 * come after the arguments here. */
 	optind = 0;
-	while ((opt = getopt(argc, argv, "c:v")) != -1) {
-		switch (opt) {
-		case 'c':
-			cli_globals.config_dir = optarg;
-			break;
-		case 'v':
-			log_set_verbose(log_verbose() + 1);
-			break;
-		default:
-			return usage();
-		}
-	}
+	if (cli_common_options(argc, argv, "c:v") < 0)
+		return usage();
 	if (optind != argc - 1)
 		return usage();
 	action = argv[optind];

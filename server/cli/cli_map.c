@@ -161,21 +161,7 @@ static int dump(struct maps *maps)
 
 static int parse_options(int argc, char **argv)
 {
-	int opt;
-
-	while ((opt = getopt(argc, argv, "+c:v")) != -1) {
-		switch (opt) {
-		case 'c':
-			cli_globals.config_dir = optarg;
-			break;
-		case 'v':
-			log_set_verbose(log_verbose() + 1);
-			break;
-		default:
-			return -1;
-		}
-	}
-	return 0;
+	return cli_common_options(argc, argv, "+c:v");
 }
 
 int cli_map(int argc, char **argv)

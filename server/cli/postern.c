@@ -28,6 +28,25 @@ void cli_log_open(const char *command)
 	log_set_verbose(cli_globals.verbose);
 }
 
+int cli_common_options(int argc, char **argv, const char *optstring)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, optstring)) != -1) {
+		switch (opt) {
+		case 'c':
+			cli_globals.config_dir = optarg;
+			break;
+		case 'v':
+			log_set_verbose(log_verbose() + 1);
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
