@@ -234,12 +234,21 @@ int fs_write_durable(const char *path, const void *data, size_t len, mode_t mode
 int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t total = 0;
+	int ret;
 
 	if (fd < 0) {
 		str_appendf(error, "open %s: %m", path);
 		return -1;
 	}
+	ret = fs_read_fd(fd, path, max_size, out, error);
+	close(fd);
+	return ret;
+}
+
+int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *error)
+{
+	size_t total = 0;
+
 	for (;;) {
 		ssize_t n;
 
@@ -249,7 +258,6 @@ int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error)
 			continue;
 		if (n < 0) {
 			str_appendf(error, "read %s: %m", path);
-			close(fd);
 			return -1;
 		}
 		if (n == 0)
@@ -259,10 +267,8 @@ int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error)
 		out->buf[out->len] = '\0';
 		if (total > max_size) {
 			str_appendf(error, "%s: larger than %zu bytes", path, max_size);
-			close(fd);
 			return -1;
 		}
 	}
-	close(fd);
 	return 0;
 }

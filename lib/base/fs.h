@@ -71,5 +71,8 @@ int fs_write_all(int fd, const void *data, size_t len);
 /* Read a whole file of at most max_size bytes into out (appended). -1 with
  * a message naming the file on error or when it is larger. */
 int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error);
+/* The same from an open descriptor, read to its end (not closed); path
+ * only names the file in messages. */
+int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *error);
 
 #endif

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/mem.h"
 #include "table/table.h"
 
@@ -78,27 +79,9 @@ int table_file_read(const char *path, str_t *out, struct table_file_stamp *stamp
 	}
 	stamp_from_stat(&st, &before);
 	str_reserve(out, (size_t)st.st_size);
-	for (;;) {
-		ssize_t n;
-
-		str_reserve(out, 65536);
-		n = read(fd, out->buf + out->len, 65536);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			str_appendf(error, "read %s: %m", path);
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		out->len += (size_t)n;
-		out->buf[out->len] = '\0';
-		if (out->len > TABLE_FILE_MAX) {
-			str_appendf(error, "%s: larger than %d bytes", path, TABLE_FILE_MAX);
-			close(fd);
-			return -1;
-		}
+	if (fs_read_fd(fd, path, TABLE_FILE_MAX, out, error) < 0) {
+		close(fd);
+		return -1;
 	}
 	/* Why: a file rewritten in place (not by rename) may be caught half
 	 * written; loading it would silently drop entries. Refuse it: the
