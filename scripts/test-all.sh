@@ -32,11 +32,11 @@ step make -j2 all
 step lint
 step make unit
 step make system
-step make -j2 unit SANITIZE=1
-step make system SANITIZE=1
+SUITE_SUFFIX=-asan step make -j2 unit SANITIZE=1
+SUITE_SUFFIX=-asan step make system SANITIZE=1
 step make -j2 fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
-sum() { sed -n "s/^[a-z]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$1/p" "$log" | awk '{s+=$1} END {print s+0}'; }
+sum() { sed -n "s/^[a-z-]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$1/p" "$log" | awk '{s+=$1} END {print s+0}'; }
 passed=$(sum 1)
 failed=$(sum 2)
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1

@@ -101,7 +101,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             if rank[kind] >= rank[outcome.get(nodeid, "passed")]:
                 outcome[nodeid] = kind
     counts = {k: list(outcome.values()).count(k) for k in rank}
-    line = f"system: {counts['passed']} passed, {counts['failed']} failed"
+    suffix = os.environ.get("SUITE_SUFFIX", "")
+    line = f"system{suffix}: {counts['passed']} passed, {counts['failed']} failed"
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
     terminalreporter.write_line(line)

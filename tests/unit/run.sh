@@ -19,5 +19,5 @@ for bin in "$@"; do
     fi
     failed=$((failed + ${f:-0}))
 done
-echo "unit: $passed passed, $failed failed"
+echo "unit${SUITE_SUFFIX:-}: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
