@@ -25,6 +25,7 @@
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "mail/params.h"
+#include "smtp/restrict.h"
 #include "table/table.h"
 
 /* Table types whose .cf file usually holds a password. */
@@ -172,6 +173,7 @@ int cli_check(int argc, char **argv)
 	config_validate(cfg, &services, &errors, &warnings);
 	check_table_files(cfg, &errors, &warnings);
 	check_tables(cfg, &errors);
+	restrict_config_check(cfg, &errors);
 	if (config_expand(cfg, "database_password_file", &pwfile, &(const char *){NULL}) == 0 &&
 	    pwfile[0] != '\0')
 		check_secret_file(pwfile, config_where(cfg, "database_password_file"),
