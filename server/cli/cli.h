@@ -38,5 +38,14 @@ int cli_db(int argc, char **argv);
 int cli_domain(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_alias(int argc, char **argv);
+/* sendmail(1) compatibility (cli_sendmail.c); also reached as `sendmail`,
+ * `mailq` and `newaliases` through a link of that name (argv[0]). */
+int cli_sendmail(int argc, char **argv);
+/* Run the smtpd program in the foreground (cli_smtpd.c). */
+int cli_smtpd(int argc, char **argv);
+struct config;
+/* The mailq / sendmail -bp listing of the queue of cfg (cli_mailq.c);
+ * returns the exit status. */
+int cli_mailq_list(struct config *cfg);
 
 #endif

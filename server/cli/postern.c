@@ -76,6 +76,11 @@ static const struct {
         {"alias", cli_alias,
          "alias add ADDRESS TARGET...           add an alias (@domain: catch-all)\n"
          "  alias del ADDRESS [TARGET] | list [DOMAIN]"},
+        {"sendmail", cli_sendmail,
+         "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs|-bp|-bi] [RCPT...]   submit mail "
+         "(sendmail(1))"},
+        {"smtpd", cli_smtpd,
+         "smtpd [-e] [-s SERVICE] [ARGS]        run the SMTP server in the foreground"},
 };
 
 static void usage(FILE *out)
@@ -96,6 +101,18 @@ int main(int argc, char **argv)
 
 	if (env != NULL && env[0] != '\0')
 		cli_globals.config_dir = env;
+	/* Run through a link named sendmail, mailq or newaliases (installed
+	 * in sbin by `make install`): Sendmail's command line, not postern's. */
+	{
+		const char *base = strrchr(argv[0], '/');
+
+		base = base != NULL ? base + 1 : argv[0];
+		if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0 ||
+		    strcmp(base, "newaliases") == 0) {
+			cli_log_open("sendmail");
+			return cli_sendmail(argc, argv);
+		}
+	}
 	/* Global options stop at the first non-option: the command name. */
 	while ((opt = getopt(argc, argv, "+c:vh")) != -1) {
 		switch (opt) {

@@ -1,0 +1,88 @@
+/* cli_smtpd.c - `postern smtpd [ARGS]`: run the SMTP server in the
+ * foreground (until master exists, issue 6, this is how it is started;
+ * afterwards it stays for debugging).
+ *
+ * Execs the smtpd program with "-c DIR" (postern's -c or $MAIL_CONFIG),
+ * "-v" for each of postern's -v, and ARGS unchanged. The program is the
+ * smtpd next to the postern binary when there is one (running from the
+ * build tree), else $daemon_directory/smtpd. On failure (no such program,
+ * exec error) a message on stderr and exit status 1; nothing else here
+ * can fail.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/strv.h"
+#include "cli.h"
+#include "mail/config.h"
+
+/* The smtpd next to /proc/self/exe, or NULL. Caller frees. */
+static char *sibling_smtpd(void)
+{
+	str_t self;
+	ssize_t n;
+	char *slash, *path;
+
+	str_init(&self);
+	str_reserve(&self, PATH_MAX);
+	n = readlink("/proc/self/exe", self.buf, PATH_MAX);
+	if (n <= 0 || n >= PATH_MAX) {
+		str_free(&self);
+		return NULL;
+	}
+	self.buf[n] = '\0';
+	self.len = (size_t)n;
+	slash = strrchr(self.buf, '/');
+	if (slash == NULL) {
+		str_free(&self);
+		return NULL;
+	}
+	*slash = '\0';
+	path = xasprintf("%s/smtpd", self.buf);
+	str_free(&self);
+	if (access(path, X_OK) != 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+int cli_smtpd(int argc, char **argv)
+{
+	strv_t args = STRV_INIT;
+	char *program = sibling_smtpd();
+
+	if (program == NULL) {
+		struct config *cfg = NULL;
+		strv_t errors = STRV_INIT;
+
+		if (config_load(cli_globals.config_dir, &cfg, &errors) < 0) {
+			for (size_t i = 0; i < errors.n; i++)
+				fprintf(stderr, "postern: fatal: %s\n", errors.v[i]);
+			strv_free(&errors);
+			config_destroy(&cfg);
+			return CLI_EXIT_FAIL;
+		}
+		program = xasprintf("%s/smtpd", config_str(cfg, "daemon_directory"));
+		strv_free(&errors);
+		config_destroy(&cfg);
+	}
+	strv_add(&args, program);
+	strv_add(&args, "-c");
+	strv_add(&args, cli_globals.config_dir);
+	for (int i = 0; i < cli_globals.verbose; i++)
+		strv_add(&args, "-v");
+	for (int i = 1; i < argc; i++)
+		strv_add(&args, argv[i]);
+	execv(program, args.v);
+	fprintf(stderr, "postern: fatal: cannot run %s: %s\n", program, strerror(errno));
+	strv_free(&args);
+	free(program);
+	return CLI_EXIT_FAIL;
+}

@@ -1,0 +1,533 @@
+/* pickup.c - the pickup daemon: moves locally submitted mail from the
+ * maildrop directory into the queue (Postfix pickup(8)).
+ *
+ * `pickup -c DIR [-v] [-e] [-s pickup]` runs in the foreground (until
+ * master exists, issue 6). It creates queue_directory/maildrop (mode
+ * 1733: anyone may drop a file, nobody but the owner of the queue may
+ * list it) and listens on queue_directory/public/pickup: a connection
+ * there is a wake-up from sendmail. It also scans maildrop/ at start and
+ * every `wakeup` seconds (master.cf pickup line, 60 when absent), so a
+ * lost wake-up only delays a message.
+ *
+ * For each maildrop file: validate it (maildrop.h), hand the envelope and
+ * the content to cleanup (cleanup.h, CLEANUP_F_LOCAL, plus
+ * CLEANUP_F_EXTRACT_RCPT for sendmail -t), log "ID: uid=N from=<sender>"
+ * as Postfix's pickup does, and remove the maildrop file only after
+ * cleanup_finish() said CLEANUP_QUEUED or CLEANUP_DISCARDED. Why in that
+ * order: a crash between the queue commit and the unlink delivers the
+ * message twice; the other order could lose it.
+ *
+ * Failure handling: a file that cannot be read now, or a cleanup
+ * TEMPFAIL (disk full, a table down), stays in maildrop/ for the next
+ * scan. A corrupt file, one over message_size_limit, or one cleanup
+ * REJECTS is moved to corrupt/ with a log line saying why; returning a
+ * reject to the sender as a bounce is the queue manager's job (issue 6)
+ * and not done yet. A symbolic link, a non-regular file or a file with
+ * several hard links is removed with a warning and never read.
+ *
+ * SECURITY: every maildrop file is written by an arbitrary local user:
+ * pickup opens it without following links (O_NOFOLLOW, O_NONBLOCK),
+ * checks it is a regular file with one link, trusts only the owner uid
+ * that the file system reports for "who submitted it" (not the uid the
+ * file claims), and reads everything through the bounded reader. pickup
+ * needs to read files owned by any user: it runs as root (as Postfix's
+ * pickup does) until master's privilege separation exists.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/str.h"
+#include "base/strv.h"
+#include "cleanup/cleanup.h"
+#include "mail/config.h"
+#include "mail/daemon.h"
+#include "mail/maildrop.h"
+#include "mail/mastercf.h"
+#include "mail/queue_dir.h"
+#include "mail/queue_file.h"
+#include "mail/queue_id.h"
+
+/* Default scan interval when master.cf has no pickup line. */
+#define PICKUP_WAKEUP_DEFAULT 60
+/* A writer's temporary file this old belongs to a sendmail that died. */
+#define PICKUP_TEMP_MAX_AGE (2 * 86400)
+/* Content is read in pieces of this size. */
+#define PICKUP_READ_SIZE 65536
+
+struct pickup {
+	struct daemon *d;
+	struct config *cfg;
+	struct queue_dir *qd;
+	struct cleanup_settings *cleanup;
+	char *maildrop_dir;
+	char *socket_path;
+	uint64_t size_limit;
+	size_t line_limit;
+	bool append_at_myorigin, append_dot_mydomain;
+	const char *myorigin, *mydomain, *myhostname, *mail_name;
+	int listen_fd;
+	struct event *listen_ev, *timer_ev;
+};
+
+/* Outcome of one file. */
+enum pickup_result {
+	PICKUP_DONE, /* queued or discarded: file removed */
+	PICKUP_RETRY, /* left for the next scan */
+	PICKUP_ASIDE, /* moved to corrupt/ */
+};
+
+/* ---- Addresses ---- */
+
+/* Qualify an envelope address the way Postfix's trivial-rewrite does for
+ * local submissions: "user" gets @$myorigin (append_at_myorigin), and
+ * "user@host" gets .$mydomain (append_dot_mydomain). "" stays the null
+ * sender. */
+static void qualify(const struct pickup *p, const char *addr, str_t *out)
+{
+	const char *at = strrchr(addr, '@');
+
+	str_set(out, addr);
+	if (addr[0] == '\0')
+		return;
+	if (at == NULL) {
+		if (p->append_at_myorigin && p->myorigin[0] != '\0')
+			str_appendf(out, "@%s", p->myorigin);
+		return;
+	}
+	if (p->append_dot_mydomain && p->mydomain[0] != '\0' && at[1] != '\0' && at[1] != '[' &&
+	    strchr(at + 1, '.') == NULL)
+		str_appendf(out, ".%s", p->mydomain);
+}
+
+/* ---- Moving files aside ---- */
+
+/* Move a bad maildrop file to corrupt/ under a fresh queue ID (a
+ * maildrop name is whatever the user chose; the ID cannot clash and is
+ * safe in a path), or remove it when that fails. Logs why. */
+static void move_aside(struct pickup *p, const char *name, const char *path, const char *why)
+{
+	char id[QUEUE_ID_SIZE];
+	char *to;
+
+	queue_id_generate(id, NULL);
+	to = xasprintf("%s/%s/%s", queue_dir_root(p->qd), queue_name_str(QUEUE_CORRUPT), id);
+	if (rename(path, to) == 0) {
+		log_warning("maildrop/%s: %s: moved to %s/%s", name, why,
+		            queue_name_str(QUEUE_CORRUPT), id);
+	} else if (unlink(path) == 0) {
+		log_warning("maildrop/%s: %s: removed (cannot move it to %s/: %m)", name, why,
+		            queue_name_str(QUEUE_CORRUPT));
+	} else {
+		log_warning("maildrop/%s: %s: cannot move or remove it: %m", name, why);
+	}
+	free(to);
+}
+
+/* ---- One file ---- */
+
+/* Feed the content to cleanup line by line: lines without their LF,
+ * pieces of line_length_limit with more = true for longer ones.
+ * MAILDROP_OK, or the reader's error status with error filled. */
+static enum maildrop_status feed_content(struct pickup *p, struct maildrop *m, struct cleanup *c,
+                                         str_t *error)
+{
+	char *buf = xmalloc(PICKUP_READ_SIZE);
+	str_t line;
+	ssize_t n;
+
+	str_init(&line);
+	while ((n = maildrop_read_content(m, buf, PICKUP_READ_SIZE, error)) > 0) {
+		const char *s = buf, *end = buf + n;
+
+		while (s < end) {
+			const char *lf = memchr(s, '\n', (size_t)(end - s));
+			const char *stop = lf != NULL ? lf : end;
+			size_t take = (size_t)(stop - s);
+
+			/* Pieces of a long line: more = true for all but the last. */
+			while (line.len + take > p->line_limit) {
+				size_t room = p->line_limit - line.len;
+
+				str_append_n(&line, s, room);
+				cleanup_line(c, line.buf, line.len, true);
+				str_reset(&line);
+				s += room;
+				take -= room;
+			}
+			str_append_n(&line, s, take);
+			s += take;
+			if (lf != NULL) {
+				cleanup_line(c, line.buf, line.len, false);
+				str_reset(&line);
+				s = lf + 1;
+			}
+		}
+	}
+	if (n == 0 && line.len > 0) /* a last line without LF */
+		cleanup_line(c, line.buf, line.len, false);
+	str_free(&line);
+	free(buf);
+	return n == 0 ? MAILDROP_OK : (enum maildrop_status)n;
+}
+
+static void received_header(struct pickup *p, struct cleanup *c, uid_t uid, str_t *out)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+	str_reset(out);
+	str_appendf(out, "Received: by %s (%s, from userid %lu) id %s; %s", p->myhostname,
+	            p->mail_name, (unsigned long)uid, cleanup_id(c), date);
+}
+
+static enum pickup_result pickup_file(struct pickup *p, const char *name)
+{
+	char *path = xasprintf("%s/%s", p->maildrop_dir, name);
+	struct maildrop *m = NULL;
+	struct cleanup *c = NULL;
+	struct cleanup_result res;
+	enum pickup_result result = PICKUP_RETRY;
+	enum maildrop_status status;
+	const char *value;
+	struct stat st;
+	str_t error, addr;
+	unsigned flags = CLEANUP_F_LOCAL | CLEANUP_F_BARE_LF_OK;
+	int fd;
+
+	str_init(&error);
+	str_init(&addr);
+	cleanup_result_init(&res);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP) {
+			log_warning("maildrop/%s: symbolic link: removed", name);
+			(void)unlink(path);
+			result = PICKUP_ASIDE;
+		} else if (errno != ENOENT) {
+			log_warning("maildrop/%s: open: %m", name);
+		}
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		log_warning("maildrop/%s: fstat: %m", name);
+		goto out;
+	}
+	/* Why these checks: any user can put anything here. A FIFO would
+	 * hang us, a hard link to another user's file would submit it under
+	 * that user's uid. */
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_warning("maildrop/%s: %s: removed", name,
+		            !S_ISREG(st.st_mode) ? "not a regular file"
+		                                 : "more than one hard link");
+		if (S_ISDIR(st.st_mode) ? rmdir(path) < 0 : unlink(path) < 0)
+			log_warning("maildrop/%s: remove: %m", name);
+		result = PICKUP_ASIDE;
+		goto out;
+	}
+	status = maildrop_open_fd(fd, p->size_limit, &m, &error);
+	if (status == MAILDROP_ERROR) {
+		log_warning("maildrop/%s: %s", name, str_c(&error));
+		goto out;
+	}
+	if (status == MAILDROP_CORRUPT) {
+		move_aside(p, name, path, str_c(&error));
+		result = PICKUP_ASIDE;
+		goto out;
+	}
+	if (status == MAILDROP_TOO_BIG) {
+		log_warning("maildrop/%s: reject: message file too big (%llu bytes, "
+		            "message_size_limit %llu); from=<%s>, uid=%lu",
+		            name, (unsigned long long)maildrop_content_size(m),
+		            (unsigned long long)p->size_limit, maildrop_sender(m),
+		            (unsigned long)st.st_uid);
+		move_aside(p, name, path, "message file too big");
+		result = PICKUP_ASIDE;
+		goto out;
+	}
+
+	value = maildrop_attr(m, MAILDROP_ATTR_EXTRACT_RCPT);
+	if (value != NULL && strcmp(value, "yes") == 0)
+		flags |= CLEANUP_F_EXTRACT_RCPT;
+	if (cleanup_open(p->cleanup, p->qd, flags, &c, &error) < 0) {
+		log_warning("maildrop/%s: %s", name, str_c(&error));
+		goto out;
+	}
+	/* Postfix's pickup log line: the uid the file system vouches for and
+	 * the sender as submitted. */
+	log_info("%s: uid=%lu from=<%s>", cleanup_id(c), (unsigned long)st.st_uid,
+	         maildrop_sender(m));
+	qualify(p, maildrop_sender(m), &addr);
+	cleanup_sender(c, addr.buf, NULL, QUEUE_RET_NONE);
+	for (size_t i = 0; i < maildrop_rcpt_count(m); i++) {
+		qualify(p, maildrop_rcpt(m, i), &addr);
+		cleanup_rcpt(c, addr.buf, NULL, 0);
+	}
+	str_reset(&addr);
+	str_appendf(&addr, "%lu", (unsigned long)st.st_uid);
+	cleanup_attr(c, MAILDROP_ATTR_SUBMIT_UID, addr.buf);
+	cleanup_attr(c, QUEUE_ATTR_SERVICE, "pickup");
+	value = maildrop_attr(m, MAILDROP_ATTR_FULL_NAME);
+	if (value != NULL)
+		cleanup_attr(c, "full_name", value);
+	received_header(p, c, st.st_uid, &addr);
+	cleanup_prepend_header(c, addr.buf);
+
+	status = feed_content(p, m, c, &error);
+	if (status != MAILDROP_OK) {
+		cleanup_abort(&c);
+		if (status == MAILDROP_CORRUPT) {
+			move_aside(p, name, path, str_c(&error));
+			result = PICKUP_ASIDE;
+		} else {
+			log_warning("maildrop/%s: %s", name, str_c(&error));
+		}
+		goto out;
+	}
+	cleanup_finish(&c, &res);
+	switch (res.status) {
+	case CLEANUP_QUEUED:
+	case CLEANUP_DISCARDED:
+		/* Only now: the message is durable in the queue (or meant to
+		 * be dropped). Not fsync'd: losing the unlink in a crash means
+		 * a duplicate, never a loss. */
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warning("maildrop/%s: remove after queueing: %m", name);
+		result = PICKUP_DONE;
+		break;
+	case CLEANUP_REJECTED:
+		log_warning("maildrop/%s: reject: %s; from=<%s>, uid=%lu", name, str_c(&res.reply),
+		            maildrop_sender(m), (unsigned long)st.st_uid);
+		move_aside(p, name, path, "rejected by cleanup (no bounce is sent yet)");
+		result = PICKUP_ASIDE;
+		break;
+	case CLEANUP_TEMPFAIL:
+		log_warning("maildrop/%s: %s: will retry", name, str_c(&res.reply));
+		break;
+	}
+out:
+	cleanup_result_free(&res);
+	maildrop_close(&m);
+	if (fd >= 0)
+		close(fd);
+	str_free(&error);
+	str_free(&addr);
+	free(path);
+	return result;
+}
+
+/* ---- Scanning ---- */
+
+static void remove_stale_temp(struct pickup *p, DIR *d, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_mtime < time(NULL) - PICKUP_TEMP_MAX_AGE) {
+		if (unlinkat(dirfd(d), name, 0) == 0)
+			log_info("maildrop/%s: removed a stale temporary file", name);
+	}
+	(void)p;
+}
+
+/* One pass over maildrop/. Names are collected first so that files
+ * renamed into the directory meanwhile do not disturb readdir. */
+static void pickup_scan(struct pickup *p)
+{
+	strv_t names = STRV_INIT;
+	struct dirent *e;
+	size_t done = 0;
+	DIR *d = opendir(p->maildrop_dir);
+
+	if (d == NULL) {
+		log_warning("open %s: %m", p->maildrop_dir);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (strncmp(e->d_name, MAILDROP_TEMP_PREFIX, strlen(MAILDROP_TEMP_PREFIX)) == 0)
+			remove_stale_temp(p, d, e->d_name);
+		else
+			strv_add(&names, e->d_name);
+	}
+	closedir(d);
+	for (size_t i = 0; i < names.n; i++) {
+		if (pickup_file(p, names.v[i]) == PICKUP_DONE)
+			done++;
+	}
+	log_debug(1, "scan: %zu files, %zu queued", names.n, done);
+	strv_free(&names);
+}
+
+/* ---- Events ---- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pickup_scan(arg);
+}
+
+/* A client's byte (or EOF, or a timeout): done with it. */
+static void on_client(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+
+	(void)what;
+	(void)arg;
+	(void)!read(fd, buf, sizeof(buf));
+	close(fd);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct pickup *p = arg;
+	struct timeval tv = {5, 0};
+	int client;
+
+	(void)what;
+	while ((client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		/* The connection is the wake-up; read the byte (or wait a
+		 * moment for it) so that the client's write never fails. */
+		if (event_base_once(p->d->base, client, EV_READ, on_client, NULL, &tv) < 0)
+			close(client);
+	}
+	pickup_scan(p);
+}
+
+/* ---- Setup ---- */
+
+static void make_dirs(struct pickup *p)
+{
+	str_t error;
+	char *public_dir = xasprintf("%s/public", queue_dir_root(p->qd));
+
+	str_init(&error);
+	if (queue_dir_create(p->qd, (uid_t)-1, (gid_t)-1, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	/* Why 1733: local users must create files here (sendmail runs as
+	 * them, with no setgid helper), the sticky bit stops them removing
+	 * each other's files, and without read permission nobody can list
+	 * what others submitted. chmod after mkdir: the umask would clear
+	 * the world-write bit. */
+	if (mkdir(p->maildrop_dir, 0700) < 0 && errno != EEXIST)
+		log_fatal("mkdir %s: %m", p->maildrop_dir);
+	if (chmod(p->maildrop_dir, MAILDROP_DIR_MODE) < 0)
+		log_fatal("chmod %s: %m", p->maildrop_dir);
+	if (mkdir(public_dir, 0755) < 0 && errno != EEXIST)
+		log_fatal("mkdir %s: %m", public_dir);
+	if (chmod(public_dir, 0755) < 0)
+		log_fatal("chmod %s: %m", public_dir);
+	free(public_dir);
+	str_free(&error);
+}
+
+static int listen_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		log_fatal("socket path too long: %s", path);
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		log_fatal("socket: %m");
+	(void)unlink(path); /* a stale socket from an earlier run */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		log_fatal("bind %s: %m", path);
+	/* Anyone may wake pickup up: it only scans. */
+	if (chmod(path, 0666) < 0)
+		log_fatal("chmod %s: %m", path);
+	if (listen(fd, 64) < 0)
+		log_fatal("listen %s: %m", path);
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct daemon_spec spec = {.program = "pickup"};
+	struct daemon *d = daemon_init(&spec, argc, argv);
+	const struct master_service *svc = d->service;
+	struct pickup p;
+	struct timeval tv;
+	unsigned wakeup = PICKUP_WAKEUP_DEFAULT, mask = 0;
+	str_t error;
+	int64_t limit;
+	const char *err;
+	int status;
+
+	memset(&p, 0, sizeof(p));
+	str_init(&error);
+	p.d = d;
+	p.cfg = d->cfg;
+	if (queue_dir_hash_names(config_str(p.cfg, "hash_queue_names"), &mask, &error) < 0)
+		log_fatal("hash_queue_names: %s", str_c(&error));
+	p.qd = queue_dir_new(config_str(p.cfg, "queue_directory"),
+	                     (unsigned)config_int(p.cfg, "hash_queue_depth"), mask);
+	p.maildrop_dir = xasprintf("%s/%s", queue_dir_root(p.qd), MAILDROP_DIR_NAME);
+	p.socket_path = xasprintf("%s/public/pickup", queue_dir_root(p.qd));
+	if (config_get_int(p.cfg, "message_size_limit", &limit, &err) < 0)
+		log_fatal("%s", err);
+	p.size_limit = (uint64_t)limit;
+	p.line_limit = (size_t)config_int(p.cfg, "line_length_limit");
+	p.append_at_myorigin = config_bool(p.cfg, "append_at_myorigin");
+	p.append_dot_mydomain = config_bool(p.cfg, "append_dot_mydomain");
+	p.myorigin = config_str(p.cfg, "myorigin");
+	p.mydomain = config_str(p.cfg, "mydomain");
+	p.myhostname = config_str(p.cfg, "myhostname");
+	p.mail_name = config_str(p.cfg, "mail_name");
+	if (cleanup_settings_new(p.cfg, d->config_dir, &p.cleanup, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	if (svc == NULL)
+		svc = mastercf_find(d->master, "pickup", NULL);
+	if (svc != NULL)
+		wakeup = svc->wakeup;
+
+	make_dirs(&p);
+	p.listen_fd = listen_socket(p.socket_path);
+	daemon_event_base(d, NULL, NULL, NULL);
+	p.listen_ev = event_new(d->base, p.listen_fd, EV_READ | EV_PERSIST, on_accept, &p);
+	event_add(p.listen_ev, NULL);
+	if (wakeup > 0) {
+		p.timer_ev = event_new(d->base, -1, EV_PERSIST, on_timer, &p);
+		tv.tv_sec = wakeup;
+		tv.tv_usec = 0;
+		event_add(p.timer_ev, &tv);
+	}
+	log_info("starting: maildrop %s, wakeup %us", p.maildrop_dir, wakeup);
+	/* Files written while pickup was down come first. */
+	pickup_scan(&p);
+	status = daemon_run(d);
+
+	if (p.timer_ev != NULL)
+		event_free(p.timer_ev);
+	event_free(p.listen_ev);
+	close(p.listen_fd);
+	(void)unlink(p.socket_path);
+	cleanup_settings_destroy(&p.cleanup);
+	queue_dir_destroy(&p.qd);
+	free(p.maildrop_dir);
+	free(p.socket_path);
+	str_free(&error);
+	daemon_destroy(&d);
+	return status;
+}

@@ -1,0 +1,209 @@
+/* smtpd.h - shared state of the smtpd program: server, listeners, sessions.
+ *
+ * One process, one libevent loop, any number of listeners (one per
+ * master.cf inet service whose command is smtpd, each with its own -o
+ * overrides) and sessions. The files split by job:
+ *   smtpd.c          main(), listeners, accept
+ *   smtpd_session.c  session life cycle, line reader, dispatch, replies,
+ *                    timeouts, error limits
+ *   smtpd_helo.c     HELO, EHLO
+ *   smtpd_mail.c     MAIL FROM (ESMTP parameters)
+ *   smtpd_rcpt.c     RCPT TO (DSN parameters, the queue file is opened)
+ *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
+ *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
+ *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
+ *   smtpd_dns.c      the client's host name (c-ares, forward-confirmed)
+ */
+#ifndef POSTERN_SMTPD_H
+#define POSTERN_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/str.h"
+#include "base/strv.h"
+#include "cleanup/cleanup.h"
+#include "smtp/restrict.h"
+#include "smtp/smtp_cmd.h"
+
+struct bufferevent;
+struct sockaddr;
+struct config;
+struct daemon;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct queue_dir;
+struct smtpd_dns;
+struct smtpd_dns_req;
+struct table_async;
+
+/* Settings of one listener, read once from its configuration. Strings
+ * are owned by the listener's config. */
+struct smtpd_settings {
+	const char *myhostname;
+	const char *banner; /* smtpd_banner, expanded */
+	const char *mail_name;
+	size_t line_limit; /* line_length_limit */
+	uint64_t size_limit; /* message_size_limit; 0 = none */
+	int64_t rcpt_limit; /* smtpd_recipient_limit */
+	int64_t hop_limit; /* hopcount_limit */
+	uint64_t timeout; /* smtpd_timeout, seconds */
+	int64_t soft_error_limit;
+	int64_t hard_error_limit;
+	uint64_t error_sleep; /* smtpd_error_sleep_time, seconds */
+	int64_t junk_limit; /* smtpd_junk_command_limit */
+	bool forbid_bare_newline;
+	bool disable_vrfy;
+	bool helo_required;
+	bool smtputf8;
+	bool sloppy_envelopes; /* strict_rfc821_envelopes = no */
+	bool peername_lookup; /* smtpd_peername_lookup */
+	const strv_t *discard_ehlo; /* smtpd_discard_ehlo_keywords */
+};
+
+struct smtpd_server;
+
+struct smtpd_listener {
+	struct smtpd_server *server;
+	char *service; /* master.cf service name, "(command line)" */
+	struct config *cfg;
+	struct smtpd_settings set;
+	struct restrict_engine *engine;
+	struct cleanup_settings *cleanup;
+	struct evconnlistener *ev;
+};
+
+struct smtpd_server {
+	struct daemon *daemon;
+	struct event_base *base;
+	struct table_async *pool;
+	struct smtpd_dns *dns; /* NULL when no listener looks names up */
+	struct queue_dir *qd;
+	struct smtpd_listener **listeners;
+	size_t n_listeners;
+	size_t n_sessions;
+	struct smtpd_session *sessions; /* every open session, for shutdown */
+};
+
+enum smtpd_state {
+	SMTPD_ST_CONNECT, /* client restrictions running; no banner yet */
+	SMTPD_ST_CMD, /* reading commands */
+	SMTPD_ST_DATA, /* reading DATA content up to "." */
+	SMTPD_ST_BDAT, /* reading a BDAT chunk */
+	SMTPD_ST_CLOSING, /* flushing the last reply, then freed */
+};
+
+/* Outcome of the content so far (DATA/BDAT). */
+enum smtpd_content_err {
+	SMTPD_CONTENT_OK,
+	SMTPD_CONTENT_TOO_BIG,
+	SMTPD_CONTENT_HOPS,
+};
+
+struct smtpd_session {
+	struct smtpd_session *next, *prev; /* server->sessions */
+	struct smtpd_listener *lis;
+	const struct smtpd_settings *set;
+	struct bufferevent *bev;
+	char addr[64]; /* numeric address from inet_ntop */
+	unsigned port;
+	const char *name; /* verified host name, or "unknown" */
+	const char *reverse_name; /* PTR name (maybe unverified), or "unknown" */
+	char *name_buf; /* owns name and reverse_name when looked up */
+	char *reverse_buf;
+	struct smtpd_dns_req *dns; /* name lookup in progress */
+	enum smtpd_state state;
+	bool waiting; /* a restriction check is pending: input paused */
+	bool access_denied; /* client restrictions rejected at connect */
+	str_t denied_reply;
+	struct event *resume_ev; /* input processing on a later loop turn */
+	struct event *sleep_ev; /* smtpd_error_sleep_time */
+
+	/* Session. */
+	char *helo; /* NULL before HELO/EHLO */
+	bool esmtp;
+	struct restrict_session *rs;
+	struct restrict_pending *pending;
+	struct restrict_request req; /* strings borrowed from the session */
+	const char *last_cmd; /* "lost connection after X" */
+	unsigned cmd_total[SMTP_VERB_COUNT];
+	unsigned cmd_ok[SMTP_VERB_COUNT];
+	unsigned errors;
+	unsigned junk;
+	str_t line; /* the current line */
+	str_t scratch;
+
+	/* Transaction. */
+	bool in_mail;
+	char *sender; /* internal form; "" for <> */
+	char *envid;
+	unsigned ret;
+	bool smtputf8;
+	bool binarymime;
+	uint64_t size_declared;
+	struct restrict_actions actions;
+	struct cleanup *cleanup;
+	size_t nrcpt;
+	char *first_rcpt; /* for the Received header's "for" */
+	char *cur_rcpt; /* RCPT being checked */
+	char *cur_orcpt;
+	unsigned cur_notify;
+	bool bdat_used; /* BDAT seen in this transaction */
+	/* Content. */
+	bool in_header;
+	bool in_continued_line; /* the last piece had more = true */
+	uint64_t data_size;
+	int64_t hops;
+	enum smtpd_content_err content_err;
+	uint64_t bdat_remaining;
+	uint64_t bdat_chunk; /* size of the current chunk */
+	bool bdat_last;
+	bool bdat_discard; /* skipping a chunk after an error */
+	str_t bdat_line; /* partial line carried across BDAT chunks */
+};
+
+/* smtpd_session.c */
+/* Close every session (shutdown): pending checks cancelled, open queue
+ * files removed, nothing sent. */
+void smtpd_session_close_all(struct smtpd_server *srv);
+void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockaddr *sa, int salen);
+/* Send one reply line (without CRLF; a multi-line reply has "\r\n" between
+ * its lines already). */
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* Count an error reply: sends it, sleeps past the soft limit, hangs up at
+ * the hard limit. */
+void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* Send a 421/521 reply and close after it is flushed. */
+void smtpd_hangup(struct smtpd_session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* Input is paused while a check runs; call when it is done. */
+void smtpd_session_wait(struct smtpd_session *s);
+void smtpd_session_resume(struct smtpd_session *s);
+/* Forget the transaction (RSET, end of message, HELO). */
+void smtpd_transaction_reset(struct smtpd_session *s);
+/* Fill s->req for a stage. */
+void smtpd_request_fill(struct smtpd_session *s);
+/* Mark the current command as succeeded (for the disconnect counts). */
+void smtpd_cmd_ok(struct smtpd_session *s, enum smtp_verb verb);
+/* Command handlers: the argument is arg/len from smtp_cmd. */
+typedef void smtpd_cmd_fn(struct smtpd_session *s, const struct smtp_cmd *cmd);
+smtpd_cmd_fn smtpd_cmd_helo, smtpd_cmd_ehlo, smtpd_cmd_mail, smtpd_cmd_rcpt, smtpd_cmd_data,
+        smtpd_cmd_bdat, smtpd_cmd_rset, smtpd_cmd_noop, smtpd_cmd_quit, smtpd_cmd_help,
+        smtpd_cmd_vrfy, smtpd_cmd_etrn, smtpd_cmd_unimpl;
+
+/* smtpd_data.c: consume content from the input buffer; returns false
+ * when the session must stop reading for now (need more data, waiting,
+ * or closing). */
+bool smtpd_data_input(struct smtpd_session *s);
+bool smtpd_bdat_input(struct smtpd_session *s);
+
+/* smtpd_log.c */
+void smtpd_log_reject(struct smtpd_session *s, const char *stage, const char *reply,
+                      const char *recipient);
+void smtpd_log_disconnect(struct smtpd_session *s);
+
+#endif

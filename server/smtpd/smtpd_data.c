@@ -1,0 +1,427 @@
+/* smtpd_data.c - DATA and BDAT: the message content on its way to cleanup.
+ *
+ * Called from the dispatch table (smtpd_cmd_data, smtpd_cmd_bdat) and from
+ * the session's input loop while a message is being received
+ * (smtpd_data_input, smtpd_bdat_input). Content goes line by line to
+ * cleanup_line(), dot-unstuffed for DATA, split into pieces of at most
+ * line_length_limit bytes (more = true on all but the last). Limits
+ * (message_size_limit, hopcount_limit) are counted while streaming; once
+ * one is exceeded the rest is read and dropped and the error is the reply
+ * at the end. Only cleanup's CLEANUP_QUEUED or CLEANUP_DISCARDED gives a
+ * 250; everything else removes the queue file.
+ *
+ * SECURITY: SMTP smuggling. With smtpd_forbid_bare_newline = yes (the
+ * postern default) a bare LF or a bare CR anywhere in the content ends the
+ * session with "521 5.5.2 ...: Error: bare <LF> received", nothing
+ * queued: so "\n.\n", "\r.\r\n", "\r\n.\n" and friends can never end one
+ * message and start another that a different server would see. Memory is
+ * bounded: at most line_length_limit bytes of a line are held at once.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/parse.h"
+#include "smtpd.h"
+
+static void data_bare_newline(struct smtpd_session *s, const char *what)
+{
+	log_info("disallowed bare <%s> from %s[%s]", what, s->name, s->addr);
+	cleanup_abort(&s->cleanup);
+	smtpd_hangup(s, "521 5.5.2 %s: Error: bare <LF> received", s->set->myhostname);
+}
+
+/* One line or piece of content (no line ending, dot already removed). */
+static void content_line(struct smtpd_session *s, const char *line, size_t len, bool more)
+{
+	if (!s->in_continued_line && s->in_header) {
+		if (len == 0)
+			s->in_header = false;
+		else if (len >= 9 && strncasecmp(line, "Received:", 9) == 0)
+			s->hops++;
+	}
+	s->data_size += len + (more ? 0 : 2);
+	if (s->content_err == SMTPD_CONTENT_OK) {
+		if (s->set->size_limit > 0 && s->data_size > s->set->size_limit)
+			s->content_err = SMTPD_CONTENT_TOO_BIG;
+		else if (s->hops > s->set->hop_limit)
+			s->content_err = SMTPD_CONTENT_HOPS;
+	}
+	if (s->content_err == SMTPD_CONTENT_OK && s->cleanup != NULL)
+		cleanup_line(s->cleanup, line, len, more);
+	s->in_continued_line = more;
+}
+
+static void received_header(struct smtpd_session *s)
+{
+	char date[80];
+	time_t now = time(NULL);
+	struct tm tm;
+	str_t h;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+	str_init(&h);
+	str_appendf(&h, "Received: from %s (%s [%s])\n\tby %s (%s) with %s id %s",
+	            s->helo != NULL ? s->helo : s->addr, s->name, s->addr, s->set->myhostname,
+	            s->set->mail_name, s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP"),
+	            cleanup_id(s->cleanup));
+	if (s->nrcpt == 1)
+		str_appendf(&h, "\n\tfor <%s>; %s", s->first_rcpt, date);
+	else
+		str_appendf(&h, ";\n\t%s", date);
+	cleanup_prepend_header(s->cleanup, str_c(&h));
+	str_free(&h);
+}
+
+/* Hand the restriction actions to cleanup. Repeatable: every call sets
+ * the same flags (PREPEND lines only once, from start_content). */
+static void apply_actions(struct smtpd_session *s)
+{
+	struct restrict_actions *a = &s->actions;
+
+	if (s->cleanup == NULL)
+		return;
+	if (a->hold)
+		cleanup_hold(s->cleanup, str_c(&a->hold_reason));
+	if (a->discard)
+		cleanup_discard(s->cleanup, str_c(&a->discard_reason));
+	if (a->filter.len > 0)
+		cleanup_filter(s->cleanup, str_c(&a->filter));
+	if (a->redirect.len > 0)
+		cleanup_redirect(s->cleanup, str_c(&a->redirect));
+}
+
+static void start_content(struct smtpd_session *s)
+{
+	received_header(s);
+	for (size_t i = 0; i < s->actions.prepend.n; i++)
+		cleanup_prepend_header(s->cleanup, s->actions.prepend.v[i]);
+	apply_actions(s);
+	s->in_header = true;
+	s->in_continued_line = false;
+	s->data_size = 0;
+	s->hops = 0;
+	s->content_err = SMTPD_CONTENT_OK;
+}
+
+static void eod_done(const struct restrict_result *r, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+	enum smtp_verb verb = s->bdat_used ? SMTP_VERB_BDAT : SMTP_VERB_DATA;
+	struct cleanup_result res;
+
+	s->pending = NULL;
+	if (r->verdict != RESTRICT_ACCEPT) {
+		smtpd_log_reject(s, "END-OF-MESSAGE", str_c(&r->reply), NULL);
+		smtpd_transaction_reset(s);
+		smtpd_reply_error(s, "%s", str_c(&r->reply));
+		smtpd_session_resume(s);
+		return;
+	}
+	apply_actions(s);
+	cleanup_result_init(&res);
+	cleanup_finish(&s->cleanup, &res);
+	if (res.status == CLEANUP_QUEUED || res.status == CLEANUP_DISCARDED) {
+		smtpd_cmd_ok(s, verb);
+		smtpd_reply(s, "%s", str_c(&res.reply));
+	} else {
+		smtpd_reply_error(s, "%s", str_c(&res.reply));
+	}
+	cleanup_result_free(&res);
+	smtpd_transaction_reset(s);
+	smtpd_session_resume(s);
+}
+
+/* The content is complete: limits, end-of-data restrictions, commit. */
+static void end_of_content(struct smtpd_session *s)
+{
+	const char *reply = NULL;
+
+	s->state = SMTPD_ST_CMD;
+	if (s->content_err == SMTPD_CONTENT_TOO_BIG)
+		reply = "552 5.3.4 Message size exceeds fixed limit";
+	else if (s->content_err == SMTPD_CONTENT_HOPS)
+		reply = "554 5.4.6 Too many hops";
+	if (reply != NULL) {
+		smtpd_log_reject(s, "END-OF-MESSAGE", reply, NULL);
+		smtpd_transaction_reset(s);
+		smtpd_reply_error(s, "%s", reply);
+		return;
+	}
+	smtpd_request_fill(s);
+	smtpd_session_wait(s);
+	s->pending = restrict_check(s->rs, RESTRICT_END_OF_DATA, &s->req, &s->actions, eod_done, s);
+}
+
+/* ---- DATA ---- */
+
+static void data_done(const struct restrict_result *r, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	s->pending = NULL;
+	if (r->verdict != RESTRICT_ACCEPT) {
+		smtpd_log_reject(s, "DATA", str_c(&r->reply), NULL);
+		smtpd_reply_error(s, "%s", str_c(&r->reply));
+		smtpd_session_resume(s);
+		return;
+	}
+	start_content(s);
+	s->state = SMTPD_ST_DATA;
+	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtpd_session_resume(s);
+}
+
+void smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arg_len > 0) {
+		smtpd_reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!s->in_mail) {
+		smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		smtpd_reply_error(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->bdat_used) {
+		smtpd_reply_error(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (s->binarymime) {
+		smtpd_reply_error(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
+		return;
+	}
+	/* Why refuse pipelined input after DATA: RFC 2920 3.1 makes DATA the
+   * last command of a batch; content sent before the 354 is a client
+   * that does not wait (or an attempt to confuse a proxy). Postfix logs
+   * "improper command pipelining after DATA" and goes on; we do too. */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		log_info("improper command pipelining after DATA from %s[%s]", s->name, s->addr);
+	smtpd_request_fill(s);
+	smtpd_session_wait(s);
+	s->pending = restrict_check(s->rs, RESTRICT_DATA, &s->req, &s->actions, data_done, s);
+}
+
+/* A bare CR inside data (not the last byte). */
+static bool has_bare_cr(const char *p, size_t len)
+{
+	const char *cr = memchr(p, '\r', len);
+
+	return cr != NULL;
+}
+
+bool smtpd_data_input(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t limit = s->set->line_limit;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	size_t avail = evbuffer_get_length(in), take;
+	bool more = false, crlf = false;
+	char *line;
+	size_t len;
+
+	if (eol.pos < 0 || (size_t)eol.pos > limit) {
+		if (eol.pos < 0 && avail < limit)
+			return false;
+		/* A piece of a long line. Leave a final CR for the next round:
+     * it may be the start of CRLF. */
+		take = limit;
+		str_reset(&s->line);
+		str_reserve(&s->line, take);
+		evbuffer_copyout(in, s->line.buf, take);
+		if (s->line.buf[take - 1] == '\r')
+			take--;
+		if (take == 0) {
+			/* line_length_limit 1 and a CR: take it with what follows. */
+			return false;
+		}
+		more = true;
+	} else {
+		take = (size_t)eol.pos + 1;
+		str_reset(&s->line);
+		str_reserve(&s->line, take);
+		crlf = eol.pos > 0;
+	}
+	evbuffer_remove(in, s->line.buf, take);
+	s->line.len = take;
+	s->line.buf[take] = '\0';
+	line = s->line.buf;
+	len = take;
+	if (!more) {
+		len--; /* the LF */
+		if (crlf && line[len - 1] == '\r') {
+			len--;
+		} else if (s->set->forbid_bare_newline) {
+			data_bare_newline(s, "LF");
+			return false;
+		}
+	}
+	if (s->set->forbid_bare_newline && has_bare_cr(line, len)) {
+		data_bare_newline(s, "CR");
+		return false;
+	}
+	if (!s->in_continued_line && !more && len == 1 && line[0] == '.') {
+		end_of_content(s);
+		return true;
+	}
+	if (!s->in_continued_line && len > 0 && line[0] == '.') {
+		line++;
+		len--;
+	}
+	content_line(s, line, len, more);
+	return true;
+}
+
+/* ---- BDAT (RFC 3030) ---- */
+
+/* Feed chunk bytes to the line splitter: complete lines go to cleanup,
+ * the rest waits in s->bdat_line (at most line_length_limit bytes). */
+static bool bdat_feed(struct smtpd_session *s, const char *p, size_t n)
+{
+	size_t limit = s->set->line_limit;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		str_t *l = &s->bdat_line;
+
+		if (c == '\n') {
+			if (l->len > 0 && l->buf[l->len - 1] == '\r') {
+				if (s->set->forbid_bare_newline &&
+				    has_bare_cr(l->buf, l->len - 1)) {
+					data_bare_newline(s, "CR");
+					return false;
+				}
+				content_line(s, l->buf, l->len - 1, false);
+			} else if (s->set->forbid_bare_newline) {
+				data_bare_newline(s, "LF");
+				return false;
+			} else {
+				content_line(s, l->buf, l->len, false);
+			}
+			str_reset(l);
+			continue;
+		}
+		str_append_c(l, c);
+		if (l->len > limit) {
+			/* Keep a trailing CR for the next round (maybe CRLF). */
+			size_t keep = l->buf[l->len - 1] == '\r' ? 1 : 0;
+			size_t out = l->len - keep;
+
+			if (s->set->forbid_bare_newline && has_bare_cr(l->buf, out)) {
+				data_bare_newline(s, "CR");
+				return false;
+			}
+			content_line(s, l->buf, out, true);
+			memmove(l->buf, l->buf + out, keep);
+			str_truncate(l, keep);
+		}
+	}
+	return true;
+}
+
+static void bdat_chunk_done(struct smtpd_session *s)
+{
+	s->state = SMTPD_ST_CMD;
+	if (s->bdat_discard) {
+		s->bdat_discard = false;
+		smtpd_transaction_reset(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		smtpd_cmd_ok(s, SMTP_VERB_BDAT);
+		smtpd_reply(s, "250 2.0.0 Ok: %llu bytes", (unsigned long long)s->bdat_chunk);
+		return;
+	}
+	if (s->bdat_line.len > 0) {
+		/* A message that does not end in CRLF: its last line. */
+		if (s->set->forbid_bare_newline &&
+		    has_bare_cr(s->bdat_line.buf, s->bdat_line.len)) {
+			data_bare_newline(s, "CR");
+			return;
+		}
+		content_line(s, s->bdat_line.buf, s->bdat_line.len, false);
+		str_reset(&s->bdat_line);
+	}
+	end_of_content(s);
+}
+
+bool smtpd_bdat_input(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t avail = evbuffer_get_length(in);
+
+	while (s->bdat_remaining > 0 && avail > 0) {
+		size_t n = avail;
+		unsigned char *p;
+
+		/* At most 64 KiB per round, and never past the chunk. */
+		if (n > 65536)
+			n = 65536;
+		if ((uint64_t)n > s->bdat_remaining)
+			n = (size_t)s->bdat_remaining;
+		p = evbuffer_pullup(in, (ev_ssize_t)n);
+		if (!s->bdat_discard && !bdat_feed(s, (const char *)p, n))
+			return false;
+		evbuffer_drain(in, n);
+		s->bdat_remaining -= n;
+		avail -= n;
+	}
+	if (s->bdat_remaining > 0)
+		return false;
+	bdat_chunk_done(s);
+	return s->state != SMTPD_ST_CLOSING;
+}
+
+void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+	size_t count_len = 0, rest;
+	char *count;
+	uint64_t n;
+	bool last = false;
+
+	/* "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 2). */
+	while (count_len < cmd->arg_len && cmd->arg[count_len] != ' ')
+		count_len++;
+	count = xstrndup(cmd->arg, count_len);
+	rest = count_len;
+	while (rest < cmd->arg_len && cmd->arg[rest] == ' ')
+		rest++;
+	if (rest < cmd->arg_len) {
+		if (cmd->arg_len - rest == 4 && strncasecmp(cmd->arg + rest, "LAST", 4) == 0)
+			last = true;
+		else
+			count[0] = '\0'; /* junk after the size: a syntax error */
+	}
+	if (parse_uint64(count, 0, UINT64_MAX, &n) < 0) {
+		free(count);
+		/* Why hang up: without a valid count the chunk cannot be
+     * skipped, and its bytes must never be read as commands. */
+		smtpd_hangup(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		return;
+	}
+	free(count);
+	s->bdat_remaining = n;
+	s->bdat_chunk = n;
+	s->bdat_last = last;
+	s->state = SMTPD_ST_BDAT;
+	if (!s->in_mail || s->nrcpt == 0) {
+		/* The chunk is read and dropped, then the error. */
+		s->bdat_discard = true;
+		smtpd_reply_error(s, !s->in_mail ? "503 5.5.1 Error: need MAIL command"
+		                                 : "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (!s->bdat_used) {
+		s->bdat_used = true;
+		start_content(s);
+	}
+}

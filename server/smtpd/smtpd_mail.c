@@ -1,0 +1,152 @@
+/* smtpd_mail.c - MAIL FROM and its ESMTP parameters.
+ *
+ * Called from the dispatch table. The address is parsed by
+ * address_parse_path() (its replies are sent unchanged); SIZE, BODY,
+ * SMTPUTF8, RET, ENVID and AUTH are checked here; then
+ * smtpd_sender_restrictions run asynchronously and the reply waits.
+ *
+ * SECURITY: the argument is client text. The address parser bounds every
+ * part; ENVID is xtext-decoded into a growable string and kept only for
+ * the queue file.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/mem.h"
+#include "base/parse.h"
+#include "mail/address.h"
+#include "mail/queue_file.h"
+#include "smtpd.h"
+
+/* Check the parameters; -1 after sending the error reply. */
+static int mail_params(struct smtpd_session *s, const struct mail_path *path)
+{
+	for (size_t i = 0; i < path->nparams; i++) {
+		const struct esmtp_param *p = &path->params[i];
+		const char *v = p->value != NULL ? p->value : "";
+
+		if (strcmp(p->key, "SIZE") == 0) {
+			uint64_t size;
+
+			if (parse_uint64(v, 0, UINT64_MAX, &size) < 0) {
+				smtpd_reply_error(s, "501 5.5.4 Bad message size syntax");
+				return -1;
+			}
+			if (s->set->size_limit > 0 && size > s->set->size_limit) {
+				smtpd_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+				return -1;
+			}
+			s->size_declared = size;
+		} else if (strcmp(p->key, "BODY") == 0) {
+			if (strcasecmp(v, "8BITMIME") == 0 || strcasecmp(v, "7BIT") == 0) {
+				s->binarymime = false;
+			} else if (strcasecmp(v, "BINARYMIME") == 0) {
+				/* RFC 3030: binary content only by BDAT. */
+				s->binarymime = true;
+			} else {
+				smtpd_reply_error(s, "501 5.5.4 Unsupported BODY parameter value");
+				return -1;
+			}
+		} else if (strcmp(p->key, "SMTPUTF8") == 0 && s->set->smtputf8) {
+			if (p->value != NULL) {
+				smtpd_reply_error(s, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
+				return -1;
+			}
+			s->smtputf8 = true;
+		} else if (strcmp(p->key, "RET") == 0) {
+			if (s->ret != 0) {
+				smtpd_reply_error(s, "501 5.5.4 Duplicate RET parameter");
+				return -1;
+			}
+			if (strcasecmp(v, "FULL") == 0)
+				s->ret = QUEUE_RET_FULL;
+			else if (strcasecmp(v, "HDRS") == 0)
+				s->ret = QUEUE_RET_HDRS;
+			else {
+				smtpd_reply_error(s, "501 5.5.4 Bad RET parameter syntax");
+				return -1;
+			}
+		} else if (strcmp(p->key, "ENVID") == 0) {
+			str_t id;
+			const char *why;
+
+			str_init(&id);
+			if (s->envid != NULL || p->value == NULL ||
+			    xtext_decode(v, strlen(v), &id, &why) < 0 || id.len == 0 ||
+			    id.len > 100) {
+				str_free(&id);
+				smtpd_reply_error(s, "501 5.5.4 Bad ENVID parameter syntax");
+				return -1;
+			}
+			s->envid = str_steal(&id);
+			str_free(&id);
+		} else if (strcmp(p->key, "AUTH") == 0) {
+			/* RFC 4954 5: without AUTH the value is ignored. */
+		} else {
+			smtpd_reply_error(s, "555 5.5.4 Unsupported option: %s", p->key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void mail_done(const struct restrict_result *r, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	s->pending = NULL;
+	if (r->verdict != RESTRICT_ACCEPT) {
+		smtpd_log_reject(s, r->stage_name != NULL ? r->stage_name : "MAIL",
+		                 str_c(&r->reply), NULL);
+		smtpd_transaction_reset(s);
+		smtpd_reply_error(s, "%s", str_c(&r->reply));
+	} else {
+		smtpd_cmd_ok(s, SMTP_VERB_MAIL);
+		smtpd_reply(s, "250 2.1.0 Ok");
+	}
+	smtpd_session_resume(s);
+}
+
+void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+	struct mail_path *path;
+	struct address_error err;
+	unsigned flags = 0;
+	str_t addr;
+
+	if (s->helo == NULL && s->set->helo_required) {
+		smtpd_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->in_mail) {
+		smtpd_reply_error(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (s->set->smtputf8)
+		flags |= ADDRESS_PARSE_SMTPUTF8;
+	if (s->set->sloppy_envelopes)
+		flags |= ADDRESS_PARSE_SLOPPY;
+	if (address_parse_path(cmd->arg, cmd->arg_len, ADDRESS_SENDER, flags, &path, &err) < 0) {
+		str_init(&addr);
+		address_error_reply(&err, &addr);
+		smtpd_reply_error(s, "%s", str_c(&addr));
+		str_free(&addr);
+		return;
+	}
+	smtpd_transaction_reset(s);
+	if (mail_params(s, path) < 0) {
+		smtpd_transaction_reset(s);
+		mail_path_destroy(&path);
+		return;
+	}
+	str_init(&addr);
+	address_internal_string(&path->addr, &addr);
+	s->sender = str_steal(&addr);
+	str_free(&addr);
+	mail_path_destroy(&path);
+	s->in_mail = true;
+	smtpd_request_fill(s);
+	smtpd_session_wait(s);
+	s->pending = restrict_check(s->rs, RESTRICT_MAIL, &s->req, &s->actions, mail_done, s);
+}

@@ -1,0 +1,561 @@
+/* smtpd_session.c - one SMTP session: life cycle, line reader, dispatch,
+ * replies, timeouts and error limits.
+ *
+ * smtpd.c calls smtpd_session_start() for every accepted connection; the
+ * command files call back into the reply and wait/resume helpers here.
+ * A session owns everything it allocates and frees it when the client
+ * goes away, after a 421/521 or after QUIT; a pending restriction check
+ * or an open queue file is cancelled or removed then.
+ *
+ * SECURITY: this is where a network client's bytes arrive. Input sits in
+ * libevent's buffer, which stops reading at a high-water mark; a command
+ * line is taken only up to line_length_limit (longer ones are refused
+ * and skipped), a bare LF is refused before the line is looked at, and
+ * while a restriction check runs no more input is read, so pipelined
+ * commands cannot pile up without bound. Output is bounded the same way:
+ * when the client does not read its replies, we stop reading its
+ * commands.
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "smtpd.h"
+#include "smtpd_dns.h"
+
+/* Read no more from a client while this much input waits (a pipelined
+ * batch larger than that waits in the kernel), nor while this much output
+ * has not been taken by the client. */
+#define SMTPD_INPUT_HIGH (256 * 1024)
+#define SMTPD_OUTPUT_HIGH (256 * 1024)
+/* Command lines: RFC 5321 allows 512 octets; like Postfix we take up to
+ * line_length_limit, but never less than this. */
+#define SMTPD_CMD_MIN 512
+
+struct smtpd_verb_entry {
+	smtpd_cmd_fn *run;
+	bool junk; /* counts against smtpd_junk_command_limit */
+	bool allowed_denied; /* allowed after a client reject at connect */
+};
+
+/* The dispatch table: verb -> handler. Heavy verbs live in their own
+ * files (smtpd_mail.c, smtpd_rcpt.c, smtpd_data.c). */
+static const struct smtpd_verb_entry verbs[SMTP_VERB_COUNT] = {
+        [SMTP_VERB_HELO] = {smtpd_cmd_helo, false, false},
+        [SMTP_VERB_EHLO] = {smtpd_cmd_ehlo, false, false},
+        [SMTP_VERB_MAIL] = {smtpd_cmd_mail, false, false},
+        [SMTP_VERB_RCPT] = {smtpd_cmd_rcpt, false, false},
+        [SMTP_VERB_DATA] = {smtpd_cmd_data, false, false},
+        [SMTP_VERB_BDAT] = {smtpd_cmd_bdat, false, false},
+        [SMTP_VERB_RSET] = {smtpd_cmd_rset, true, true},
+        [SMTP_VERB_NOOP] = {smtpd_cmd_noop, true, true},
+        [SMTP_VERB_QUIT] = {smtpd_cmd_quit, false, true},
+        [SMTP_VERB_HELP] = {smtpd_cmd_help, true, true},
+        [SMTP_VERB_VRFY] = {smtpd_cmd_vrfy, true, false},
+        [SMTP_VERB_EXPN] = {smtpd_cmd_unimpl, true, false},
+        [SMTP_VERB_ETRN] = {smtpd_cmd_etrn, true, false},
+        [SMTP_VERB_STARTTLS] = {smtpd_cmd_unimpl, false, false},
+        [SMTP_VERB_AUTH] = {smtpd_cmd_unimpl, false, false},
+        [SMTP_VERB_XCLIENT] = {smtpd_cmd_unimpl, false, false},
+        [SMTP_VERB_XFORWARD] = {smtpd_cmd_unimpl, false, false},
+};
+
+static void session_free(struct smtpd_session *s);
+static void session_process(struct smtpd_session *s);
+
+static void session_vreply(struct smtpd_session *s, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+static void session_vreply(struct smtpd_session *s, const char *fmt, va_list ap)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (s->state == SMTPD_ST_CLOSING)
+		return;
+	str_reset(&s->scratch);
+	str_vappendf(&s->scratch, fmt, ap);
+	log_debug(1, "> %s[%s]: %s", s->name, s->addr, str_c(&s->scratch));
+	str_append(&s->scratch, "\r\n");
+	evbuffer_add(out, s->scratch.buf, s->scratch.len);
+}
+
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+}
+
+static void session_close_after_flush(struct smtpd_session *s)
+{
+	s->state = SMTPD_ST_CLOSING;
+	restrict_cancel(&s->pending);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		/* Freed on the next loop turn, never under the caller's feet. */
+		event_active(s->resume_ev, EV_TIMEOUT, 0);
+		return;
+	}
+	/* The write callback frees the session once the reply is out; the
+   * write timeout bounds a client that never reads it. */
+	bufferevent_enable(s->bev, EV_WRITE);
+}
+
+void smtpd_hangup(struct smtpd_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+	smtpd_log_disconnect(s);
+	session_close_after_flush(s);
+}
+
+void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+	s->errors++;
+	if (s->errors >= (unsigned)s->set->hard_error_limit) {
+		log_info("too many errors after %s from %s[%s]", s->last_cmd, s->name, s->addr);
+		smtpd_hangup(s, "421 4.7.0 %s Error: too many errors", s->set->myhostname);
+		return;
+	}
+	if (s->errors > (unsigned)s->set->soft_error_limit && s->set->error_sleep > 0) {
+		/* Why pause reading rather than sleep(): one process serves
+     * every client; the sleep must stall this client only. */
+		struct timeval tv = {(time_t)s->set->error_sleep, 0};
+
+		smtpd_session_wait(s);
+		evtimer_add(s->sleep_ev, &tv);
+	}
+}
+
+void smtpd_session_wait(struct smtpd_session *s)
+{
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+void smtpd_session_resume(struct smtpd_session *s)
+{
+	/* An error sleep in progress keeps the session paused; its timer
+	 * resumes it. */
+	if (s->state == SMTPD_ST_CLOSING || evtimer_pending(s->sleep_ev, NULL))
+		return;
+	s->waiting = false;
+	bufferevent_enable(s->bev, EV_READ);
+	/* Why not process at once: we may be deep inside a callback of the
+   * command that just finished; the next pipelined command runs on a
+   * fresh turn of the loop. */
+	event_active(s->resume_ev, EV_TIMEOUT, 0);
+}
+
+void smtpd_cmd_ok(struct smtpd_session *s, enum smtp_verb verb)
+{
+	s->cmd_ok[verb]++;
+}
+
+void smtpd_transaction_reset(struct smtpd_session *s)
+{
+	cleanup_abort(&s->cleanup);
+	restrict_actions_reset(&s->actions);
+	if (s->rs != NULL)
+		restrict_session_reset_transaction(s->rs);
+	s->in_mail = false;
+	free(s->sender);
+	s->sender = NULL;
+	free(s->envid);
+	s->envid = NULL;
+	s->ret = 0;
+	s->smtputf8 = false;
+	s->binarymime = false;
+	s->size_declared = 0;
+	s->nrcpt = 0;
+	free(s->first_rcpt);
+	s->first_rcpt = NULL;
+	free(s->cur_rcpt);
+	s->cur_rcpt = NULL;
+	free(s->cur_orcpt);
+	s->cur_orcpt = NULL;
+	s->bdat_used = false;
+	s->data_size = 0;
+	s->hops = 0;
+	s->content_err = SMTPD_CONTENT_OK;
+	s->in_header = true;
+	s->in_continued_line = false;
+	s->bdat_remaining = 0;
+	s->bdat_last = false;
+	s->bdat_discard = false;
+	str_reset(&s->bdat_line);
+}
+
+void smtpd_request_fill(struct smtpd_session *s)
+{
+	struct restrict_request *r = &s->req;
+
+	memset(r, 0, sizeof(*r));
+	r->client_address = s->addr;
+	r->client_name = s->name;
+	r->reverse_client_name = s->reverse_name;
+	r->client_port = s->port;
+	r->helo_name = s->helo;
+	r->protocol = s->esmtp ? "ESMTP" : "SMTP";
+	r->sender = s->sender;
+	r->recipient = s->cur_rcpt;
+	r->recipient_count = s->nrcpt;
+	r->message_size = (size_t)(s->data_size > 0 ? s->data_size : s->size_declared);
+}
+
+/* One command line in s->line (CRLF removed). */
+static void session_command(struct smtpd_session *s)
+{
+	struct smtp_cmd cmd;
+	const char *reply;
+	const struct smtpd_verb_entry *e;
+
+	log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
+	if (smtp_cmd_parse(s->line.buf, s->line.len, &cmd, &reply) < 0) {
+		s->cmd_total[cmd.verb]++;
+		s->last_cmd = cmd.name;
+		smtpd_reply_error(s, "%s", reply);
+		return;
+	}
+	s->last_cmd = cmd.name;
+	s->cmd_total[cmd.verb]++;
+	if (cmd.verb == SMTP_VERB_HTTP) {
+		/* A web browser or proxy talking to the SMTP port. */
+		log_warning("non-SMTP command from %s[%s]: %.100s", s->name, s->addr,
+		            str_c(&s->line));
+		smtpd_hangup(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
+		return;
+	}
+	e = &verbs[cmd.verb];
+	if (e->run == NULL) {
+		smtpd_reply_error(s, "502 5.5.2 Error: command not recognized");
+		return;
+	}
+	if (s->access_denied && !e->allowed_denied) {
+		smtpd_reply_error(s, "503 5.7.0 Error: access denied for %s[%s]", s->name, s->addr);
+		return;
+	}
+	if (e->junk && ++s->junk > (unsigned)s->set->junk_limit) {
+		/* Postfix counts NOOP/RSET/VRFY/ETRN/HELP as errors past the
+     * junk limit so that a flood ends at the hard error limit. */
+		s->errors++;
+		if (s->errors >= (unsigned)s->set->hard_error_limit) {
+			log_info("too many errors after %s from %s[%s]", s->last_cmd, s->name,
+			         s->addr);
+			smtpd_hangup(s, "421 4.7.0 %s Error: too many errors", s->set->myhostname);
+			return;
+		}
+	}
+	e->run(s, &cmd);
+}
+
+/* Take one command line from the input. Returns false when there is no
+ * complete line yet or the session stopped. */
+static bool session_read_command(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t limit = s->set->line_limit > SMTPD_CMD_MIN ? s->set->line_limit : SMTPD_CMD_MIN;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	size_t len;
+
+	if (eol.pos < 0) {
+		if (evbuffer_get_length(in) <= limit + 1)
+			return false;
+		/* Why hang up: the rest of an overlong command cannot be told
+     * apart from the next command. Postfix answers the same. */
+		s->last_cmd = "UNKNOWN";
+		smtpd_hangup(s, "500 5.5.0 Error: line too long");
+		return false;
+	}
+	len = (size_t)eol.pos;
+	if (len > limit + 1) {
+		s->last_cmd = "UNKNOWN";
+		smtpd_hangup(s, "500 5.5.0 Error: line too long");
+		return false;
+	}
+	str_reset(&s->line);
+	str_reserve(&s->line, len + 1);
+	evbuffer_remove(in, s->line.buf, len + 1);
+	s->line.len = len;
+	s->line.buf[len] = '\0';
+	if (len == 0 || s->line.buf[len - 1] != '\r') {
+		if (s->set->forbid_bare_newline) {
+			log_info("disallowed bare <LF> from %s[%s]", s->name, s->addr);
+			smtpd_hangup(s, "521 5.5.2 %s: Error: bare <LF> received",
+			             s->set->myhostname);
+			return false;
+		}
+	} else {
+		str_truncate(&s->line, len - 1);
+	}
+	session_command(s);
+	return true;
+}
+
+static void session_process(struct smtpd_session *s)
+{
+	for (;;) {
+		if (s->waiting || s->state == SMTPD_ST_CLOSING || s->state == SMTPD_ST_CONNECT)
+			return;
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTPD_OUTPUT_HIGH) {
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		switch (s->state) {
+		case SMTPD_ST_CMD:
+			if (!session_read_command(s))
+				return;
+			break;
+		case SMTPD_ST_DATA:
+			if (!smtpd_data_input(s))
+				return;
+			break;
+		case SMTPD_ST_BDAT:
+			if (!smtpd_bdat_input(s))
+				return;
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+static void session_on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+static void session_on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTPD_ST_CLOSING) {
+		session_free(s);
+		return;
+	}
+	/* Output drained below the mark: read commands again. */
+	if (!s->waiting) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void session_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTPD_ST_CLOSING) {
+		session_free(s);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) != 0) {
+		log_info("timeout after %s from %s[%s]", s->last_cmd, s->name, s->addr);
+		smtpd_hangup(s, "421 4.4.2 %s Error: timeout exceeded", s->set->myhostname);
+		return;
+	}
+	/* EOF or error: the client went away. */
+	if (s->last_cmd != NULL && strcmp(s->last_cmd, "QUIT") != 0)
+		log_info("lost connection after %s from %s[%s]", s->last_cmd, s->name, s->addr);
+	smtpd_log_disconnect(s);
+	session_free(s);
+}
+
+static void session_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state == SMTPD_ST_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			session_free(s);
+		return;
+	}
+	session_process(s);
+}
+
+static void session_on_sleep(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	smtpd_session_resume(arg);
+}
+
+static void session_banner(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	s->state = SMTPD_ST_CMD;
+	/* Pregreet: a client that talks before the banner is a spambot that
+   * does not wait for the server (RFC 5321 4.3.1). We look at what has
+   * arrived when the banner goes out (no extra greeting delay). */
+	if (evbuffer_get_length(in) > 0) {
+		log_info("improper command pipelining after CONNECT from %s[%s]", s->name, s->addr);
+		s->last_cmd = "CONNECT";
+		smtpd_hangup(s, "554 5.5.1 Error: pipelining before the greeting is not allowed");
+		return;
+	}
+	if (s->access_denied)
+		smtpd_reply(s, "%s", str_c(&s->denied_reply));
+	else
+		smtpd_reply(s, "220 %s", s->set->banner);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static void session_connect_done(const struct restrict_result *r, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	s->pending = NULL;
+	if (r->verdict != RESTRICT_ACCEPT) {
+		/* Postfix (smtpd_delay_reject = no): the reject replaces the
+     * banner and every command but QUIT gets 503 after it. */
+		s->access_denied = true;
+		str_set(&s->denied_reply, str_c(&r->reply));
+		smtpd_log_reject(s, "CONNECT", str_c(&r->reply), NULL);
+	}
+	session_banner(s);
+}
+
+/* The client's name is known: log the connection, run the client
+ * restrictions. Why the banner waits for them: with smtpd_delay_reject =
+ * no a reject replaces it. The check answers on a later loop turn. */
+static void session_connect(struct smtpd_session *s)
+{
+	log_info("connect from %s[%s]", s->name, s->addr);
+	smtpd_request_fill(s);
+	s->pending =
+	        restrict_check(s->rs, RESTRICT_CONNECT, &s->req, NULL, session_connect_done, s);
+}
+
+static void session_name_done(const char *name, const char *reverse_name, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+
+	s->dns = NULL;
+	s->name_buf = xstrdup(name);
+	s->reverse_buf = xstrdup(reverse_name);
+	s->name = s->name_buf;
+	s->reverse_name = s->reverse_buf;
+	session_connect(s);
+}
+
+void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockaddr *sa, int salen)
+{
+	struct smtpd_session *s = xcalloc(1, sizeof(*s));
+	struct event_base *base = lis->server->base;
+	struct timeval tv;
+
+	(void)salen;
+	s->lis = lis;
+	s->set = &lis->set;
+	s->name = "unknown";
+	s->reverse_name = "unknown";
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], s->addr, sizeof(s->addr));
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, s->addr, sizeof(s->addr));
+		s->port = ntohs(in6->sin6_port);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in4->sin_addr, s->addr, sizeof(s->addr));
+		s->port = ntohs(in4->sin_port);
+	} else {
+		strcpy(s->addr, "127.0.0.1");
+	}
+	str_init(&s->line);
+	str_init(&s->scratch);
+	str_init(&s->denied_reply);
+	str_init(&s->bdat_line);
+	restrict_actions_init(&s->actions);
+	s->in_header = true;
+	s->last_cmd = "CONNECT";
+	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warning("cannot set up a session for %s: out of resources", s->addr);
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	s->resume_ev = event_new(base, -1, 0, session_on_resume, s);
+	s->sleep_ev = evtimer_new(base, session_on_sleep, s);
+	bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_INPUT_HIGH);
+	tv.tv_sec = (time_t)s->set->timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	lis->server->n_sessions++;
+	s->next = lis->server->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	lis->server->sessions = s;
+	s->state = SMTPD_ST_CONNECT;
+	s->rs = restrict_session_new(lis->engine);
+	/* Input is read from here on (a pregreet talker's bytes are there to
+	 * see when the banner goes out) but not processed before it. */
+	bufferevent_enable(s->bev, EV_READ);
+	if (s->set->peername_lookup && lis->server->dns != NULL) {
+		s->dns = smtpd_dns_client_name(lis->server->dns, s->addr, session_name_done, s);
+		return;
+	}
+	session_connect(s);
+}
+
+static void session_free(struct smtpd_session *s)
+{
+	restrict_cancel(&s->pending);
+	smtpd_dns_cancel(&s->dns);
+	smtpd_transaction_reset(s);
+	restrict_session_destroy(&s->rs);
+	restrict_actions_free(&s->actions);
+	if (s->resume_ev != NULL)
+		event_free(s->resume_ev);
+	if (s->sleep_ev != NULL)
+		event_free(s->sleep_ev);
+	bufferevent_free(s->bev);
+	str_free(&s->line);
+	str_free(&s->scratch);
+	str_free(&s->denied_reply);
+	str_free(&s->bdat_line);
+	free(s->helo);
+	free(s->name_buf);
+	free(s->reverse_buf);
+	s->lis->server->n_sessions--;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		s->lis->server->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+void smtpd_session_close_all(struct smtpd_server *srv)
+{
+	while (srv->sessions != NULL)
+		session_free(srv->sessions);
+}
