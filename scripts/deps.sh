@@ -43,6 +43,7 @@ dovecot-imapd     # Dovecot reads what postern delivers, over IMAP
 dovecot-lmtpd     # LMTP delivery tests
 sqlite3           # inspecting the embedded database in tests
 swaks             # real SMTP client in system tests
+pflogsumm         # proves the log lines are Postfix's: test_pflogsumm.py reads them
 openssl           # certificates and s_client in TLS tests
 procps            # pgrep/ps used when stopping servers
 "
