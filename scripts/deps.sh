@@ -32,6 +32,7 @@ clang             # make fuzz: libFuzzer targets
 libclang-rt-14-dev # make fuzz: the libFuzzer and sanitizer runtimes
 python3           # tests/system run under Debian's /usr/bin/python3
 python3-pytest    # tests/system runner
+python3-dnspython # tests/system: the authoritative DNS responder (harness/dnsserver.py)
 python3-pymysql   # system tests query MariaDB directly
 python3-psycopg2  # system tests query PostgreSQL directly
 mariadb-server    # private MariaDB instances for tests

@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "mail/config.h"
+#include "mail/dns.h"
 #include "mail/params.h"
 #include "smtp/restrict_int.h"
 #include "table/table.h"
@@ -61,6 +62,8 @@ static const struct rdef rdefs[] = {
         {"reject_non_fqdn_recipient", RK_REJECT_NON_FQDN_RCPT, false},
         {"reject_non_fqdn_sender", RK_REJECT_NON_FQDN_SENDER, false},
         {"reject_unauth_destination", RK_REJECT_UNAUTH_DEST, false},
+        {"reject_unknown_recipient_domain", RK_REJECT_UNKNOWN_RCPT_DOMAIN, false},
+        {"reject_unknown_sender_domain", RK_REJECT_UNKNOWN_SENDER_DOMAIN, false},
         {"reject_unlisted_recipient", RK_REJECT_UNLISTED_RCPT, false},
         {"reject_unlisted_sender", RK_REJECT_UNLISTED_SENDER, false},
         {"warn_if_reject", RK_WARN_IF_REJECT, false},
@@ -77,8 +80,6 @@ static const struct rdef *rdef_find(const char *name)
 /* Restrictions Postfix has that postern does not implement yet: named
  * in the error so that the administrator knows it is not a typo. */
 static const char *const not_yet[] = {
-        "reject_unknown_sender_domain",
-        "reject_unknown_recipient_domain",
         "reject_unknown_helo_hostname",
         "reject_unknown_client_hostname",
         "reject_unknown_reverse_client_hostname",
@@ -234,6 +235,26 @@ static int get_code(struct config *cfg, const char *name, int *code_r, str_t *er
 	return 0;
 }
 
+/* unknown_address_tempfail_action: defer or defer_if_permit. */
+static int tempfail_action_load(struct config *cfg, bool *defer_r, str_t *error)
+{
+	const char *v, *why;
+
+	if (config_expand(cfg, "unknown_address_tempfail_action", &v, &why) < 0) {
+		str_append(error, why);
+		return -1;
+	}
+	if (strcmp(v, "defer") == 0 || strcmp(v, "defer_if_permit") == 0) {
+		*defer_r = strcmp(v, "defer") == 0;
+		return 0;
+	}
+	str_appendf(
+	        error,
+	        "%s: unknown_address_tempfail_action: \"%s\": expected defer or defer_if_permit",
+	        config_where(cfg, "unknown_address_tempfail_action"), v);
+	return -1;
+}
+
 static int engine_load(struct restrict_engine *e, str_t *error)
 {
 	struct config *cfg = e->cfg;
@@ -253,6 +274,8 @@ static int engine_load(struct restrict_engine *e, str_t *error)
 	        {"unknown_relay_recipient_reject_code", &e->unknown_relay_code},
 	        {"non_fqdn_reject_code", &e->non_fqdn_code},
 	        {"invalid_hostname_reject_code", &e->bad_name_code},
+	        {"unknown_address_reject_code", &e->unknown_addr_code},
+	        {"nullmx_reject_code", &e->nullmx_code},
 	};
 	bool b;
 
@@ -277,6 +300,8 @@ static int engine_load(struct restrict_engine *e, str_t *error)
 		str_append(error, why);
 		return -1;
 	}
+	if (tempfail_action_load(cfg, &e->unknown_addr_tf_defer, error) < 0)
+		return -1;
 	if (rlist_load(cfg, "smtpd_client_restrictions", &e->client, error) < 0 ||
 	    rlist_load(cfg, "smtpd_helo_restrictions", &e->helo, error) < 0 ||
 	    rlist_load(cfg, "smtpd_sender_restrictions", &e->sender, error) < 0 ||
@@ -306,6 +331,11 @@ int restrict_engine_new(struct config *cfg, struct table_async *pool,
 	}
 	*engine_r = e;
 	return 0;
+}
+
+void restrict_engine_set_dns(struct restrict_engine *engine, struct dns *dns)
+{
+	engine->dns = dns;
 }
 
 void restrict_engine_destroy(struct restrict_engine **enginep)
@@ -367,6 +397,13 @@ void restrict_config_check(struct config *cfg, strv_t *errors)
 				rlist_free(&l);
 			strv_free(&one);
 		}
+	}
+	{
+		bool defer;
+
+		str_reset(&error);
+		if (tempfail_action_load(cfg, &defer, &error) < 0)
+			strv_add(errors, str_c(&error));
 	}
 	/* mynetworks and the domain lists. */
 	memset(&e, 0, sizeof(e));
@@ -691,6 +728,10 @@ static enum rr run_step(struct eval *ev, const struct rstep *s)
 		if (q->recipient == NULL)
 			return RR_DUNNO;
 		return restrict_check_addr_access(ev, s->arg, q->recipient, "Recipient address");
+	case RK_REJECT_UNKNOWN_SENDER_DOMAIN:
+		return restrict_unknown_domain(ev, true);
+	case RK_REJECT_UNKNOWN_RCPT_DOMAIN:
+		return restrict_unknown_domain(ev, false);
 	}
 	return RR_DUNNO;
 }
@@ -832,6 +873,7 @@ out:
 static void pending_free(struct restrict_pending *p)
 {
 	table_async_cancel(&p->areq);
+	dns_cancel(&p->dreq);
 	hash_destroy(&p->memo);
 	free(p->want_spec);
 	free(p->want_key);
@@ -854,12 +896,39 @@ static char *dup_or_null(const char *s)
 }
 
 static void on_answer(const struct table_result *r, void *ctx);
+static void on_dns_answer(const struct dns_answer *a, void *ctx);
+
+/* The DNS record type of a RESTRICT_DNS_* spec, 0 for a table. */
+static int dns_spec_type(const char *spec)
+{
+	if (strcmp(spec, RESTRICT_DNS_MX) == 0)
+		return DNS_T_MX;
+	if (strcmp(spec, RESTRICT_DNS_A) == 0)
+		return DNS_T_A;
+	if (strcmp(spec, RESTRICT_DNS_AAAA) == 0)
+		return DNS_T_AAAA;
+	return 0;
+}
+
+/* Memoise the answer to the wanted lookup. */
+static void memo_put(struct restrict_pending *p, int status, const char *value, const char *error)
+{
+	struct memo *m = xcalloc(1, sizeof(*m));
+	char *mk = memo_key(p->want_spec, p->want_key);
+
+	m->status = status;
+	m->value = xstrdup(value);
+	m->error = xstrdup(error);
+	hash_put(p->memo, mk, m);
+	free(mk);
+}
 
 /* Evaluate once more; either start the one lookup wanted, or finish. */
 static void advance(struct restrict_pending *p)
 {
 	struct restrict_engine *e = p->sess->engine;
 	struct eval ev;
+	bool again = false;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.p = p;
@@ -876,7 +945,20 @@ static void advance(struct restrict_pending *p)
 
 	eval_stage(&ev);
 	if (ev.pending && p->lookups < RESTRICT_MAX_LOOKUPS) {
+		int type = dns_spec_type(p->want_spec);
+
 		p->lookups++;
+		if (type != 0 && e->dns != NULL) {
+			p->dreq = dns_query(e->dns, p->want_key, (enum dns_type)type, on_dns_answer,
+			                    p);
+			goto out;
+		}
+		if (type != 0) {
+			/* No resolver: the answer is a temporary failure, now. */
+			memo_put(p, TABLE_TEMPFAIL, "", "no DNS resolver in this process");
+			again = true;
+			goto out;
+		}
 		p->areq = table_async_lookup(e->pool, p->want_spec, p->want_key, on_answer, p);
 		goto out;
 	}
@@ -906,6 +988,8 @@ out:
 	str_free(&ev.dir_reply);
 	restrict_actions_free(&ev.acts);
 	strv_free(&ev.logs);
+	if (again)
+		advance(p);
 }
 
 static void deliver(struct restrict_pending *p)
@@ -917,7 +1001,6 @@ static void deliver(struct restrict_pending *p)
 static void on_answer(const struct table_result *r, void *ctx)
 {
 	struct restrict_pending *p = ctx;
-	struct memo *m;
 
 	p->areq = NULL;
 	if (p->finished) {
@@ -925,16 +1008,29 @@ static void on_answer(const struct table_result *r, void *ctx)
 		deliver(p);
 		return;
 	}
-	m = xcalloc(1, sizeof(*m));
-	m->status = r->status;
-	m->value = xstrdup(str_c(&r->value));
-	m->error = xstrdup(str_c(&r->error));
-	{
-		char *mk = memo_key(p->want_spec, p->want_key);
+	memo_put(p, r->status, str_c(&r->value), str_c(&r->error));
+	advance(p);
+	if (p->finished)
+		deliver(p);
+}
 
-		hash_put(p->memo, mk, m);
-		free(mk);
-	}
+static void on_dns_answer(const struct dns_answer *a, void *ctx)
+{
+	struct restrict_pending *p = ctx;
+	const char *value = "";
+
+	p->dreq = NULL;
+	/* RFC 7505: a null MX is the single MX record "0 ."; a root name
+	 * among other MX records is malformed (Postfix DNS_INVAL). */
+	for (size_t i = 0; a->status == DNS_OK && i < a->n; i++)
+		if (a->rr[i].data[0] == '\0')
+			value = a->n == 1 && a->rr[i].pref == 0 ? "nullmx" : "invalid";
+	if (a->status == DNS_OK)
+		memo_put(p, TABLE_FOUND, value, "");
+	else if (a->status == DNS_NOTFOUND)
+		memo_put(p, TABLE_NOTFOUND, a->nxdomain ? "nxdomain" : "", "");
+	else
+		memo_put(p, TABLE_TEMPFAIL, "", a->why);
 	advance(p);
 	if (p->finished)
 		deliver(p);

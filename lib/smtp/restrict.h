@@ -21,10 +21,12 @@
  * (main.cf with master.cf -o overrides): an unknown restriction name, a
  * restriction in a list where it makes no sense, or a missing table
  * argument is an error at startup naming the parameter (Postfix logs a
- * fatal "unknown smtpd restriction"). Later issues add
- * reject_sender_login_mismatch, check_policy_service, reject_rbl_client,
- * the DNS checks (reject_unknown_sender_domain ...: refused at startup as
- * "not supported yet" until then), permit_tls_* and rate limits: each is
+ * fatal "unknown smtpd restriction"). reject_unknown_sender_domain and
+ * reject_unknown_recipient_domain ask DNS (restrict_engine_set_dns).
+ * Later issues add reject_sender_login_mismatch, check_policy_service,
+ * reject_rbl_client, the other DNS checks (reject_unknown_helo_hostname
+ * ...: refused at startup as "not supported yet" until then),
+ * permit_tls_* and rate limits: each is
  * one more entry in the restriction table in restrict.c (a function that
  * may start lookups), nothing else changes. permit_sasl_authenticated is
  * there already (it permits when req->sasl_username is set).
@@ -121,6 +123,11 @@ struct restrict_engine;
 int restrict_engine_new(struct config *cfg, struct table_async *pool,
                         struct restrict_engine **engine_r, str_t *error);
 void restrict_engine_destroy(struct restrict_engine **enginep);
+/* The resolver for reject_unknown_sender_domain and
+ * reject_unknown_recipient_domain (it must outlive the engine). Without
+ * one these restrictions answer as for a DNS temporary failure. */
+struct dns;
+void restrict_engine_set_dns(struct restrict_engine *engine, struct dns *dns);
 
 /* The answer; result is valid only during the call. */
 typedef void restrict_done_cb(const struct restrict_result *result, void *ctx);

@@ -775,3 +775,106 @@ enum rr restrict_unlisted(struct eval *ev, bool sender)
 		                 reply_class);
 	}
 }
+
+/* One DNS answer through the memo: 1 found (*value_r), 0 not found,
+ * R_TEMPFAIL (why in ev->tempfail_why), R_PENDING. */
+static int dns_has(struct eval *ev, const char *spec, const char *domain, const char **value_r)
+{
+	const char *error = NULL;
+	int st = ev_lookup(ev, spec, domain, value_r, &error);
+
+	if (st == EV_PENDING)
+		return R_PENDING;
+	if (st == TABLE_TEMPFAIL) {
+		ev->tempfail_why = error;
+		return R_TEMPFAIL;
+	}
+	return st == TABLE_FOUND ? 1 : 0;
+}
+
+/* Postfix reject_unknown_mailhost(): MX, then A, then AAAA; the first
+ * record found ends the search. A missing name (NXDOMAIN) ends it too:
+ * no other type can exist. */
+static enum rr unknown_mailhost(struct eval *ev, const char *domain, const char *addr, bool sender)
+{
+	static const char *const specs[] = {RESTRICT_DNS_MX, RESTRICT_DNS_A, RESTRICT_DNS_AAAA};
+	const char *reply_class = sender ? "Sender address" : "Recipient address";
+	const char *dsn = sender ? "4.1.8" : "4.1.2";
+	struct restrict_engine *e = ev->e;
+	bool tempfail = false;
+
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		const char *value = "";
+		int m = dns_has(ev, specs[i], domain, &value);
+
+		if (m == R_PENDING)
+			return RR_STOP;
+		if (m == R_TEMPFAIL) {
+			tempfail = true;
+			continue;
+		}
+		if (m == 1 && strcmp(value, "nullmx") == 0)
+			return ev_reject(
+			        ev, e->nullmx_code, sender ? "5.7.27" : "5.1.10",
+			        "<%s>: %s rejected: Domain %s does not accept mail (nullMX)", addr,
+			        reply_class, domain);
+		if (m == 1 && strcmp(value, "invalid") == 0)
+			break; /* malformed MX: "Domain not found" (Postfix DNS_INVAL) */
+		if (m == 1)
+			return RR_DUNNO;
+		if (strcmp(value, "nxdomain") == 0)
+			break;
+	}
+	if (!tempfail)
+		return ev_reject(ev, e->unknown_addr_code, dsn,
+		                 "<%s>: %s rejected: Domain not found", addr, reply_class);
+	/* Postfix DEFER_IF_PERMIT2 with unknown_address_tempfail_action: an
+	 * immediate 450 for "defer" (or under warn_if_reject), else a
+	 * deferral only if nothing rejects the request later. */
+	if (e->unknown_addr_tf_defer || ev->warn_if_reject)
+		return ev_reject(ev, 450, dsn, "<%s>: %s rejected: Domain not found", addr,
+		                 reply_class);
+	str_reset(&ev->dip_reply);
+	str_appendf(&ev->dip_reply, "450 %s <%s>: %s rejected: Domain not found", dsn, addr,
+	            reply_class);
+	ev->defer_if_permit = true;
+	return RR_DUNNO;
+}
+
+enum rr restrict_unknown_domain(struct eval *ev, bool sender)
+{
+	const char *addr = sender ? ev->req->sender : ev->req->recipient;
+	struct address_resolved res;
+	enum rr r;
+	int rc, c;
+
+	/* The null sender has no domain to check. */
+	if (addr == NULL || addr[0] == '\0')
+		return RR_DUNNO;
+	rc = ev_resolve(ev, addr, &res);
+	if (rc == R_PENDING)
+		return RR_STOP;
+	if (rc == R_TEMPFAIL)
+		return ev_tempfail(ev, addr,
+		                   ev->tempfail_why != NULL ? ev->tempfail_why
+		                                            : "domain lookup failed");
+	/* No domain, an address literal, or a domain this server is the
+	 * final destination for (Postfix RESOLVE_CLASS_FINAL: local, virtual
+	 * alias, virtual mailbox): nothing to look up. */
+	if (res.bad || res.domain[0] == '\0' || res.domain[0] == '[') {
+		address_resolved_free(&res);
+		return RR_DUNNO;
+	}
+	c = classify(ev, &res);
+	if (c == R_PENDING || c == R_TEMPFAIL) {
+		address_resolved_free(&res);
+		return c == R_PENDING ? RR_STOP : ev_tempfail(ev, addr, ev->tempfail_why);
+	}
+	if (c == C_LOCAL || c == C_ALIAS || c == C_VIRTUAL) {
+		address_resolved_free(&res);
+		return RR_DUNNO;
+	}
+	r = unknown_mailhost(ev, res.domain, addr, sender);
+	address_resolved_free(&res);
+	return r;
+}

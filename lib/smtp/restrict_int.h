@@ -31,6 +31,9 @@
 #include "mail/address.h"
 #include "smtp/restrict.h"
 
+struct dns;
+struct dns_req;
+
 /* Lookups one check may need; more is a configuration problem (451). */
 #define RESTRICT_MAX_LOOKUPS 400
 /* Nesting of restriction lists given as access-table results. */
@@ -57,6 +60,8 @@ enum rkind {
 	RK_CHECK_HELO_ACCESS,
 	RK_CHECK_SENDER_ACCESS,
 	RK_CHECK_RCPT_ACCESS,
+	RK_REJECT_UNKNOWN_SENDER_DOMAIN,
+	RK_REJECT_UNKNOWN_RCPT_DOMAIN,
 };
 
 struct rstep {
@@ -113,6 +118,9 @@ struct restrict_engine {
 	strv_t alias_maps, mailbox_maps, relay_recipient_maps, local_recipient_maps;
 	strv_t interfaces; /* addresses of this machine, canonical text */
 	struct address_resolve_options resolve;
+	struct dns *dns; /* restrict_engine_set_dns(), or NULL */
+	int unknown_addr_code, nullmx_code;
+	bool unknown_addr_tf_defer; /* unknown_address_tempfail_action = defer */
 };
 
 struct restrict_session {
@@ -135,6 +143,7 @@ struct restrict_pending {
 	void *ctx;
 	hash_t *memo; /* "spec\001key" -> struct memo */
 	struct table_async_request *areq;
+	struct dns_req *dreq; /* a DNS query instead of areq */
 	char *want_spec, *want_key;
 	size_t lookups;
 	bool finished; /* the result below is final, waiting for delivery */
@@ -179,6 +188,15 @@ struct eval {
 #define EV_PENDING (-1)
 int ev_lookup(struct eval *ev, const char *spec, const char *key, const char **value_r,
               const char **error_r);
+/* DNS answers go through the memo too: ev_lookup() with one of these
+ * specs and the domain as key starts a dns_query() of that type instead
+ * of a table lookup. TABLE_FOUND (value "nullmx" for a null MX),
+ * TABLE_NOTFOUND (value "nxdomain" when the name does not exist) or
+ * TABLE_TEMPFAIL (error: why). */
+#define RESTRICT_DNS_MX "\001dns:mx"
+#define RESTRICT_DNS_A "\001dns:a"
+#define RESTRICT_DNS_AAAA "\001dns:aaaa"
+
 /* Flags of the table type of spec (TABLE_F_*), 0 when unknown. */
 unsigned restrict_spec_flags(const char *spec);
 
@@ -212,6 +230,9 @@ enum rr restrict_permit_mynetworks(struct eval *ev);
  * permit_auth_destination (permit = true). */
 enum rr restrict_unauth_destination(struct eval *ev, bool defer, bool permit);
 enum rr restrict_unlisted(struct eval *ev, bool sender);
+/* reject_unknown_sender_domain (sender = true) /
+ * reject_unknown_recipient_domain. */
+enum rr restrict_unknown_domain(struct eval *ev, bool sender);
 /* Valid DNS host name (letters, digits, '-', '.'), not all-numeric. */
 bool restrict_valid_hostname(const char *name);
 /* An address literal "[1.2.3.4]" / "[IPv6:...]" with a valid address. */

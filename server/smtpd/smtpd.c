@@ -36,10 +36,10 @@
 #include "base/mem.h"
 #include "mail/config.h"
 #include "mail/daemon.h"
+#include "mail/dns.h"
 #include "mail/mastercf.h"
 #include "mail/queue_dir.h"
 #include "smtpd.h"
-#include "smtpd_dns.h"
 #include "table/table_async.h"
 
 #define SMTPD_BACKLOG 1024
@@ -113,8 +113,7 @@ static struct smtpd_listener *listener_new(struct smtpd_server *srv, const char 
 	if (cleanup_settings_new(cfg, srv->daemon->config_dir, &lis->cleanup, &error) < 0)
 		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
-	if (lis->set.peername_lookup && srv->dns == NULL)
-		srv->dns = smtpd_dns_new(srv->base);
+	restrict_engine_set_dns(lis->engine, srv->dns);
 	srv->listeners = xreallocarray(srv->listeners, srv->n_listeners + 1, sizeof(lis));
 	srv->listeners[srv->n_listeners++] = lis;
 	return lis;
@@ -218,6 +217,10 @@ int main(int argc, char **argv)
 	srv.pool = table_async_new(srv.base, 0, &tctx, &error);
 	if (srv.pool == NULL)
 		log_fatal("%s", str_c(&error));
+	/* One resolver for every listener: client names and the DNS
+	 * restrictions (it opens no socket before the first query). */
+	if (dns_new(srv.base, config_str(d->cfg, "dns_servers"), &srv.dns, &error) < 0)
+		log_fatal("%s", str_c(&error));
 	qpath = config_str(d->cfg, "queue_directory");
 	if (queue_dir_hash_names(config_str(d->cfg, "hash_queue_names"), &mask, &error) < 0)
 		log_fatal("hash_queue_names: %s", str_c(&error));
@@ -264,7 +267,7 @@ int main(int argc, char **argv)
 		free(lis);
 	}
 	free(srv.listeners);
-	smtpd_dns_destroy(&srv.dns);
+	dns_destroy(&srv.dns);
 	table_async_destroy(&srv.pool);
 	queue_dir_destroy(&srv.qd);
 	str_free(&error);

@@ -12,7 +12,7 @@
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
  *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
- *   smtpd_dns.c      the client's host name (c-ares, forward-confirmed)
+ *   (lib/mail/dns.c: the client's host name, c-ares, forward-confirmed)
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -35,8 +35,8 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct queue_dir;
-struct smtpd_dns;
-struct smtpd_dns_req;
+struct dns;
+struct dns_req;
 struct table_async;
 
 /* Settings of one listener, read once from its configuration. Strings
@@ -79,7 +79,7 @@ struct smtpd_server {
 	struct daemon *daemon;
 	struct event_base *base;
 	struct table_async *pool;
-	struct smtpd_dns *dns; /* NULL when no listener looks names up */
+	struct dns *dns; /* the resolver of every listener */
 	struct queue_dir *qd;
 	struct smtpd_listener **listeners;
 	size_t n_listeners;
@@ -113,7 +113,7 @@ struct smtpd_session {
 	const char *reverse_name; /* PTR name (maybe unverified), or "unknown" */
 	char *name_buf; /* owns name and reverse_name when looked up */
 	char *reverse_buf;
-	struct smtpd_dns_req *dns; /* name lookup in progress */
+	struct dns_req *dns; /* name lookup in progress */
 	enum smtpd_state state;
 	bool waiting; /* a restriction check is pending: input paused */
 	bool access_denied; /* client restrictions rejected at connect */

@@ -29,7 +29,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "smtpd.h"
-#include "smtpd_dns.h"
+#include "mail/dns.h"
 
 /* Read no more from a client while this much input waits (a pipelined
  * batch larger than that waits in the kernel), nor while this much output
@@ -519,7 +519,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 	 * see when the banner goes out) but not processed before it. */
 	bufferevent_enable(s->bev, EV_READ);
 	if (s->set->peername_lookup && lis->server->dns != NULL) {
-		s->dns = smtpd_dns_client_name(lis->server->dns, s->addr, session_name_done, s);
+		s->dns = dns_client_name(lis->server->dns, s->addr, session_name_done, s);
 		return;
 	}
 	session_connect(s);
@@ -528,7 +528,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 static void session_free(struct smtpd_session *s)
 {
 	restrict_cancel(&s->pending);
-	smtpd_dns_cancel(&s->dns);
+	dns_cancel(&s->dns);
 	smtpd_transaction_reset(s);
 	restrict_session_destroy(&s->rs);
 	restrict_actions_free(&s->actions);

@@ -962,6 +962,55 @@ static void test_open_relay_battery(void **state)
 	fx_teardown(&f);
 }
 
+/* ---- reject_unknown_*_domain without DNS ----
+ * The DNS answers themselves are tested against a real DNS server in
+ * tests/system/test_smtpd_dns.py; here: what needs no lookup (the null
+ * sender, address literals, domains this server is final destination
+ * for) and the temporary-failure actions (an engine without a resolver
+ * answers as for a DNS timeout). */
+
+static void test_unknown_domain_no_dns(void **state)
+{
+	struct fx f;
+	static const struct rcase dip[] = {
+	        /* defer_if_permit: the request would be permitted: 450. */
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "s@nowhere.example", "u@vmail.example",
+	         "450 4.1.8 <s@nowhere.example>: Sender address rejected: Domain not found"},
+	        /* ... but a later reject wins. */
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "s@nowhere.example", "u@other.example",
+	         "554 5.7.1 <u@other.example>: Relay access denied"},
+	        /* No lookup: the null sender, a literal, final destinations. */
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "", "u@vmail.example", ""},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "s@[192.0.2.7]", "u@vmail.example", ""},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "v@vmail.example", "u@vmail.example", ""},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "x@valias.example", "u@vmail.example", ""},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, "root@mx.example.com", "u@vmail.example", ""},
+	        /* The recipient check: relay_domains are not final: looked up. */
+	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, "", "u@relay.example",
+	         "450 4.1.2 <u@relay.example>: Recipient address rejected: Domain not found"},
+	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, "", "u@vmail.example", ""},
+	};
+	static const struct rcase defer[] = {
+	        /* unknown_address_tempfail_action = defer: at once. */
+	        {RESTRICT_MAIL, NULL, NULL, NULL, "s@nowhere.example", NULL,
+	         "450 4.1.8 <s@nowhere.example>: Sender address rejected: Domain not found"},
+	};
+
+	(void)state;
+	fx_setup(&f);
+	fx_start(&f, "smtpd_sender_restrictions = reject_unknown_sender_domain\n"
+	             "smtpd_recipient_restrictions = reject_unknown_recipient_domain\n"
+	             "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n"
+	             "smtpd_reject_unlisted_recipient = no\n");
+	RUN(&f, dip);
+	fx_stop(&f);
+	fx_start(&f, "smtpd_sender_restrictions = reject_unknown_sender_domain\n"
+	             "smtpd_delay_reject = no\n"
+	             "reject_tempfail_action = defer\n");
+	RUN(&f, defer);
+	fx_teardown(&f);
+}
+
 /* ---- Configuration errors ---- */
 
 static void test_config_errors(void **state)
@@ -973,7 +1022,7 @@ static void test_config_errors(void **state)
 	str_t error;
 	static const char text[] = "smtpd_recipient_restrictions = permit_mynetworks, "
 	                           "reject_everything, check_recipient_access\n"
-	                           "smtpd_sender_restrictions = reject_unknown_sender_domain\n"
+	                           "smtpd_sender_restrictions = reject_unknown_helo_hostname\n"
 	                           "mynetworks = 10.0.0.1/8\n";
 
 	(void)state;
@@ -982,7 +1031,7 @@ static void test_config_errors(void **state)
 	restrict_config_check(cfg, &errors);
 	assert_int_equal(errors.n, 4);
 	assert_non_null(strstr(errors.v[0], "main.cf, line 2: smtpd_sender_restrictions"));
-	assert_non_null(strstr(errors.v[0], "\"reject_unknown_sender_domain\" is not supported"));
+	assert_non_null(strstr(errors.v[0], "\"reject_unknown_helo_hostname\" is not supported"));
 	assert_non_null(strstr(errors.v[1], "main.cf, line 1: smtpd_recipient_restrictions: "
 	                                    "unknown restriction \"reject_everything\""));
 	assert_non_null(strstr(errors.v[2], "\"check_recipient_access\" needs a type:table"));
@@ -1106,6 +1155,7 @@ int main(void)
 		cmocka_unit_test(test_lists_with_tables),
 		cmocka_unit_test(test_lookup_failure),
 		cmocka_unit_test(test_open_relay_battery),
+		cmocka_unit_test(test_unknown_domain_no_dns),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_cancel_before_answer),
 #if HAVE_SQLITE
