@@ -834,10 +834,12 @@ static enum rr unknown_mailhost(struct eval *ev, const char *domain, const char 
 	if (e->unknown_addr_tf_defer || ev->warn_if_reject)
 		return ev_reject(ev, 450, dsn, "<%s>: %s rejected: Domain not found", addr,
 		                 reply_class);
-	str_reset(&ev->dip_reply);
-	str_appendf(&ev->dip_reply, "450 %s <%s>: %s rejected: Domain not found", dsn, addr,
-	            reply_class);
-	ev->defer_if_permit = true;
+	if (!ev->defer_if_permit) { /* the first deferral is the one given (Postfix defer_if) */
+		str_reset(&ev->dip_reply);
+		str_appendf(&ev->dip_reply, "450 %s <%s>: %s rejected: Domain not found", dsn, addr,
+		            reply_class);
+		ev->defer_if_permit = true;
+	}
 	return RR_DUNNO;
 }
 

@@ -989,6 +989,9 @@ static void test_unknown_domain_no_dns(void **state)
 	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, "", "u@relay.example",
 	         "450 4.1.2 <u@relay.example>: Recipient address rejected: Domain not found"},
 	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, "", "u@vmail.example", ""},
+	        /* Two deferrals: the first one is given. */
+	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, "s@nowhere.example", "u@relay.example",
+	         "450 4.1.8 <s@nowhere.example>: Sender address rejected: Domain not found"},
 	};
 	static const struct rcase defer[] = {
 	        /* unknown_address_tempfail_action = defer: at once. */
