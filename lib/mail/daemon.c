@@ -12,10 +12,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
@@ -166,6 +170,11 @@ static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	(void)what;
+	if (sig == SIGUSR1 && d->on_drain != NULL) {
+		log_info("draining on signal %d: no new work, exit when idle", (int)sig);
+		d->on_drain(d, d->sig_ctx);
+		return;
+	}
 	if (sig == SIGHUP) {
 		if (d->on_reload != NULL)
 			d->on_reload(d, d->sig_ctx);
@@ -182,7 +191,7 @@ static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
 struct event_base *daemon_event_base(struct daemon *d, daemon_signal_fn *on_stop,
                                      daemon_signal_fn *on_reload, void *ctx)
 {
-	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	signal(SIGPIPE, SIG_IGN);
 	d->base = event_base_new();
@@ -197,6 +206,78 @@ struct event_base *daemon_event_base(struct daemon *d, daemon_signal_fn *on_stop
 			log_fatal("%s: cannot watch signal %d", d->program, sigs[i]);
 	}
 	return d->base;
+}
+
+void daemon_set_drain(struct daemon *d, daemon_signal_fn *on_drain)
+{
+	d->on_drain = on_drain;
+}
+
+char *daemon_program_path(struct config *cfg, const char *name)
+{
+	str_t self;
+	ssize_t n;
+
+	str_init(&self);
+	str_reserve(&self, PATH_MAX);
+	n = readlink("/proc/self/exe", self.buf, PATH_MAX);
+	if (n > 0 && n < PATH_MAX) {
+		char *slash;
+
+		self.buf[n] = '\0';
+		slash = strrchr(self.buf, '/');
+		if (slash != NULL) {
+			char *path;
+
+			*slash = '\0';
+			path = xasprintf("%s/%s", self.buf, name);
+			if (access(path, X_OK) == 0) {
+				str_free(&self);
+				return path;
+			}
+			free(path);
+		}
+	}
+	str_free(&self);
+	return xasprintf("%s/%s", config_str(cfg, "daemon_directory"), name);
+}
+
+long daemon_master_pid(const char *queue_directory)
+{
+	char *lock_path = xasprintf("%s/pid/master.lock", queue_directory);
+	char *pid_path = xasprintf("%s/pid/master.pid", queue_directory);
+	long pid = 0;
+	int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+
+	/* Why the lock and not kill(pid, 0): a stale pid file names a PID
+	 * that may belong to another process by now; the lock dies with
+	 * the master. */
+	if (fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		str_t text, error;
+		uint64_t v;
+
+		str_init(&text);
+		str_init(&error);
+		pid = -1;
+		if (fs_read_file(pid_path, 64, &text, &error) == 0) {
+			while (text.len > 0 &&
+			       (text.buf[text.len - 1] == '\n' || text.buf[text.len - 1] == ' '))
+				text.buf[--text.len] = '\0';
+			const char *p = str_c(&text);
+
+			while (*p == ' ')
+				p++; /* "%10ld\n", Postfix's pid file format */
+			if (parse_uint64(p, 1, LONG_MAX, &v) == 0)
+				pid = (long)v;
+		}
+		str_free(&text);
+		str_free(&error);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lock_path);
+	free(pid_path);
+	return pid;
 }
 
 int daemon_run(struct daemon *d)

@@ -17,6 +17,7 @@
  *   - logging: syslog_name, syslog_facility, maillog_file, as
  *     "<syslog_name>/<program>[pid]" (log_config.h);
  *   - signals (daemon_event_base): SIGTERM and SIGINT stop the event loop
+ *     (SIGUSR1 too, or a graceful drain: daemon_set_drain)
  *     after the daemon's stop callback, SIGHUP calls the reload callback
  *     (or logs that reload is not supported yet), SIGPIPE is ignored.
  *
@@ -78,6 +79,7 @@ struct daemon {
 	/* private */
 	struct event *sig_events[4];
 	daemon_signal_fn *on_stop;
+	daemon_signal_fn *on_drain;
 	daemon_signal_fn *on_reload;
 	void *sig_ctx;
 	int exit_status;
@@ -100,6 +102,23 @@ struct config *daemon_service_config(struct daemon *d, const struct master_servi
  * SIGPIPE is ignored. Exits (log_fatal) when libevent cannot start. */
 struct event_base *daemon_event_base(struct daemon *d, daemon_signal_fn *on_stop,
                                      daemon_signal_fn *on_reload, void *ctx);
+
+/* Graceful stop (master's reload): on SIGUSR1, call on_drain, which
+ * stops accepting new work and calls daemon_stop() once the work in
+ * hand is done. A daemon that sets none treats SIGUSR1 like SIGTERM.
+ * Call after daemon_event_base(). */
+void daemon_set_drain(struct daemon *d, daemon_signal_fn *on_drain);
+
+/* The path of a postern program ("smtpd", "master"): the one next to the
+ * running binary (/proc/self/exe) when that exists and is executable
+ * (running from the build tree), else $daemon_directory/NAME from cfg
+ * (which may not exist: the caller checks). Owned by the caller. */
+char *daemon_program_path(struct config *cfg, const char *name);
+
+/* The PID of the master that holds queue_directory/pid/master.lock, read
+ * from queue_directory/pid/master.pid; 0 when no master holds the lock
+ * (not running), -1 when it is held but the pid file is unreadable. */
+long daemon_master_pid(const char *queue_directory);
 
 /* Run the loop until a stop signal or daemon_stop(); returns the exit
  * status for main() (0 unless daemon_stop() said otherwise). */

@@ -43,9 +43,19 @@ int cli_alias(int argc, char **argv);
 int cli_sendmail(int argc, char **argv);
 /* Run the smtpd program in the foreground (cli_smtpd.c). */
 int cli_smtpd(int argc, char **argv);
+/* The master process (cli_master.c): start (detached), start-fg,
+ * stop, reload, status. */
+int cli_start(int argc, char **argv);
+int cli_start_fg(int argc, char **argv);
+int cli_stop(int argc, char **argv);
+int cli_reload(int argc, char **argv);
+int cli_status(int argc, char **argv);
 struct config;
-/* The mailq / sendmail -bp listing of the queue of cfg (cli_mailq.c);
- * returns the exit status. */
+/* The mailq / sendmail -bp / `postern queue list` listing of the queue
+ * of cfg (cli_queue_list.c); returns the exit status. */
 int cli_mailq_list(struct config *cfg);
+/* `postern queue ...`: list, cat, shape, delete, hold, release, requeue,
+ * flush (cli_queue.c; postqueue, postsuper, postcat, qshape). */
+int cli_queue(int argc, char **argv);
 
 #endif

@@ -14,7 +14,7 @@
  *
  * Modes: -bm (default) message on stdin; -t extract recipients; -bs SMTP
  * on stdin/stdout (a small in-process server whose messages end in the
- * same maildrop files); -bp list the queue (= mailq, cli_mailq.c); -bi
+ * same maildrop files); -bp list the queue (= mailq, cli_queue_list.c); -bi
  * (= newaliases) has nothing to rebuild: aliases live in the database.
  *
  * Exit status (sysexits): 0 only once the maildrop file is durable; 64

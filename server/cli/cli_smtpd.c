@@ -21,58 +21,25 @@
 #include "base/strv.h"
 #include "cli.h"
 #include "mail/config.h"
-
-/* The smtpd next to /proc/self/exe, or NULL. Caller frees. */
-static char *sibling_smtpd(void)
-{
-	str_t self;
-	ssize_t n;
-	char *slash, *path;
-
-	str_init(&self);
-	str_reserve(&self, PATH_MAX);
-	n = readlink("/proc/self/exe", self.buf, PATH_MAX);
-	if (n <= 0 || n >= PATH_MAX) {
-		str_free(&self);
-		return NULL;
-	}
-	self.buf[n] = '\0';
-	self.len = (size_t)n;
-	slash = strrchr(self.buf, '/');
-	if (slash == NULL) {
-		str_free(&self);
-		return NULL;
-	}
-	*slash = '\0';
-	path = xasprintf("%s/smtpd", self.buf);
-	str_free(&self);
-	if (access(path, X_OK) != 0) {
-		free(path);
-		return NULL;
-	}
-	return path;
-}
+#include "mail/daemon.h"
 
 int cli_smtpd(int argc, char **argv)
 {
 	strv_t args = STRV_INIT;
-	char *program = sibling_smtpd();
+	struct config *cfg = NULL;
+	strv_t errors = STRV_INIT;
+	char *program;
 
-	if (program == NULL) {
-		struct config *cfg = NULL;
-		strv_t errors = STRV_INIT;
-
-		if (config_load(cli_globals.config_dir, &cfg, &errors) < 0) {
-			for (size_t i = 0; i < errors.n; i++)
-				fprintf(stderr, "postern: fatal: %s\n", errors.v[i]);
-			strv_free(&errors);
-			config_destroy(&cfg);
-			return CLI_EXIT_FAIL;
-		}
-		program = xasprintf("%s/smtpd", config_str(cfg, "daemon_directory"));
+	if (config_load(cli_globals.config_dir, &cfg, &errors) < 0) {
+		for (size_t i = 0; i < errors.n; i++)
+			fprintf(stderr, "postern: fatal: %s\n", errors.v[i]);
 		strv_free(&errors);
 		config_destroy(&cfg);
+		return CLI_EXIT_FAIL;
 	}
+	program = daemon_program_path(cfg, "smtpd");
+	strv_free(&errors);
+	config_destroy(&cfg);
 	strv_add(&args, program);
 	strv_add(&args, "-c");
 	strv_add(&args, cli_globals.config_dir);

@@ -79,8 +79,25 @@ static const struct {
         {"sendmail", cli_sendmail,
          "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs|-bp|-bi] [RCPT...]   submit mail "
          "(sendmail(1))"},
+        {"queue", cli_queue,
+         "queue list                            list the queue (postqueue -p, mailq)\n"
+         "  queue cat [-e] [-h] [-b] ID           show a queued message (postcat -q)\n"
+         "  queue shape [QUEUE...]                messages by domain and age (qshape)\n"
+         "  queue delete|hold|release|requeue ID...|ALL|- [QUEUE]   (postsuper -d/-h/-H/-r)\n"
+         "  queue flush [DOMAIN]                  retry deferred mail now (postqueue -f/-s)"},
         {"smtpd", cli_smtpd,
          "smtpd [-e] [-s SERVICE] [ARGS]        run the SMTP server in the foreground"},
+        {"start", cli_start,
+         "start                                  start the mail system (postfix start)"},
+        {"start-fg", cli_start_fg,
+         "start-fg                               run the master in the foreground (postfix "
+         "start-fg)"},
+        {"stop", cli_stop,
+         "stop                                   stop the mail system (postfix stop)"},
+        {"reload", cli_reload,
+         "reload                                 re-read the configuration (postfix reload)"},
+        {"status", cli_status,
+         "status                                 is the mail system running (postfix status)"},
 };
 
 static void usage(FILE *out)

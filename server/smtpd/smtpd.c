@@ -129,6 +129,9 @@ static void listener_add_fd(struct smtpd_listener *lis, int fd)
 	if (ev == NULL)
 		log_fatal("service %s: cannot listen on descriptor %d: %m", lis->service, fd);
 	evconnlistener_set_error_cb(ev, listener_on_error);
+	lis->server->accepting =
+	        xreallocarray(lis->server->accepting, lis->server->n_accepting + 1, sizeof(ev));
+	lis->server->accepting[lis->server->n_accepting++] = ev;
 	/* Several sockets per service (IPv4 and IPv6) share the settings;
    * the first is kept for destruction bookkeeping, others leak to exit
    * by design: listeners live as long as the process. */
@@ -197,6 +200,21 @@ static void server_on_stop(struct daemon *d, void *ctx)
 	log_info("stopping with %zu sessions open", srv->n_sessions);
 }
 
+/* Master's reload: new smtpd processes take over the listening sockets;
+ * this one stops accepting and exits once its sessions have ended (see
+ * session_free), so a client in the middle of a session is not cut off. */
+static void server_on_drain(struct daemon *d, void *ctx)
+{
+	struct smtpd_server *srv = ctx;
+
+	srv->draining = true;
+	for (size_t i = 0; i < srv->n_accepting; i++)
+		evconnlistener_disable(srv->accepting[i]);
+	log_info("stopped accepting; exiting after %zu open sessions", srv->n_sessions);
+	if (srv->n_sessions == 0)
+		daemon_stop(d, 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct daemon_spec spec = {.program = "smtpd"};
@@ -212,6 +230,7 @@ int main(int argc, char **argv)
 	str_init(&error);
 	srv.daemon = d;
 	srv.base = daemon_event_base(d, server_on_stop, NULL, &srv);
+	daemon_set_drain(d, server_on_drain);
 	tctx.cfg = d->cfg;
 	tctx.config_dir = d->config_dir;
 	srv.pool = table_async_new(srv.base, 0, &tctx, &error);
@@ -267,6 +286,7 @@ int main(int argc, char **argv)
 		free(lis);
 	}
 	free(srv.listeners);
+	free(srv.accepting);
 	dns_destroy(&srv.dns);
 	table_async_destroy(&srv.pool);
 	queue_dir_destroy(&srv.qd);

@@ -85,6 +85,9 @@ struct smtpd_server {
 	size_t n_listeners;
 	size_t n_sessions;
 	struct smtpd_session *sessions; /* every open session, for shutdown */
+	struct evconnlistener **accepting; /* every listening socket, to drain */
+	size_t n_accepting;
+	bool draining; /* SIGUSR1 from master: exit when the last session ends */
 };
 
 enum smtpd_state {

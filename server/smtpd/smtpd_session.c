@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "smtpd.h"
+#include "mail/daemon.h"
 #include "mail/dns.h"
 
 /* Read no more from a client while this much input waits (a pipelined
@@ -545,6 +546,8 @@ static void session_free(struct smtpd_session *s)
 	free(s->name_buf);
 	free(s->reverse_buf);
 	s->lis->server->n_sessions--;
+	if (s->lis->server->draining && s->lis->server->n_sessions == 0)
+		daemon_stop(s->lis->server->daemon, 0);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else

@@ -1,10 +1,16 @@
-/* cli_mailq.c - `mailq` / `sendmail -bp`: list the mail queue.
+/* cli_queue_list.c - list the mail queue: `postern queue list`, and the
+ * same listing for `mailq` / `sendmail -bp` (cli_sendmail.c calls
+ * cli_mailq_list; one implementation for all three, as Postfix's mailq
+ * and postqueue -p print the same thing).
  *
  * Reads the queue directory directly (until the queue manager offers a
  * showq service) and prints Postfix's postqueue -p layout: a header line,
  * then per message the ID with a status mark ('*' active, '!' on hold,
  * ' ' otherwise), the size, the arrival time and the sender, the
- * recipients not yet done indented below it, an empty line, and a
+ * recipients not yet done indented below it, each deferred one preceded
+ * by the reason of its last deferral in parentheses (from the message's
+ * status log, queue_log.h; several recipients with the same reason share
+ * one reason line, as in Postfix), an empty line, and a
  * "-- N Kbytes in N Requests." total; or "Mail queue is empty". Messages
  * still in maildrop/ (submitted, not yet picked up) are listed too, as
  * Postfix's showq does. Queues are listed incoming, active, deferred,
@@ -37,6 +43,8 @@
 #include "mail/maildrop.h"
 #include "mail/queue_dir.h"
 #include "mail/queue_file.h"
+#include "mail/queue_log.h"
+#include "cli_queue.h"
 
 struct mailq_totals {
 	uint64_t bytes;
@@ -70,6 +78,21 @@ static void print_rcpt(const char *rcpt)
 	printf("%46s%s\n", "", rcpt);
 }
 
+/* Why right-aligned: Postfix's mailq puts a deferral reason in
+ * parentheses on a line of its own, padded on the left so that it ends
+ * near column 78; a longer reason starts in column 0. */
+static void print_reason(const char *reason)
+{
+	int pad = 76 - (int)strlen(reason);
+
+	/* The text may come from a remote server: no control characters
+	 * reach the administrator's terminal. */
+	printf("%*s(", pad > 0 ? pad : 0, "");
+	for (const char *p = reason; *p != '\0'; p++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	printf(")\n");
+}
+
 static int list_queue(const struct queue_dir *qd, enum queue_name queue, struct mailq_totals *tot,
                       bool *printed)
 {
@@ -89,6 +112,8 @@ static int list_queue(const struct queue_dir *qd, enum queue_name queue, struct 
 	queue_rcpt_init(&rcpt);
 	while ((r = queue_scan_next(scan, &id, &error)) != 0) {
 		struct queue_file *f = NULL;
+		struct queue_log *qlog = NULL;
+		const char *last_reason;
 		const struct queue_envelope *env;
 		enum queue_file_status st;
 
@@ -110,15 +135,32 @@ static int list_queue(const struct queue_dir *qd, enum queue_name queue, struct 
 		env = queue_file_envelope(f);
 		print_message(id, mark, env->content_length, env->arrival.tv_sec, env->sender,
 		              printed);
+		/* A missing or unreadable status log only loses the reasons. */
+		if (queue_log_load(qd, id, &qlog, &error) < 0) {
+			log_warning("%s", str_c(&error));
+			str_reset(&error);
+		}
+		last_reason = NULL;
 		for (size_t i = 0; i < env->rcpt_count; i++) {
+			const struct queue_log_entry *le;
+
 			if (queue_file_read_rcpt(f, i, &rcpt, &error) != QUEUE_FILE_OK) {
 				log_warning("%s", str_c(&error));
 				str_reset(&error);
 				break;
 			}
-			if (!queue_rcpt_state_final(rcpt.status.state))
-				print_rcpt(str_c(&rcpt.address));
+			if (queue_rcpt_state_final(rcpt.status.state))
+				continue;
+			le = qlog == NULL ? NULL : queue_log_get(qlog, i);
+			if (rcpt.status.state == QUEUE_RCPT_DEFERRED && le != NULL &&
+			    le->reason[0] != '\0' &&
+			    (last_reason == NULL || strcmp(last_reason, le->reason) != 0)) {
+				print_reason(le->reason);
+				last_reason = le->reason;
+			}
+			print_rcpt(str_c(&rcpt.address));
 		}
+		queue_log_destroy(&qlog);
 		printf("\n");
 		tot->bytes += env->content_length;
 		tot->count++;
@@ -196,20 +238,12 @@ int cli_mailq_list(struct config *cfg)
 	                                         QUEUE_HOLD};
 	const char *root = config_str(cfg, "queue_directory");
 	struct mailq_totals tot = {0, 0};
-	struct queue_dir *qd;
-	unsigned mask = 0;
+	struct queue_dir *qd = NULL;
 	bool printed = false;
-	str_t error;
 	int ret = CLI_EXIT_OK;
 
-	str_init(&error);
-	if (queue_dir_hash_names(config_str(cfg, "hash_queue_names"), &mask, &error) < 0) {
-		log_error("hash_queue_names: %s", str_c(&error));
-		str_free(&error);
+	if (cli_queue_dir_open(cfg, &qd) < 0)
 		return CLI_EXIT_TEMPFAIL;
-	}
-	str_free(&error);
-	qd = queue_dir_new(root, (unsigned)config_int(cfg, "hash_queue_depth"), mask);
 	if (list_maildrop(root, &tot, &printed) < 0) {
 		log_error("cannot read the queue: %s/%s: %m", root, MAILDROP_DIR_NAME);
 		ret = CLI_EXIT_TEMPFAIL;

@@ -1,0 +1,175 @@
+/* cli_master.c - `postern start|start-fg|stop|reload|status`: run and
+ * control the master process (Postfix's postfix start/stop/reload/status).
+ *
+ * start and start-fg exec the master program (the one next to the
+ * postern binary in the build tree, else $daemon_directory/master) with
+ * -c DIR and -v as given; start-fg adds -d -e (foreground, log to stderr
+ * unless maillog_file is set). stop, reload and status find the master
+ * through the lock and pid file under queue_directory/pid
+ * (daemon_master_pid) and signal it: SIGTERM, SIGHUP.
+ *
+ * Failure: a broken main.cf, a master that is not running (stop,
+ * reload, status: exit 1) or one that does not stop within 30 s (stop:
+ * exit 1) is reported on stderr.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/strv.h"
+#include "cli.h"
+#include "mail/config.h"
+#include "mail/daemon.h"
+
+#define STOP_WAIT_SECONDS 30
+
+static struct config *load_config(void)
+{
+	struct config *cfg = NULL;
+	strv_t errors = STRV_INIT;
+
+	if (config_load(cli_globals.config_dir, &cfg, &errors) < 0) {
+		for (size_t i = 0; i < errors.n; i++)
+			fprintf(stderr, "postern: fatal: %s\n", errors.v[i]);
+		strv_free(&errors);
+		config_destroy(&cfg);
+		return NULL;
+	}
+	strv_free(&errors);
+	return cfg;
+}
+
+static int run_master(int argc, char **argv, bool foreground)
+{
+	strv_t args = STRV_INIT;
+	struct config *cfg;
+	char *program;
+
+	if (cli_common_options(argc, argv, "c:v") < 0 || optind < argc) {
+		fprintf(stderr, "usage: postern %s [-c DIR] [-v]\n", argv[0]);
+		return CLI_EXIT_USAGE;
+	}
+	cfg = load_config();
+	if (cfg == NULL)
+		return CLI_EXIT_FAIL;
+	program = daemon_program_path(cfg, "master");
+	config_destroy(&cfg);
+	strv_add(&args, program);
+	strv_add(&args, "-c");
+	strv_add(&args, cli_globals.config_dir);
+	for (int i = 0; i < log_verbose(); i++)
+		strv_add(&args, "-v");
+	if (foreground) {
+		strv_add(&args, "-d");
+		strv_add(&args, "-e");
+	}
+	execv(program, args.v);
+	fprintf(stderr, "postern: fatal: cannot run %s: %s\n", program, strerror(errno));
+	strv_free(&args);
+	free(program);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_start(int argc, char **argv)
+{
+	return run_master(argc, argv, false);
+}
+
+int cli_start_fg(int argc, char **argv)
+{
+	return run_master(argc, argv, true);
+}
+
+/* The running master's PID, or 0 after printing that it is not running
+ * (-1 on a configuration error). */
+static long running_pid(int argc, char **argv, bool quiet, char **queue_r)
+{
+	struct config *cfg;
+	long pid;
+
+	if (cli_common_options(argc, argv, "c:v") < 0 || optind < argc) {
+		fprintf(stderr, "usage: postern %s [-c DIR] [-v]\n", argv[0]);
+		return -1;
+	}
+	cfg = load_config();
+	if (cfg == NULL)
+		return -1;
+	pid = daemon_master_pid(config_str(cfg, "queue_directory"));
+	if (pid < 0)
+		fprintf(stderr,
+		        "postern: fatal: the master holds the lock in %s/pid but its pid "
+		        "file is unreadable\n",
+		        config_str(cfg, "queue_directory"));
+	else if (pid == 0 && !quiet)
+		fprintf(stderr, "postern: the postern mail system is not running\n");
+	if (queue_r != NULL)
+		*queue_r = xstrdup(config_str(cfg, "queue_directory"));
+	config_destroy(&cfg);
+	return pid;
+}
+
+int cli_status(int argc, char **argv)
+{
+	long pid = running_pid(argc, argv, true, NULL);
+
+	if (pid > 0) {
+		printf("postern is running (PID %ld)\n", pid);
+		return CLI_EXIT_OK;
+	}
+	if (pid == 0)
+		printf("postern is not running\n");
+	return CLI_EXIT_FAIL;
+}
+
+int cli_reload(int argc, char **argv)
+{
+	long pid = running_pid(argc, argv, false, NULL);
+
+	if (pid <= 0)
+		return CLI_EXIT_FAIL;
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "postern: fatal: kill -HUP %ld: %s\n", pid, strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	printf("postern: refreshing the postern mail system\n");
+	return CLI_EXIT_OK;
+}
+
+int cli_stop(int argc, char **argv)
+{
+	char *queue = NULL;
+	long pid = running_pid(argc, argv, false, &queue);
+
+	if (pid <= 0)
+		return CLI_EXIT_FAIL;
+	if (kill((pid_t)pid, SIGTERM) < 0) {
+		fprintf(stderr, "postern: fatal: kill -TERM %ld: %s\n", pid, strerror(errno));
+		free(queue);
+		return CLI_EXIT_FAIL;
+	}
+	printf("postern: stopping the postern mail system\n");
+	fflush(stdout);
+	/* Why wait: a script that runs `postern stop; postern start` must
+	 * not find the old master still holding the lock and the ports.
+	 * The lock, not kill(pid, 0): it is released when master exits,
+	 * also while its parent has not reaped it yet. */
+	for (int i = 0; i < STOP_WAIT_SECONDS * 10; i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		if (daemon_master_pid(queue) == 0) {
+			free(queue);
+			return CLI_EXIT_OK;
+		}
+		nanosleep(&ts, NULL);
+	}
+	free(queue);
+	fprintf(stderr, "postern: fatal: master PID %ld still running after %d s\n", pid,
+	        STOP_WAIT_SECONDS);
+	return CLI_EXIT_FAIL;
+}

@@ -1,0 +1,477 @@
+/* master_service.c - the master's services: listeners, children, restarts.
+ *
+ * Used by master.c. For each master.cf service whose program exists it
+ * keeps a number of process slots filled: an inet service gets its
+ * listening sockets bound here (before any privilege drop, so ports
+ * below 1024 work) and handed to each child as "-l FD"; every child runs
+ * "PROGRAM -c DIR -s SERVICE [-v...] [-e] [-l FD...] [ARGS]".
+ *
+ * How many processes: an inet service runs min(maxproc, CPUs) processes
+ * sharing its sockets (maxproc "-" is default_process_limit, 0 is no
+ * limit). Why not maxproc processes as Postfix does: Postfix's smtpd
+ * serves one client per process, postern's smtpd is event-driven and
+ * serves thousands per process, so more processes than CPUs only cost
+ * memory. Any other service (pickup, qmgr) runs one process, which opens
+ * its own socket (pickup: public/pickup) until master creates unix
+ * sockets and starts agents on demand (not done yet).
+ *
+ * Restarts: a child that dies is logged as Postfix's master does
+ * ("warning: process PATH pid N exit status S" / "killed by signal S";
+ * exit status 0 is not a warning) and restarted after a delay that
+ * starts at 1 s and doubles up to 60 s, back to 1 s once a child ran for
+ * 60 s: a daemon that cannot start costs one fork a minute, never a
+ * crash loop.
+ *
+ * Failure: a listener that cannot be bound fails master_services_load()
+ * with the reason (fatal at startup, a warning and the old configuration
+ * kept at reload). A fork that fails is retried like a child that died.
+ *
+ * SECURITY: runs as whoever started master (root in production). The
+ * privilege drop to mail_owner belongs in spawn_child(), after the
+ * listeners are open and before exec; it is not done yet.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/config.h"
+#include "mail/daemon.h"
+#include "mail/mastercf.h"
+
+#define MASTER_BACKLOG 511
+#define MASTER_BACKOFF_MAX 60
+#define MASTER_RUN_RESET 60
+
+static void listener_close(struct master_listener **lp)
+{
+	struct master_listener *l = *lp;
+
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n_fds; i++)
+		close(l->fds[i]);
+	free(l->fds);
+	free(l->key);
+	free(l);
+	*lp = NULL;
+}
+
+/* Bind host:port (host NULL: every address). */
+static struct master_listener *listener_bind(const struct master_service *svc, str_t *error)
+{
+	struct master_listener *l = xcalloc(1, sizeof(*l));
+	struct addrinfo hints, *res, *ai;
+	int rc;
+
+	l->key = xasprintf("%s:%s", svc->host != NULL ? svc->host : "*", svc->port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(svc->host, svc->port, &hints, &res);
+	if (rc != 0) {
+		str_appendf(error, "service %s: cannot resolve %s: %s", svc->name, l->key,
+		            gai_strerror(rc));
+		listener_close(&l);
+		return NULL;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		int on = 1;
+
+		if (fd < 0)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (ai->ai_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, MASTER_BACKLOG) < 0) {
+			int err = errno;
+
+			close(fd);
+			/* Why skip: a host without IPv6 still serves IPv4 on "all". */
+			if (svc->host == NULL && ai->ai_family == AF_INET6 && err == EADDRNOTAVAIL)
+				continue;
+			str_appendf(error, "service %s: bind %s: %s", svc->name, l->key,
+			            strerror(err));
+			freeaddrinfo(res);
+			listener_close(&l);
+			return NULL;
+		}
+		l->fds = xreallocarray(l->fds, l->n_fds + 1, sizeof(int));
+		l->fds[l->n_fds++] = fd;
+	}
+	freeaddrinfo(res);
+	if (l->n_fds == 0) {
+		str_appendf(error, "service %s: nothing to listen on for %s", svc->name, l->key);
+		listener_close(&l);
+		return NULL;
+	}
+	log_debug(1, "service %s: listening on %s", svc->name, l->key);
+	return l;
+}
+
+static struct master_listener *listener_get(struct master *m, const struct master_service *svc,
+                                            str_t *error)
+{
+	char *key = xasprintf("%s:%s", svc->host != NULL ? svc->host : "*", svc->port);
+	struct master_listener *l;
+
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		if (strcmp(m->listeners[i]->key, key) == 0) {
+			free(key);
+			return m->listeners[i];
+		}
+	}
+	free(key);
+	l = listener_bind(svc, error);
+	if (l == NULL)
+		return NULL;
+	m->listeners = xreallocarray(m->listeners, m->n_listeners + 1, sizeof(l));
+	m->listeners[m->n_listeners++] = l;
+	return l;
+}
+
+/* Close listeners that no service in svcs uses. */
+static void listeners_gc(struct master *m)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		struct master_listener *l = m->listeners[i];
+		bool used = false;
+
+		for (size_t j = 0; j < m->n_svcs && !used; j++)
+			used = m->svcs[j]->listener == l;
+		if (used)
+			m->listeners[keep++] = l;
+		else
+			listener_close(&l);
+	}
+	m->n_listeners = keep;
+}
+
+static void svc_free(struct master_svc **sp)
+{
+	struct master_svc *s = *sp;
+
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_slots; i++)
+		if (s->slots[i].restart_ev != NULL)
+			event_free(s->slots[i].restart_ev);
+	free(s->slots);
+	strv_free(&s->args);
+	free(s->program);
+	free(s->name);
+	free(s->type);
+	free(s);
+	*sp = NULL;
+}
+
+static void slot_on_restart(evutil_socket_t fd, short what, void *arg);
+
+static struct master_svc *svc_new(struct master *m, const struct master_service *ms, size_t n_slots,
+                                  char *program)
+{
+	struct master_svc *s = xcalloc(1, sizeof(*s));
+
+	s->m = m;
+	s->name = xstrdup(ms->name);
+	s->type = xstrdup(ms->type);
+	s->program = program;
+	for (size_t i = 0; i < ms->argv.n; i++)
+		strv_add(&s->args, ms->argv.v[i]);
+	s->n_slots = n_slots;
+	s->slots = xcalloc(n_slots, sizeof(*s->slots));
+	for (size_t i = 0; i < n_slots; i++) {
+		s->slots[i].svc = s;
+		s->slots[i].backoff = 1;
+		s->slots[i].restart_ev = evtimer_new(m->base, slot_on_restart, &s->slots[i]);
+		if (s->slots[i].restart_ev == NULL)
+			log_fatal("cannot create a timer event");
+	}
+	return s;
+}
+
+int master_services_load(struct master *m, struct config *cfg, const struct master_conf *conf,
+                         str_t *error)
+{
+	struct master_svc **svcs = NULL, **old;
+	size_t n = 0, n_old;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long default_limit = config_int(cfg, "default_process_limit");
+
+	if (ncpu < 1)
+		ncpu = 1;
+	for (size_t i = 0; i < conf->n; i++) {
+		const struct master_service *ms = &conf->services[i];
+		long limit = mastercf_process_limit(ms, default_limit);
+		char *program = ms->command[0] == '/' ? xstrdup(ms->command)
+		                                      : daemon_program_path(cfg, ms->command);
+		struct master_listener *l = NULL;
+		size_t n_slots;
+
+		if (access(program, X_OK) != 0) {
+			log_warning("service %s: program %s not found: not started", ms->name,
+			            program);
+			free(program);
+			continue;
+		}
+		if (ms->type_id == MASTER_TYPE_INET) {
+			l = listener_get(m, ms, error);
+			if (l == NULL) {
+				free(program);
+				for (size_t j = 0; j < n; j++)
+					svc_free(&svcs[j]);
+				free(svcs);
+				listeners_gc(m);
+				return -1;
+			}
+			n_slots = (size_t)(limit == 0 || limit > ncpu ? ncpu : limit);
+		} else if (ms->type_id == MASTER_TYPE_UNIX) {
+			n_slots = 1;
+		} else {
+			log_warning("service %s: type %s is not supported yet: not started",
+			            ms->name, ms->type);
+			free(program);
+			continue;
+		}
+		svcs = xreallocarray(svcs, n + 1, sizeof(*svcs));
+		svcs[n] = svc_new(m, ms, n_slots, program);
+		svcs[n]->listener = l;
+		n++;
+	}
+	/* Retire the services that ran until now: their children finish
+	 * what they hold and exit (smtpd: established sessions go on), the
+	 * new children take over the same listening sockets. */
+	old = m->svcs;
+	n_old = m->n_svcs;
+	for (size_t i = 0; i < n_old; i++) {
+		for (size_t j = 0; j < old[i]->n_slots; j++) {
+			pid_t pid = old[i]->slots[j].pid;
+
+			if (pid <= 0)
+				continue;
+			(void)kill(pid, SIGUSR1);
+			m->retired = xreallocarray(m->retired, m->n_retired + 1, sizeof(pid_t));
+			m->retired[m->n_retired++] = pid;
+		}
+		svc_free(&old[i]);
+	}
+	free(old);
+	m->svcs = svcs;
+	m->n_svcs = n;
+	listeners_gc(m);
+	return 0;
+}
+
+/* In the child, between fork and exec: never returns. */
+static void spawn_exec(struct master_slot *slot)
+{
+	struct master_svc *s = slot->svc;
+	struct daemon *d = s->m->d;
+	strv_t argv = STRV_INIT;
+	sigset_t none;
+
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	strv_add(&argv, s->program);
+	strv_add(&argv, "-c");
+	strv_add(&argv, d->config_dir);
+	for (int i = 0; i < d->verbose; i++)
+		strv_add(&argv, "-v");
+	if (d->log_stderr)
+		strv_add(&argv, "-e");
+	strv_add(&argv, "-s");
+	strv_add(&argv, s->name);
+	if (s->listener != NULL) {
+		for (size_t i = 0; i < s->listener->n_fds; i++) {
+			int fd = s->listener->fds[i];
+			char *num = xasprintf("%d", fd);
+
+			(void)fcntl(fd, F_SETFD, 0); /* inherited by this program only */
+			strv_add(&argv, "-l");
+			strv_add(&argv, num);
+			free(num);
+		}
+	}
+	for (size_t i = 0; i < s->args.n; i++)
+		strv_add(&argv, s->args.v[i]);
+	/* Privilege drop goes here (setgroups, setgid, setuid to mail_owner). */
+	execv(s->program, argv.v);
+	log_error("cannot run %s: %m", s->program);
+	_exit(1);
+}
+
+static void slot_schedule(struct master_slot *slot)
+{
+	struct timeval tv = {(time_t)slot->backoff, 0};
+
+	evtimer_add(slot->restart_ev, &tv);
+	log_debug(1, "service %s: restart in %us", slot->svc->name, slot->backoff);
+	slot->backoff =
+	        slot->backoff * 2 > MASTER_BACKOFF_MAX ? MASTER_BACKOFF_MAX : slot->backoff * 2;
+}
+
+static void slot_spawn(struct master_slot *slot)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_warning("service %s: fork: %m", slot->svc->name);
+		slot_schedule(slot);
+		return;
+	}
+	if (pid == 0)
+		spawn_exec(slot);
+	slot->pid = pid;
+	slot->started = time(NULL);
+	log_debug(1, "service %s: started %s pid %ld", slot->svc->name, slot->svc->program,
+	          (long)pid);
+}
+
+static void slot_on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	struct master_slot *slot = arg;
+
+	(void)fd;
+	(void)what;
+	if (slot->svc->m->stopping || slot->pid != 0)
+		return;
+	log_info("service %s: respawning", slot->svc->name);
+	slot_spawn(slot);
+}
+
+void master_services_start(struct master *m)
+{
+	for (size_t i = 0; i < m->n_svcs; i++)
+		for (size_t j = 0; j < m->svcs[i]->n_slots; j++) {
+			struct master_slot *slot = &m->svcs[i]->slots[j];
+
+			if (slot->pid == 0 && !evtimer_pending(slot->restart_ev, NULL))
+				slot_spawn(slot);
+		}
+}
+
+static void log_status(const char *program, pid_t pid, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		log_warning("process %s pid %ld exit status %d", program, (long)pid,
+		            WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		log_warning("process %s pid %ld killed by signal %d", program, (long)pid,
+		            WTERMSIG(status));
+}
+
+static bool retired_remove(struct master *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->n_retired; i++) {
+		if (m->retired[i] == pid) {
+			m->retired[i] = m->retired[--m->n_retired];
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reaped(struct master *m, pid_t pid, int status)
+{
+	if (retired_remove(m, pid)) {
+		log_status("(retired)", pid, status);
+		return;
+	}
+	for (size_t i = 0; i < m->n_svcs; i++) {
+		struct master_svc *s = m->svcs[i];
+
+		for (size_t j = 0; j < s->n_slots; j++) {
+			struct master_slot *slot = &s->slots[j];
+
+			if (slot->pid != pid)
+				continue;
+			log_status(s->program, pid, status);
+			slot->pid = 0;
+			if (time(NULL) - slot->started >= MASTER_RUN_RESET)
+				slot->backoff = 1;
+			if (!m->stopping)
+				slot_schedule(slot);
+			return;
+		}
+	}
+}
+
+void master_reap(struct master *m)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		reaped(m, pid, status);
+}
+
+static size_t signal_all(struct master *m, int sig)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_svcs; i++)
+		for (size_t j = 0; j < m->svcs[i]->n_slots; j++)
+			if (m->svcs[i]->slots[j].pid > 0 &&
+			    kill(m->svcs[i]->slots[j].pid, sig) == 0)
+				n++;
+	for (size_t i = 0; i < m->n_retired; i++)
+		if (kill(m->retired[i], sig) == 0)
+			n++;
+	return n;
+}
+
+void master_kill_all(struct master *m, unsigned timeout)
+{
+	m->stopping = true;
+	if (signal_all(m, SIGTERM) == 0)
+		return;
+	for (unsigned i = 0; i < timeout * 10; i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		master_reap(m);
+		if (signal_all(m, 0) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	log_warning("children still running after %us: killing them", timeout);
+	(void)signal_all(m, SIGKILL);
+	for (unsigned i = 0; i < 50; i++) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		master_reap(m);
+		if (signal_all(m, 0) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+void master_services_free(struct master *m)
+{
+	for (size_t i = 0; i < m->n_svcs; i++)
+		svc_free(&m->svcs[i]);
+	free(m->svcs);
+	m->svcs = NULL;
+	m->n_svcs = 0;
+	listeners_gc(m);
+	free(m->listeners);
+	m->listeners = NULL;
+	free(m->retired);
+	m->retired = NULL;
+	m->n_retired = 0;
+}

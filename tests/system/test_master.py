@@ -1,0 +1,210 @@
+"""The master process: postern start-fg|start|stop|reload|status.
+
+Each test writes a private config (tests/system/harness/smtpd.py: main.cf
+plus an smtpd inet service on a free 127.0.0.1 port, and a pickup line),
+runs the master, talks SMTP to it with smtplib and stops it by PID.
+Children are found through /proc (their parent PID) and checked gone
+by PID at the end.
+"""
+
+import os
+import signal
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from harness.process import wait_until
+from harness.smtpd import Smtpd
+
+MSG = b"From: a@test.example\r\nTo: b@test.example\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def children(pid):
+    """PIDs whose parent is pid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def exe_name(pid):
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return ""
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Master:
+    def __init__(self, build, postern):
+        self.sd = Smtpd(build)
+        self.build = build
+        self.postern = postern
+        self.proc = None
+
+    def config(self):
+        self.sd.port = None
+        self.sd.write_config()
+        with open(os.path.join(self.sd.confdir, "master.cf"), "a") as f:
+            f.write("pickup unix n - n 60 1 pickup\n"
+                    "qmgr-missing unix n - n 300 1 no-such-daemon\n")
+        os.makedirs(self.sd.queue, exist_ok=True)
+
+    def start_fg(self):
+        self.config()
+        out = open(os.path.join(self.sd.tmpdir, "master.out"), "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(self.build, "bin", "postern"), "-c", self.sd.confdir, "start-fg"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.wait_smtp()
+        return self
+
+    def wait_smtp(self):
+        wait_until(self.sd._banner_ok, timeout=20, what="smtp banner via master")
+
+    def log(self):
+        try:
+            with open(self.sd.maillog, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def run(self, *args):
+        return self.postern("-c", self.sd.confdir, *args)
+
+    def send(self, client=None):
+        c = client or smtplib.SMTP(self.sd.host, self.sd.port, timeout=10)
+        c.ehlo("client.test.example")
+        c.sendmail("a@test.example", ["b@localhost"], MSG)
+        if client is None:
+            c.quit()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def master(postern_build, postern):
+    m = Master(postern_build, postern)
+    yield m
+    m.stop()
+    m.sd.cleanup()
+
+
+def queued(m):
+    return m.sd.queued_files()
+
+
+def test_start_fg_serves_smtp_and_stops_cleanly(master):
+    master.start_fg()
+    pid = master.proc.pid
+    kids = children(pid)
+    names = sorted(exe_name(k) for k in kids)
+    assert "pickup" in names and "smtpd" in names, names
+    assert "no-such-daemon" not in names
+    master.send()
+    wait_until(lambda: len(queued(master)) == 1, timeout=10, what="message queued")
+    res = master.run("status")
+    assert res.returncode == 0 and res.stdout.strip() == f"postern is running (PID {pid})"
+    # A second master on the same queue refuses, naming the PID.
+    res = master.run("start-fg")
+    assert res.returncode == 1
+    assert f"already running (PID {pid})" in res.stderr
+    log = master.log()
+    assert "postern/master[" in log and "daemon started -- version" in log
+    assert "warning: service qmgr-missing: program" in log and "not found: not started" in log
+    res = master.run("stop")
+    assert res.returncode == 0, res.stderr
+    assert master.proc.wait(timeout=20) == 0
+    assert "terminating on signal 15" in master.log()
+    for k in kids:
+        wait_until(lambda: not alive(k), timeout=10, what=f"child {k} gone")
+    assert not os.path.exists(os.path.join(master.sd.queue, "pid", "master.pid"))
+    res = master.run("status")
+    assert res.returncode == 1 and res.stdout.strip() == "postern is not running"
+
+
+def test_killed_smtpd_is_respawned(master):
+    master.start_fg()
+    pid = master.proc.pid
+    smtpds = [k for k in children(pid) if exe_name(k) == "smtpd"]
+    assert smtpds
+    for k in smtpds:
+        os.kill(k, signal.SIGKILL)
+    wait_until(lambda: "killed by signal 9" in master.log(), timeout=10, what="death logged")
+    wait_until(lambda: "service " in master.log() and ": respawning" in master.log(),
+               timeout=10, what="respawn logged")
+    assert f"warning: process {os.path.join(master.build, 'bin', 'smtpd')} pid {smtpds[0]}" \
+        in master.log()
+    wait_until(lambda: [k for k in children(pid) if exe_name(k) == "smtpd"
+                        and k not in smtpds], timeout=10, what="new smtpd")
+    master.wait_smtp()
+    master.send()
+    wait_until(lambda: len(queued(master)) == 1, timeout=10, what="message queued")
+
+
+def test_reload_keeps_established_session(master):
+    master.start_fg()
+    pid = master.proc.pid
+    old = [k for k in children(pid) if exe_name(k) == "smtpd"]
+    c = smtplib.SMTP(master.sd.host, master.sd.port, timeout=10)
+    c.ehlo("client.test.example")
+    res = master.run("reload")
+    assert res.returncode == 0, res.stderr
+    # New children take over; the old smtpd with our session stays.
+    wait_until(lambda: [k for k in children(pid) if exe_name(k) == "smtpd"
+                        and k not in old], timeout=10, what="new smtpd after reload")
+    wait_until(lambda: "stopped accepting" in master.log(), timeout=10, what="old smtpd drains")
+    master.send(c)
+    c.quit()
+    wait_until(lambda: len(queued(master)) == 1, timeout=10, what="message queued")
+    # The drained smtpd processes exit once their sessions are over.
+    for k in old:
+        wait_until(lambda: not alive(k), timeout=10, what=f"old smtpd {k} exits")
+    master.send()
+    wait_until(lambda: len(queued(master)) == 2, timeout=10, what="second message queued")
+
+
+def test_daemon_mode_start_status_stop(master):
+    master.config()
+    res = master.run("start")
+    assert res.returncode == 0, res.stderr
+    master.wait_smtp()
+    res = master.run("status")
+    assert res.returncode == 0, res.stdout
+    pid = int(res.stdout.split("PID ")[1].rstrip(")\n"))
+    assert alive(pid)
+    kids = children(pid)
+    assert kids
+    master.send()
+    res = master.run("stop")
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: not alive(pid), timeout=10, what="master gone")
+    for k in kids:
+        wait_until(lambda: not alive(k), timeout=10, what=f"child {k} gone")
+    res = master.run("stop")
+    assert res.returncode == 1 and "not running" in res.stderr
