@@ -208,3 +208,54 @@ def test_daemon_mode_start_status_stop(master):
         wait_until(lambda: not alive(k), timeout=10, what=f"child {k} gone")
     res = master.run("stop")
     assert res.returncode == 1 and "not running" in res.stderr
+
+
+def listen_inode(port):
+    """The inode of the socket listening on 127.0.0.1:port (/proc/net/tcp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                return fields[9]
+    return None
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+@pytest.mark.parametrize("maxproc", ["1", "-"])
+def test_smtpd_processes_share_the_listener(postern_build, postern, maxproc):
+    """min(maxproc, CPUs) smtpd processes, every one on the same socket."""
+    m = Master(postern_build, postern)
+    try:
+        m.config()
+        path = os.path.join(m.sd.confdir, "master.cf")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace(" inet n - n - - smtpd", f" inet n - n - {maxproc} smtpd", 1))
+        m.config = lambda: None  # keep the edited master.cf
+        m.start_fg()
+        expect = 1 if maxproc == "1" else min(100, os.cpu_count())
+        wait_until(lambda: len([k for k in children(m.proc.pid) if exe_name(k) == "smtpd"])
+                   == expect, timeout=10, what=f"{expect} smtpd processes")
+        inode = listen_inode(m.sd.port)
+        assert inode is not None
+        smtpds = [k for k in children(m.proc.pid) if exe_name(k) == "smtpd"]
+        for k in smtpds:
+            assert inode in socket_inodes(k), f"smtpd {k} does not hold the listener"
+        m.send()
+        wait_until(lambda: len(queued(m)) == 1, timeout=10, what="message queued")
+    finally:
+        m.stop()
+        m.sd.cleanup()
