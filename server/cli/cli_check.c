@@ -58,7 +58,10 @@ static void check_table_files(struct config *cfg, strv_t *errors, strv_t *warnin
 		const strv_t *list;
 		const char *error;
 
-		if (def->type != PARAM_LIST && def->type != PARAM_TABLES)
+		/* Only what main.cf sets: a default that expands to the same
+		 * tables ($virtual_alias_maps ...) would report them twice. */
+		if ((def->type != PARAM_LIST && def->type != PARAM_TABLES) ||
+		    !config_is_set(cfg, def->name))
 			continue;
 		if (config_get_list(cfg, def->name, &list, &error) < 0)
 			continue; /* already reported by config_validate */
