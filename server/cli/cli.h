@@ -41,6 +41,9 @@ int cli_alias(int argc, char **argv);
 /* sendmail(1) compatibility (cli_sendmail.c); also reached as `sendmail`,
  * `mailq` and `newaliases` through a link of that name (argv[0]). */
 int cli_sendmail(int argc, char **argv);
+/* `postern trace ADDRESS`: recipient resolution step by step
+ * (cli_trace.c). */
+int cli_trace(int argc, char **argv);
 /* Run the smtpd program in the foreground (cli_smtpd.c). */
 int cli_smtpd(int argc, char **argv);
 /* The master process (cli_master.c): start (detached), start-fg,
