@@ -69,7 +69,8 @@ struct run {
 	struct resolve_ctx *ctx;
 	struct resolve_result *r;
 	strv_t seen; /* lower-cased addresses met so far */
-	int64_t expanded; /* addresses produced by alias expansion */
+	const char *top; /* the address asked, named in limit messages */
+	int64_t pending; /* addresses the expansion holds now (Postfix's argv size) */
 };
 
 const char *resolve_class_name(enum resolve_class class)
@@ -660,9 +661,9 @@ static int expand(struct run *run, const char *address, unsigned depth)
 	int rc = 0;
 
 	add_line(run->r, depth, xstrdup(address));
-	if ((int64_t)depth > ctx->recursion_limit)
+	if ((int64_t)depth >= ctx->recursion_limit)
 		return tempfail(run, "unreasonable virtual_alias_maps map nesting for %s%s",
-		                address, "");
+		                run->top, "");
 	table_result_init(&tr);
 	maps_answer_init(&a);
 	st = maps_lookup_addr(ctx->alias_maps, address, ctx->delimiters, 0, &tr, &a);
@@ -705,6 +706,12 @@ static int expand(struct run *run, const char *address, unsigned depth)
 		rc = final_step(run, address, depth + 1);
 		goto done;
 	}
+	run->pending += (int64_t)targets.n - 1;
+	if (run->pending > ctx->expansion_limit) {
+		rc = tempfail(run, "unreasonable virtual_alias_maps map expansion size for %s%s",
+		              run->top, "");
+		goto done;
+	}
 	for (size_t i = 0; i < targets.n && rc == 0; i++) {
 		const char *t = targets.v[i];
 
@@ -715,13 +722,8 @@ static int expand(struct run *run, const char *address, unsigned depth)
 		}
 		if (seen_before(run, t)) {
 			add_line(run->r, depth + 1, xasprintf("%s (duplicate: dropped)", t));
+			run->pending--;
 			continue;
-		}
-		if (++run->expanded > ctx->expansion_limit) {
-			rc = tempfail(run,
-			              "unreasonable virtual_alias_maps map expansion size for %s%s",
-			              address, "");
-			break;
 		}
 		rc = expand(run, t, depth + 1);
 	}
@@ -735,7 +737,7 @@ done:
 enum resolve_status resolve_recipient(struct resolve_ctx *ctx, const char *address,
                                       struct resolve_result *r)
 {
-	struct run run = {.ctx = ctx, .r = r, .seen = STRV_INIT};
+	struct run run = {.ctx = ctx, .r = r, .seen = STRV_INIT, .top = address, .pending = 1};
 
 	resolve_result_free(r);
 	(void)seen_before(&run, address);

@@ -86,8 +86,7 @@ static const struct {
          "  queue delete|hold|release|requeue ID...|ALL|- [QUEUE]   (postsuper -d/-h/-H/-r)\n"
          "  queue flush [DOMAIN]                  retry deferred mail now (postqueue -f/-s)"},
         {"trace", cli_trace,
-         "trace ADDRESS                          show where mail for ADDRESS goes (aliases, mailbox, "
-         "transport)"},
+         "trace ADDRESS                          where mail for ADDRESS goes, step by step"},
         {"smtpd", cli_smtpd,
          "smtpd [-e] [-s SERVICE] [ARGS]        run the SMTP server in the foreground"},
         {"start", cli_start,
