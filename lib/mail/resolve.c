@@ -112,7 +112,7 @@ void resolve_result_free(struct resolve_result *r)
 	free(r->lines);
 	free(r->finals);
 	str_free(&r->error);
-	resolve_result_init(r);
+	memset(r, 0, sizeof(*r));
 }
 
 static void add_line(struct resolve_result *r, unsigned depth, char *text)
@@ -218,13 +218,13 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 {
 	struct resolve_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	struct table_open_context tctx = {.cfg = cfg, .config_dir = config_dir};
-	const strv_t *parent, *propagate, *mailbox_maps;
+	const strv_t *parent, *propagate_list, *mailbox_maps;
 	const char *why, *delim;
 
 	*ctx_r = NULL;
 	ctx->cfg = cfg;
 	if (config_expand(cfg, "recipient_delimiter", &delim, &why) < 0 ||
-	    config_get_list(cfg, "propagate_unmatched_extensions", &propagate, &why) < 0 ||
+	    config_get_list(cfg, "propagate_unmatched_extensions", &propagate_list, &why) < 0 ||
 	    config_get_list(cfg, "parent_domain_matches_subdomains", &parent, &why) < 0 ||
 	    config_get_list(cfg, "virtual_mailbox_maps", &mailbox_maps, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_recursion_limit", &ctx->recursion_limit, &why) < 0 ||
@@ -234,7 +234,7 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 		return -1;
 	}
 	ctx->delimiters = xstrdup(delim);
-	ctx->propagate_virtual = strv_find(propagate, "virtual") >= 0;
+	ctx->propagate_virtual = strv_find(propagate_list, "virtual") >= 0;
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
 	    open_maps(ctx, "virtual_mailbox_maps", &tctx, &ctx->mailbox_maps, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
@@ -740,6 +740,7 @@ enum resolve_status resolve_recipient(struct resolve_ctx *ctx, const char *addre
 	struct run run = {.ctx = ctx, .r = r, .seen = STRV_INIT, .top = address, .pending = 1};
 
 	resolve_result_free(r);
+	resolve_result_init(r);
 	(void)seen_before(&run, address);
 	(void)expand(&run, address, 0);
 	strv_free(&run.seen);

@@ -80,7 +80,9 @@ struct resolve_result {
 	size_t nfinals;
 };
 
+/* Prepare an empty result (resolve_recipient() reuses it freely). */
 void resolve_result_init(struct resolve_result *r);
+/* Release everything r holds; init it again before reuse. */
 void resolve_result_free(struct resolve_result *r);
 
 /* Open every table the resolution needs from cfg (which must outlive the
