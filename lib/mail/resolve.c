@@ -14,11 +14,10 @@
  * written anywhere: the quota usage is read from maildirsize, which is
  * never rebuilt here.
  *
- * The domain-list matching (mydestination, virtual_*_domains,
- * relay_domains: domains, .domains, !negation, type:table elements and
- * parent_domain_matches_subdomains) follows lib/smtp/restrict_addr.c's
- * rules; that one runs its lookups asynchronously inside smtpd's
- * restriction engine, this one synchronously, so the two are separate.
+ * Domain lists (mydestination, virtual_*_domains, relay_domains) are
+ * parsed by lib/mail/domain_list.c, as in the restriction engine; the
+ * matching loop is this file's because its lookups are synchronous
+ * (smtpd's are asynchronous, lib/smtp/restrict_addr.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -33,22 +32,16 @@
 #include "base/strv.h"
 #include "mail/config.h"
 #include "mail/maildir_quota.h"
+#include "mail/domain_list.h"
 #include "mail/resolve.h"
 #include "table/maps.h"
 #include "table/table.h"
 
-/* One element of a domain list. */
-struct dom_elem {
-	bool neg;
-	char *domain; /* lower-case, or NULL for a table */
-	struct maps *table;
-};
-
+/* A domain list (domain_list.h) with its tables opened: tables[i] for a
+ * table element, NULL for a domain. */
 struct dom_list {
-	const char *param;
-	bool parent_style;
-	struct dom_elem *v;
-	size_t n;
+	struct domain_list list;
+	struct maps **tables;
 };
 
 struct resolve_ctx {
@@ -134,70 +127,29 @@ static char *lower_dup(const char *s)
 
 /* ---- Setup ---- */
 
-static bool looks_like_table(const char *item)
-{
-	const char *colon = strchr(item, ':');
-
-	if (colon == NULL || colon == item)
-		return false;
-	for (const char *p = item; p < colon; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
-			return false;
-	return true;
-}
-
-static int dom_list_load(struct resolve_ctx *ctx, const char *param, const strv_t *parent,
+static int dom_list_load(struct resolve_ctx *ctx, const char *param,
                          const struct table_open_context *tctx, struct dom_list *dl, str_t *error)
 {
-	const strv_t *items;
-	const char *why;
-
-	dl->param = param;
-	dl->parent_style = parent != NULL && strv_find(parent, param) >= 0;
-	if (config_get_list(ctx->cfg, param, &items, &why) < 0) {
-		str_append(error, why);
+	if (domain_list_parse(ctx->cfg, param, &dl->list, error) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < items->n; i++) {
-		const char *item = items->v[i];
-		struct dom_elem d;
-
-		memset(&d, 0, sizeof(d));
-		if (*item == '!') {
-			d.neg = true;
-			item++;
-		}
-		if (*item == '\0' || *item == '/') {
-			str_appendf(error, "%s: \"%s\": not a domain or table", param, items->v[i]);
+	dl->tables = xcalloc(dl->list.n + 1, sizeof(*dl->tables));
+	for (size_t i = 0; i < dl->list.n; i++) {
+		if (dl->list.v[i].table == NULL)
+			continue;
+		dl->tables[i] = maps_open(param, dl->list.v[i].table, tctx, error);
+		if (dl->tables[i] == NULL)
 			return -1;
-		}
-		if (looks_like_table(item)) {
-			d.table = maps_open(param, item, tctx, error);
-			if (d.table == NULL)
-				return -1;
-		} else {
-			size_t len;
-
-			d.domain = lower_dup(item);
-			len = strlen(d.domain);
-			if (len > 1 && d.domain[len - 1] == '.')
-				d.domain[len - 1] = '\0';
-		}
-		dl->v = xreallocarray(dl->v, dl->n + 1, sizeof(*dl->v));
-		dl->v[dl->n++] = d;
 	}
 	return 0;
 }
 
 static void dom_list_free(struct dom_list *dl)
 {
-	for (size_t i = 0; i < dl->n; i++) {
-		free(dl->v[i].domain);
-		maps_close(&dl->v[i].table);
-	}
-	free(dl->v);
-	dl->v = NULL;
-	dl->n = 0;
+	for (size_t i = 0; dl->tables != NULL && i < dl->list.n; i++)
+		maps_close(&dl->tables[i]);
+	free(dl->tables);
+	dl->tables = NULL;
+	domain_list_free(&dl->list);
 }
 
 static int open_maps(struct resolve_ctx *ctx, const char *param,
@@ -218,14 +170,13 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 {
 	struct resolve_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	struct table_open_context tctx = {.cfg = cfg, .config_dir = config_dir};
-	const strv_t *parent, *propagate_list, *mailbox_maps;
+	const strv_t *propagate_list, *mailbox_maps;
 	const char *why, *delim;
 
 	*ctx_r = NULL;
 	ctx->cfg = cfg;
 	if (config_expand(cfg, "recipient_delimiter", &delim, &why) < 0 ||
 	    config_get_list(cfg, "propagate_unmatched_extensions", &propagate_list, &why) < 0 ||
-	    config_get_list(cfg, "parent_domain_matches_subdomains", &parent, &why) < 0 ||
 	    config_get_list(cfg, "virtual_mailbox_maps", &mailbox_maps, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_recursion_limit", &ctx->recursion_limit, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_expansion_limit", &ctx->expansion_limit, &why) < 0) {
@@ -238,12 +189,11 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
 	    open_maps(ctx, "virtual_mailbox_maps", &tctx, &ctx->mailbox_maps, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
-	    dom_list_load(ctx, "mydestination", parent, &tctx, &ctx->mydestination, error) < 0 ||
-	    dom_list_load(ctx, "virtual_alias_domains", parent, &tctx, &ctx->alias_domains, error) <
+	    dom_list_load(ctx, "mydestination", &tctx, &ctx->mydestination, error) < 0 ||
+	    dom_list_load(ctx, "virtual_alias_domains", &tctx, &ctx->alias_domains, error) < 0 ||
+	    dom_list_load(ctx, "virtual_mailbox_domains", &tctx, &ctx->mailbox_domains, error) <
 	            0 ||
-	    dom_list_load(ctx, "virtual_mailbox_domains", parent, &tctx, &ctx->mailbox_domains,
-	                  error) < 0 ||
-	    dom_list_load(ctx, "relay_domains", parent, &tctx, &ctx->relay_domains, error) < 0) {
+	    dom_list_load(ctx, "relay_domains", &tctx, &ctx->relay_domains, error) < 0) {
 		resolve_close(&ctx);
 		return -1;
 	}
@@ -299,8 +249,8 @@ static int dom_match(struct run *run, const struct dom_list *dl, const char *dom
 	int result = 0;
 
 	table_result_init(&tr);
-	for (size_t i = 0; i < dl->n && result == 0; i++) {
-		const struct dom_elem *d = &dl->v[i];
+	for (size_t i = 0; i < dl->list.n && result == 0; i++) {
+		const struct domain_list_elem *d = &dl->list.v[i];
 		bool m = false;
 
 		if (d->table != NULL) {
@@ -309,11 +259,12 @@ static int dom_match(struct run *run, const struct dom_list *dl, const char *dom
 			while (*name != '\0') {
 				const char *next;
 				enum table_status st =
-				        maps_lookup_domain(d->table, name, &tr, NULL);
+				        maps_lookup_domain(dl->tables[i], name, &tr, NULL);
 
 				if (st == TABLE_TEMPFAIL) {
 					table_result_free(&tr);
-					return tempfail(run, "%s: %s", dl->param, str_c(&tr.error));
+					return tempfail(run, "%s: %s", dl->list.param,
+					                str_c(&tr.error));
 				}
 				if (st == TABLE_FOUND) {
 					m = true;
@@ -322,7 +273,7 @@ static int dom_match(struct run *run, const struct dom_list *dl, const char *dom
 				next = strchr(name + 1, '.');
 				if (next == NULL)
 					break;
-				if (dl->parent_style)
+				if (dl->list.parent_style)
 					next++;
 				name = next;
 			}
@@ -332,7 +283,7 @@ static int dom_match(struct run *run, const struct dom_list *dl, const char *dom
 			size_t n = strlen(domain), s = strlen(d->domain);
 
 			m = n > s && strcmp(domain + n - s, d->domain) == 0;
-		} else if (dl->parent_style) {
+		} else if (dl->list.parent_style) {
 			size_t n = strlen(domain), s = strlen(d->domain);
 
 			m = n > s + 1 && domain[n - s - 1] == '.' &&
@@ -341,8 +292,7 @@ static int dom_match(struct run *run, const struct dom_list *dl, const char *dom
 		if (m) {
 			if (d->neg)
 				break;
-			*how_r = xstrdup(d->table != NULL ? maps_table(d->table, 0)->spec
-			                                  : d->domain);
+			*how_r = xstrdup(d->table != NULL ? d->table : d->domain);
 			result = 1;
 		}
 	}

@@ -272,64 +272,6 @@ int restrict_parse_mynetworks(struct restrict_engine *e, const strv_t *list, str
 	return 0;
 }
 
-static int domlist_load(struct restrict_engine *e, const char *param, const strv_t *parent_list,
-                        struct rdomlist *dl, str_t *error)
-{
-	const strv_t *items;
-	const char *why;
-
-	dl->param = param;
-	dl->parent_style = in_list(parent_list, param);
-	if (config_get_list(e->cfg, param, &items, &why) < 0) {
-		str_append(error, why);
-		return -1;
-	}
-	for (size_t i = 0; i < items->n; i++) {
-		const char *item = items->v[i];
-		struct rdom d;
-
-		memset(&d, 0, sizeof(d));
-		if (*item == '!') {
-			d.neg = true;
-			item++;
-		}
-		if (*item == '/') {
-			str_appendf(error,
-			            "%s: \"%s\": pattern files are not supported; use a table",
-			            param, item);
-			return -1;
-		}
-		if (*item == '\0') {
-			str_appendf(error, "%s: empty element", param);
-			return -1;
-		}
-		if (looks_like_table(item)) {
-			d.table = xstrdup(item);
-		} else {
-			size_t len;
-
-			d.domain = lower_dup(item);
-			len = strlen(d.domain);
-			if (len > 1 && d.domain[len - 1] == '.')
-				d.domain[len - 1] = '\0';
-		}
-		dl->v = xreallocarray(dl->v, dl->n + 1, sizeof(*dl->v));
-		dl->v[dl->n++] = d;
-	}
-	return 0;
-}
-
-static void domlist_free(struct rdomlist *dl)
-{
-	for (size_t i = 0; i < dl->n; i++) {
-		free(dl->v[i].table);
-		free(dl->v[i].domain);
-	}
-	free(dl->v);
-	dl->v = NULL;
-	dl->n = 0;
-}
-
 static int maps_load(struct restrict_engine *e, const char *param, strv_t *out, str_t *error)
 {
 	const strv_t *items;
@@ -422,10 +364,10 @@ int restrict_addr_setup(struct restrict_engine *e, str_t *error)
 	}
 	e->access_parent_style = in_list(parent, "smtpd_access_maps");
 	if (restrict_parse_mynetworks(e, nets, error) < 0 ||
-	    domlist_load(e, "mydestination", parent, &e->mydestination, error) < 0 ||
-	    domlist_load(e, "relay_domains", parent, &e->relay_domains, error) < 0 ||
-	    domlist_load(e, "virtual_alias_domains", parent, &e->alias_domains, error) < 0 ||
-	    domlist_load(e, "virtual_mailbox_domains", parent, &e->mailbox_domains, error) < 0 ||
+	    domain_list_parse(e->cfg, "mydestination", &e->mydestination, error) < 0 ||
+	    domain_list_parse(e->cfg, "relay_domains", &e->relay_domains, error) < 0 ||
+	    domain_list_parse(e->cfg, "virtual_alias_domains", &e->alias_domains, error) < 0 ||
+	    domain_list_parse(e->cfg, "virtual_mailbox_domains", &e->mailbox_domains, error) < 0 ||
 	    maps_load(e, "virtual_alias_maps", &e->alias_maps, error) < 0 ||
 	    maps_load(e, "virtual_mailbox_maps", &e->mailbox_maps, error) < 0 ||
 	    maps_load(e, "relay_recipient_maps", &e->relay_recipient_maps, error) < 0 ||
@@ -444,10 +386,10 @@ void restrict_addr_free(struct restrict_engine *e)
 	free(e->nets);
 	e->nets = NULL;
 	e->nnets = 0;
-	domlist_free(&e->mydestination);
-	domlist_free(&e->relay_domains);
-	domlist_free(&e->alias_domains);
-	domlist_free(&e->mailbox_domains);
+	domain_list_free(&e->mydestination);
+	domain_list_free(&e->relay_domains);
+	domain_list_free(&e->alias_domains);
+	domain_list_free(&e->mailbox_domains);
 	strv_free(&e->alias_maps);
 	strv_free(&e->mailbox_maps);
 	strv_free(&e->relay_recipient_maps);
@@ -475,10 +417,10 @@ static int table_has(struct eval *ev, const char *spec, const char *key)
 
 /* Postfix match_list() for host names: the first element that matches
  * decides (a negated one: no match). domain is lower-case. */
-static int domlist_match(struct eval *ev, const struct rdomlist *dl, const char *domain)
+static int domlist_match(struct eval *ev, const struct domain_list *dl, const char *domain)
 {
 	for (size_t i = 0; i < dl->n; i++) {
-		const struct rdom *d = &dl->v[i];
+		const struct domain_list_elem *d = &dl->v[i];
 		int m = 0;
 
 		if (d->table != NULL) {

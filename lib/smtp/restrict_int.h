@@ -28,6 +28,7 @@
 #include "base/hash.h"
 #include "base/str.h"
 #include "base/strv.h"
+#include "mail/domain_list.h"
 #include "mail/address.h"
 #include "smtp/restrict.h"
 
@@ -85,20 +86,6 @@ struct rnet {
 	char *name; /* host or .domain */
 };
 
-/* One element of a domain list (mydestination, relay_domains ...). */
-struct rdom {
-	bool neg;
-	char *table; /* type:name, or NULL */
-	char *domain; /* lower-case, maybe with a leading dot */
-};
-
-struct rdomlist {
-	const char *param;
-	bool parent_style; /* listed in parent_domain_matches_subdomains */
-	struct rdom *v;
-	size_t n;
-};
-
 struct restrict_engine {
 	struct config *cfg;
 	struct table_async *pool;
@@ -114,7 +101,7 @@ struct restrict_engine {
 	struct rlist client, helo, sender, relay, recipient, data, eod;
 	struct rnet *nets;
 	size_t nnets;
-	struct rdomlist mydestination, relay_domains, alias_domains, mailbox_domains;
+	struct domain_list mydestination, relay_domains, alias_domains, mailbox_domains;
 	strv_t alias_maps, mailbox_maps, relay_recipient_maps, local_recipient_maps;
 	strv_t interfaces; /* addresses of this machine, canonical text */
 	struct address_resolve_options resolve;
