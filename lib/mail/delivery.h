@@ -1,0 +1,87 @@
+/* delivery.h - the request qmgr sends a delivery agent, and the reply.
+ *
+ * Used by qmgr (server/qmgr, the client) and by every delivery agent
+ * (server/virtual now; smtp, lmtp, pipe later: the servers).
+ *
+ * TRANSPORT. A delivery agent is a master.cf service of type unix; master
+ * binds its stream socket at queue_directory/private/NAME (public/NAME
+ * when the private column says n) and hands it to the agent's processes
+ * with "-l FD". Each agent process accepts one connection at a time and
+ * serves its requests one after another until the client closes it. qmgr
+ * opens one connection per delivery; the number of agent processes is the
+ * transport's process limit.
+ *
+ * ENCODING: attr.h ("name=value" lines, an empty line ends a request).
+ * The first request on a connection carries version=ATTR_PROTOCOL_VERSION.
+ *
+ * REQUEST (qmgr -> agent)
+ *   version=1                 first request on the connection only
+ *   request_id=N              echoed in the reply
+ *   request=deliver
+ *   queue_name=active         the queue holding the file (always active)
+ *   queue_id=ID               queue_id_valid(); the agent opens the file
+ *                             itself (read only) for the envelope and
+ *                             content, never a path from the request
+ *   nexthop=TEXT              the transport's nexthop (may be empty)
+ *   time_active=USEC          when qmgr moved the message to active,
+ *                             microseconds since the epoch (for delays=)
+ *   then one block per recipient, in order, each starting with rcpt_id=:
+ *   rcpt_id=K                 qmgr's handle, echoed in the reply
+ *   recipient=ADDR            the final address to deliver to (after
+ *                             virtual alias expansion)
+ *   orig_recipient=ADDR       the queue file's recipient it came from
+ *                             (logged as orig_to= when it differs)
+ *   At most DELIVERY_RCPT_MAX recipient blocks.
+ *
+ * REPLY (agent -> qmgr)
+ *   request_id=N
+ *   either error=TEXT         the request could not be handled at all
+ *                             (bad request, queue file unreadable): qmgr
+ *                             defers every recipient with TEXT
+ *   or one block per recipient of the request, in any order:
+ *   rcpt_id=K
+ *   action=sent|deferred|bounced
+ *   status=X.Y.Z              RFC 3463 code (2.x.x with sent, 4.x.x with
+ *                             deferred, 5.x.x with bounced)
+ *   reason=TEXT               "delivered to maildir", "unknown user: ..."
+ *
+ * LOGGING. The agent logs each recipient's outcome itself, in Postfix's
+ * format, as its own program ("virtual"):
+ *   ID: to=<recipient>, orig_to=<orig>, relay=virtual, delay=1.2,
+ *       delays=0.1/0.01/0/1.1, dsn=2.0.0, status=sent (delivered to maildir)
+ * (orig_to only when it differs). delays = a/b/c/d: a arrival -> active,
+ * b active -> agent start, c connection setup (0 for local agents),
+ * d delivery; each with two decimals, as Postfix.
+ *
+ * DURABILITY. "sent" only after the mailbox file is fsync'd and in place;
+ * qmgr records the recipient as done only after the reply. A connection
+ * that closes before a recipient's block arrives (the agent crashed) is a
+ * deferral for that recipient: mail is delivered at least once, never
+ * lost.
+ */
+#ifndef POSTERN_DELIVERY_H
+#define POSTERN_DELIVERY_H
+
+#define DELIVERY_REQUEST "deliver"
+#define DELIVERY_RCPT_MAX 1000
+
+/* Attribute names. */
+#define DELIVERY_ATTR_REQUEST "request"
+#define DELIVERY_ATTR_QUEUE_NAME "queue_name"
+#define DELIVERY_ATTR_QUEUE_ID "queue_id"
+#define DELIVERY_ATTR_NEXTHOP "nexthop"
+#define DELIVERY_ATTR_TIME_ACTIVE "time_active"
+#define DELIVERY_ATTR_RCPT_ID "rcpt_id"
+#define DELIVERY_ATTR_RECIPIENT "recipient"
+#define DELIVERY_ATTR_ORIG_RECIPIENT "orig_recipient"
+#define DELIVERY_ATTR_ERROR "error"
+#define DELIVERY_ATTR_ACTION "action"
+#define DELIVERY_ATTR_STATUS "status"
+#define DELIVERY_ATTR_REASON "reason"
+
+/* Values of action=. */
+#define DELIVERY_ACTION_SENT "sent"
+#define DELIVERY_ACTION_DEFERRED "deferred"
+#define DELIVERY_ACTION_BOUNCED "bounced"
+
+#endif
