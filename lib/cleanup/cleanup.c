@@ -26,6 +26,7 @@
 #include "base/mem.h"
 #include "cleanup/cleanup_private.h"
 #include "mail/config.h"
+#include "mail/trigger.h"
 
 void cleanup_result_init(struct cleanup_result *r)
 {
@@ -167,6 +168,7 @@ int cleanup_open(const struct cleanup_settings *set, const struct queue_dir *qd,
 	c->set = set;
 	c->flags = flags;
 	c->w = w;
+	c->qd = qd;
 	memcpy(c->id, queue_writer_id(w), QUEUE_ID_SIZE);
 	c->status = CLEANUP_QUEUED;
 	c->checks_off = (flags & CLEANUP_F_NO_CHECKS) != 0;
@@ -439,6 +441,10 @@ void cleanup_finish(struct cleanup **cp, struct cleanup_result *result)
 			result->size = size;
 			result->nrcpt = nrcpt;
 			str_appendf(&result->reply, "250 2.0.0 Ok: queued as %s", c->id);
+			/* Tell qmgr at once; its periodic scan covers a lost poke. */
+			if (result->queue == QUEUE_INCOMING)
+				(void)trigger_send(queue_dir_root(c->qd), "public/qmgr",
+				                   TRIGGER_WAKEUP);
 			goto done;
 		}
 	}

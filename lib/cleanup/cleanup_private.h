@@ -67,6 +67,7 @@ struct cleanup {
 	const struct cleanup_settings *set;
 	unsigned flags;
 	struct queue_writer *w;
+	const struct queue_dir *qd; /* for the wake-up of qmgr after commit */
 	char id[QUEUE_ID_SIZE];
 
 	/* First failure wins; CLEANUP_QUEUED means none so far. */

@@ -17,8 +17,16 @@
  *     u32 recipient index, u8 state, u8 DSN class, u16 DSN subject,
  *     u16 DSN detail, u64 time, u64 next retry, then the reason text
  *     (0..QUEUE_LOG_REASON_MAX bytes, no NUL)
+ *   final entries: type 'F', u32 length, payload:
+ *     u32 recipient index, u8 state (delivered or bounced), u64 time,
+ *     then the final address (1..QUEUE_FIELD_MAX bytes, no NUL)
  * An entry cut short at the end of the file (a crash during an append) is
  * ignored; anything else malformed makes the log unreadable.
+ *
+ * Final entries: one queue file recipient may expand (virtual aliases) to
+ * several final addresses. When some are done and others deferred, qmgr
+ * records each done one here, so the retry skips it; the recipient's slot
+ * turns final only when all are.
  *
  * Order for qmgr: append the reason first, then update the queue file's
  * slot (queue_file_update_rcpt). A crash between the two leaves a reason
@@ -54,6 +62,12 @@ struct queue_log_entry {
 int queue_log_append(const struct queue_dir *qd, const char *id,
                      const struct queue_log_entry *entry, bool sync, str_t *error);
 
+/* Record that final address (of the queue file's recipient rcpt_index)
+ * is done with state (delivered or bounced). */
+int queue_log_append_final(const struct queue_dir *qd, const char *id, size_t rcpt_index,
+                           enum queue_rcpt_state state, const char *address, bool sync,
+                           str_t *error);
+
 struct queue_log;
 
 /* Read id's log: the latest entry of each recipient. A missing log is an
@@ -63,6 +77,10 @@ int queue_log_load(const struct queue_dir *qd, const char *id, struct queue_log 
                    str_t *error);
 /* The latest entry for a recipient, or NULL; valid while log lives. */
 const struct queue_log_entry *queue_log_get(const struct queue_log *log, size_t rcpt_index);
+/* The recorded state of final address of recipient rcpt_index:
+ * QUEUE_RCPT_PENDING when none was recorded. */
+enum queue_rcpt_state queue_log_final_state(const struct queue_log *log, size_t rcpt_index,
+                                            const char *address);
 /* Entries read, including those a later one replaced. */
 size_t queue_log_entries(const struct queue_log *log);
 void queue_log_destroy(struct queue_log **logp);

@@ -56,6 +56,7 @@
 #include "mail/config.h"
 #include "mail/queue_dir.h"
 #include "mail/queue_file.h"
+#include "mail/trigger.h"
 #include "mail/queue_id.h"
 
 /* Longest line accepted from standard input for "-": an ID is 14. */
@@ -356,9 +357,11 @@ static int queue_admin(struct config *cfg, enum queue_op op, int argc, char **ar
 			apply_id(&ctx, argv[i]);
 		}
 	}
-	queue_dir_destroy(&qd);
 	if (ctx.done > 0)
 		log_info("%s: %lu message%s", ops[op].done, ctx.done, ctx.done == 1 ? "" : "s");
+	if (ctx.done > 0 && (op == OP_REQUEUE || op == OP_RELEASE))
+		(void)trigger_send(queue_dir_root(qd), "public/qmgr", TRIGGER_WAKEUP);
+	queue_dir_destroy(&qd);
 	if (ctx.failed)
 		return CLI_EXIT_TEMPFAIL;
 	return ctx.not_found ? CLI_EXIT_FAIL : CLI_EXIT_OK;
@@ -421,6 +424,8 @@ static int queue_flush(struct config *cfg, int argc, char **argv)
 	}
 	if (cli_globals.verbose > 0 || log_verbose() > 0)
 		log_info("flushed: %lu message%s", moved, moved == 1 ? "" : "s");
+	if (moved > 0)
+		(void)trigger_send(queue_dir_root(qd), "public/qmgr", TRIGGER_WAKEUP);
 	strv_free(&ids);
 	str_free(&error);
 	queue_dir_destroy(&qd);

@@ -49,6 +49,7 @@
 #include "mail/address.h"
 #include "mail/config.h"
 #include "mail/maildrop.h"
+#include "mail/trigger.h"
 
 #define EX_DATAERR_ 65
 
@@ -194,28 +195,12 @@ static int add_recipients(strv_t *rcpts, const char *arg)
 
 /* ---- The maildrop file ---- */
 
-/* Tell pickup there is work: connect to its socket and write one byte.
- * Any failure is ignored: pickup also scans maildrop/ every `wakeup`
- * seconds, so the message is late at worst, never lost. Non-blocking so
- * a stuck pickup cannot hang the submitting program. */
+/* Tell pickup there is work. A failure only makes the message wait for
+ * pickup's next periodic scan of maildrop/: never lost. */
 static void poke_pickup(const struct sm_context *ctx)
 {
-	struct sockaddr_un sun;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/public/pickup",
-	                     ctx->queue_dir) >= sizeof(sun.sun_path))
-		return;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-		(void)send(fd, "W", 1, MSG_NOSIGNAL); /* pickup may close first */
-	else
-		log_debug(1, "cannot poke pickup at %s: %m", sun.sun_path);
-	close(fd);
+	if (trigger_send(ctx->queue_dir, "public/pickup", TRIGGER_WAKEUP) < 0)
+		log_debug(1, "cannot poke pickup at %s/public/pickup: %m", ctx->queue_dir);
 }
 
 /* Start a maildrop file with the envelope. -1 after logging. */

@@ -11,9 +11,18 @@
  * limit). Why not maxproc processes as Postfix does: Postfix's smtpd
  * serves one client per process, postern's smtpd is event-driven and
  * serves thousands per process, so more processes than CPUs only cost
- * memory. Any other service (pickup, qmgr) runs one process, which opens
- * its own socket (pickup: public/pickup) until master creates unix
- * sockets and starts agents on demand (not done yet).
+ * memory.
+ *
+ * A unix service gets a stream socket bound here at
+ * queue_directory/private/NAME (mode 0600), or public/NAME (mode 0666:
+ * wake-up sockets such as public/pickup and public/qmgr) when its
+ * private column says n, handed over with "-l FD" like an inet
+ * listener. It runs maxproc processes when master.cf gives a number, and
+ * min(default_process_limit, 4 x CPUs) for "-". Why prefork rather than
+ * Postfix's spawn on demand: a delivery agent process is small and serves
+ * one delivery at a time, a full pool costs little, and the socket's
+ * backlog queues what the pool cannot take yet; deliveries wait on fsync,
+ * not CPU, hence several per CPU.
  *
  * Restarts: a child that dies is logged as Postfix's master does
  * ("warning: process PATH pid N exit status S" / "killed by signal S";
@@ -41,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,10 +59,12 @@
 #include "mail/config.h"
 #include "mail/daemon.h"
 #include "mail/mastercf.h"
+#include "mail/trigger.h"
 
 #define MASTER_BACKLOG 511
 #define MASTER_BACKOFF_MAX 60
 #define MASTER_RUN_RESET 60
+#define MASTER_AGENTS_PER_CPU 4
 
 static void listener_close(struct master_listener **lp)
 {
@@ -66,6 +78,45 @@ static void listener_close(struct master_listener **lp)
 	free(l->key);
 	free(l);
 	*lp = NULL;
+}
+
+/* The socket path of a unix service: queue_directory/private/NAME or
+ * public/NAME. Owned by the caller. */
+static char *unix_service_path(struct config *cfg, const struct master_service *svc)
+{
+	return xasprintf("%s/%s/%s", config_str(cfg, "queue_directory"),
+	                 svc->private_ ? "private" : "public", svc->name);
+}
+
+/* Bind a unix service's socket, creating private/ (0700) or public/
+ * (0755) under queue_directory when missing. */
+static struct master_listener *listener_bind_unix(const struct master_service *svc, const char *key,
+                                                  str_t *error)
+{
+	const char *path = key + strlen("unix:");
+	char *dir = xstrdup(path);
+	struct master_listener *l;
+	int fd;
+
+	*strrchr(dir, '/') = '\0';
+	if (mkdir(dir, svc->private_ ? 0700 : 0755) < 0 && errno != EEXIST) {
+		str_appendf(error, "service %s: mkdir %s: %s", svc->name, dir, strerror(errno));
+		free(dir);
+		return NULL;
+	}
+	free(dir);
+	fd = unix_listen(path, svc->private_ ? 0600 : 0666, MASTER_BACKLOG, error);
+	if (fd < 0)
+		return NULL;
+	/* Children block in accept() or use their own event loop: the
+	 * socket is shared, so each one sets its own mode. */
+	l = xcalloc(1, sizeof(*l));
+	l->key = xstrdup(key);
+	l->fds = xcalloc(1, sizeof(int));
+	l->fds[0] = fd;
+	l->n_fds = 1;
+	log_debug(1, "service %s: listening on %s", svc->name, path);
+	return l;
 }
 
 /* Bind host:port (host NULL: every address). */
@@ -122,11 +173,19 @@ static struct master_listener *listener_bind(const struct master_service *svc, s
 	return l;
 }
 
-static struct master_listener *listener_get(struct master *m, const struct master_service *svc,
-                                            str_t *error)
+static struct master_listener *listener_get(struct master *m, struct config *cfg,
+                                            const struct master_service *svc, str_t *error)
 {
-	char *key = xasprintf("%s:%s", svc->host != NULL ? svc->host : "*", svc->port);
+	char *key, *path = NULL;
 	struct master_listener *l;
+
+	if (svc->type_id == MASTER_TYPE_UNIX) {
+		path = unix_service_path(cfg, svc);
+		key = xasprintf("unix:%s", path);
+		free(path);
+	} else {
+		key = xasprintf("%s:%s", svc->host != NULL ? svc->host : "*", svc->port);
+	}
 
 	for (size_t i = 0; i < m->n_listeners; i++) {
 		if (strcmp(m->listeners[i]->key, key) == 0) {
@@ -134,8 +193,9 @@ static struct master_listener *listener_get(struct master *m, const struct maste
 			return m->listeners[i];
 		}
 	}
+	l = svc->type_id == MASTER_TYPE_UNIX ? listener_bind_unix(svc, key, error)
+	                                     : listener_bind(svc, error);
 	free(key);
-	l = listener_bind(svc, error);
 	if (l == NULL)
 		return NULL;
 	m->listeners = xreallocarray(m->listeners, m->n_listeners + 1, sizeof(l));
@@ -229,8 +289,8 @@ int master_services_load(struct master *m, struct config *cfg, const struct mast
 			free(program);
 			continue;
 		}
-		if (ms->type_id == MASTER_TYPE_INET) {
-			l = listener_get(m, ms, error);
+		if (ms->type_id == MASTER_TYPE_INET || ms->type_id == MASTER_TYPE_UNIX) {
+			l = listener_get(m, cfg, ms, error);
 			if (l == NULL) {
 				free(program);
 				for (size_t j = 0; j < n; j++)
@@ -239,9 +299,15 @@ int master_services_load(struct master *m, struct config *cfg, const struct mast
 				listeners_gc(m);
 				return -1;
 			}
-			n_slots = (size_t)(limit == 0 || limit > ncpu ? ncpu : limit);
-		} else if (ms->type_id == MASTER_TYPE_UNIX) {
-			n_slots = 1;
+			if (ms->type_id == MASTER_TYPE_INET)
+				n_slots = (size_t)(limit == 0 || limit > ncpu ? ncpu : limit);
+			else if (ms->maxproc > 0)
+				n_slots = (size_t)ms->maxproc;
+			else
+				n_slots =
+				        (size_t)(limit == 0 || limit > ncpu * MASTER_AGENTS_PER_CPU
+				                         ? ncpu * MASTER_AGENTS_PER_CPU
+				                         : limit);
 		} else {
 			log_warning("service %s: type %s is not supported yet: not started",
 			            ms->name, ms->type);

@@ -59,6 +59,7 @@
 #include "mail/queue_dir.h"
 #include "mail/queue_file.h"
 #include "mail/queue_id.h"
+#include "mail/trigger.h"
 
 /* Default scan interval when master.cf has no pickup line. */
 #define PICKUP_WAKEUP_DEFAULT 60
@@ -438,30 +439,6 @@ static void make_dirs(struct pickup *p)
 	str_free(&error);
 }
 
-static int listen_socket(const char *path)
-{
-	struct sockaddr_un sun;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path))
-		log_fatal("socket path too long: %s", path);
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		log_fatal("socket: %m");
-	(void)unlink(path); /* a stale socket from an earlier run */
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		log_fatal("bind %s: %m", path);
-	/* Anyone may wake pickup up: it only scans. */
-	if (chmod(path, 0666) < 0)
-		log_fatal("chmod %s: %m", path);
-	if (listen(fd, 64) < 0)
-		log_fatal("listen %s: %m", path);
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct daemon_spec spec = {.program = "pickup"};
@@ -503,7 +480,17 @@ int main(int argc, char **argv)
 		wakeup = svc->wakeup;
 
 	make_dirs(&p);
-	p.listen_fd = listen_socket(p.socket_path);
+	if (d->n_listen_fds > 0) {
+		/* master bound public/pickup and handed it over. */
+		p.listen_fd = d->listen_fds[0];
+		free(p.socket_path);
+		p.socket_path = NULL;
+	} else {
+		/* Anyone may wake pickup up: it only scans. */
+		p.listen_fd = unix_listen(p.socket_path, 0666, 64, &error);
+		if (p.listen_fd < 0)
+			log_fatal("%s", str_c(&error));
+	}
 	daemon_event_base(d, NULL, NULL, NULL);
 	p.listen_ev = event_new(d->base, p.listen_fd, EV_READ | EV_PERSIST, on_accept, &p);
 	event_add(p.listen_ev, NULL);
@@ -522,7 +509,8 @@ int main(int argc, char **argv)
 		event_free(p.timer_ev);
 	event_free(p.listen_ev);
 	close(p.listen_fd);
-	(void)unlink(p.socket_path);
+	if (p.socket_path != NULL)
+		(void)unlink(p.socket_path);
 	cleanup_settings_destroy(&p.cleanup);
 	queue_dir_destroy(&p.qd);
 	free(p.maildrop_dir);
