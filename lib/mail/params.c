@@ -216,6 +216,7 @@ static const struct param_def params[] = {
 	SIZE("virtual_mailbox_limit", "51200000", 0, "largest mbox file for virtual delivery (0 = unlimited)"),
 	MAPS("virtual_mailbox_maps", "", "virtual mailboxes: address -> maildir path (ending in /)"),
 	INT("virtual_minimum_uid", "100", 0, INT_MAX32, "lowest uid the virtual agent delivers as"),
+	BOOL("virtual_overquota_bounce", "yes", "over-quota mail for a virtual mailbox is bounced (5.2.2) by virtual and refused at RCPT by smtpd; no: deferred (4.2.2)"),
 	STR("virtual_transport", "virtual", "transport for virtual_mailbox_domains"),
 	MAPS("virtual_uid_maps", "", "user id for each virtual mailbox"),
 };

@@ -33,6 +33,7 @@
 #include "mail/config.h"
 #include "mail/maildir_quota.h"
 #include "mail/domain_list.h"
+#include "mail/mailbox_lookup.h"
 #include "mail/resolve.h"
 #include "table/maps.h"
 #include "table/table.h"
@@ -51,9 +52,8 @@ struct resolve_ctx {
 	int64_t recursion_limit;
 	int64_t expansion_limit;
 	struct maps *alias_maps;
-	struct maps *mailbox_maps;
+	struct mailbox_lookup *mailbox; /* virtual_mailbox_maps and db:quota */
 	struct maps *transport_maps;
-	struct table *quota; /* db:quota, when virtual_mailbox_maps names db:mailboxes */
 	struct dom_list mydestination, alias_domains, mailbox_domains, relay_domains;
 };
 
@@ -170,14 +170,13 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 {
 	struct resolve_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	struct table_open_context tctx = {.cfg = cfg, .config_dir = config_dir};
-	const strv_t *propagate_list, *mailbox_maps;
+	const strv_t *propagate_list;
 	const char *why, *delim;
 
 	*ctx_r = NULL;
 	ctx->cfg = cfg;
 	if (config_expand(cfg, "recipient_delimiter", &delim, &why) < 0 ||
 	    config_get_list(cfg, "propagate_unmatched_extensions", &propagate_list, &why) < 0 ||
-	    config_get_list(cfg, "virtual_mailbox_maps", &mailbox_maps, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_recursion_limit", &ctx->recursion_limit, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_expansion_limit", &ctx->expansion_limit, &why) < 0) {
 		str_append(error, why);
@@ -187,7 +186,7 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	ctx->delimiters = xstrdup(delim);
 	ctx->propagate_virtual = strv_find(propagate_list, "virtual") >= 0;
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
-	    open_maps(ctx, "virtual_mailbox_maps", &tctx, &ctx->mailbox_maps, error) < 0 ||
+	    mailbox_lookup_open(cfg, config_dir, &ctx->mailbox, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
 	    dom_list_load(ctx, "mydestination", &tctx, &ctx->mydestination, error) < 0 ||
 	    dom_list_load(ctx, "virtual_alias_domains", &tctx, &ctx->alias_domains, error) < 0 ||
@@ -196,13 +195,6 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	    dom_list_load(ctx, "relay_domains", &tctx, &ctx->relay_domains, error) < 0) {
 		resolve_close(&ctx);
 		return -1;
-	}
-	if (strv_find(mailbox_maps, "db:mailboxes") >= 0) {
-		ctx->quota = table_open("db:quota", &tctx, error);
-		if (ctx->quota == NULL) {
-			resolve_close(&ctx);
-			return -1;
-		}
 	}
 	*ctx_r = ctx;
 	return 0;
@@ -215,9 +207,8 @@ void resolve_close(struct resolve_ctx **ctxp)
 	if (ctx == NULL)
 		return;
 	maps_close(&ctx->alias_maps);
-	maps_close(&ctx->mailbox_maps);
+	mailbox_lookup_close(&ctx->mailbox);
 	maps_close(&ctx->transport_maps);
-	table_close(&ctx->quota);
 	dom_list_free(&ctx->mydestination);
 	dom_list_free(&ctx->alias_domains);
 	dom_list_free(&ctx->mailbox_domains);
@@ -383,60 +374,47 @@ static void quota_usage(const char *maildir, str_t *out)
 	            (long long)u.count);
 }
 
-/* The mailbox, quota and usage of a virtual mailbox address. 1 found, 0
+/* The mailbox, quota and usage of a virtual mailbox address
+ * (mailbox_lookup.h, as the virtual agent looks it up). 1 found, 0
  * unknown user, -1 TEMPFAIL. */
 static int mailbox_step(struct run *run, const char *address, unsigned depth,
                         struct resolve_final *f)
 {
-	struct resolve_ctx *ctx = run->ctx;
-	struct table_result tr;
-	struct maps_answer a;
-	enum table_status st;
+	struct mailbox_info info;
 	int result = 0;
 
-	table_result_init(&tr);
-	maps_answer_init(&a);
-	st = maps_lookup_addr(ctx->mailbox_maps, address, ctx->delimiters, 0, &tr, &a);
-	if (st == TABLE_TEMPFAIL) {
-		result = tempfail(run, "virtual_mailbox_maps: %s%s", str_c(&tr.error), "");
-	} else if (st == TABLE_FOUND) {
-		const char *base = config_str(ctx->cfg, "virtual_mailbox_base");
-		const char *value = str_c(&tr.value);
-		size_t len = strlen(value);
-		bool is_maildir = len > 0 && value[len - 1] == '/';
-
-		f->maildir = base[0] != '\0' ? xasprintf("%s/%s", base, value) : xstrdup(value);
+	mailbox_info_init(&info);
+	switch (mailbox_lookup(run->ctx->mailbox, address, &info)) {
+	case TABLE_TEMPFAIL:
+		result = tempfail(run, "%s%s", str_c(&info.error), "");
+		break;
+	case TABLE_NOTFOUND:
+		break;
+	case TABLE_FOUND:
+		f->maildir = xstrdup(info.path);
 		add_line(run->r, depth,
 		         xasprintf("mailbox: virtual_mailbox_maps %s key %s -> %s (%s %s)",
-		                   a.table->spec, a.key, value,
-		                   is_maildir ? "maildir" : "mailbox file", f->maildir));
-		result = 1;
-	}
-	table_result_reset(&tr);
-	if (result == 1 && ctx->quota != NULL) {
-		char *key = lower_dup(a.key); /* the mailbox's own address, no extension */
-		str_t line;
+		                   info.table, info.key, info.value,
+		                   info.is_maildir ? "maildir" : "mailbox file", info.path));
+		if (info.quota_table != NULL) {
+			str_t line;
 
-		table_lookup(ctx->quota, key, &tr);
-		free(key);
-		str_init(&line);
-		if (tr.status == TABLE_TEMPFAIL) {
-			result = tempfail(run, "%s: %s", ctx->quota->spec, str_c(&tr.error));
-		} else {
-			if (tr.status == TABLE_FOUND) {
-				f->quota = strtoll(str_c(&tr.value), NULL, 10);
-				str_appendf(&line, "quota: %s -> %s bytes%s; ", ctx->quota->spec,
-				            str_c(&tr.value), f->quota == 0 ? " (no limit)" : "");
-			} else {
-				str_appendf(&line, "quota: %s -> none; ", ctx->quota->spec);
-			}
-			quota_usage(f->maildir, &line);
+			str_init(&line);
+			f->quota = info.quota;
+			if (info.quota >= 0)
+				str_appendf(&line, "quota: %s -> %lld bytes%s; ", info.quota_table,
+				            (long long)info.quota,
+				            info.quota == 0 ? " (no limit)" : "");
+			else
+				str_appendf(&line, "quota: %s -> none; ", info.quota_table);
+			quota_usage(info.path, &line);
 			add_line(run->r, depth, str_steal(&line));
+			str_free(&line);
 		}
-		str_free(&line);
+		result = 1;
+		break;
 	}
-	maps_answer_free(&a);
-	table_result_free(&tr);
+	mailbox_info_free(&info);
 	return result;
 }
 
