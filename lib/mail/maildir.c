@@ -13,7 +13,12 @@
  * component at a time; every later operation is relative to the directory
  * descriptors so obtained, never to a path that could be swapped. Files are
  * created with O_EXCL | O_NOFOLLOW. The caller runs this as the mailbox
- * owner; when it runs as root, created directories and files are chowned.
+ * owner: the virtual agent, started as root, switches its effective uid,
+ * gid and groups to the owner around the call (as Postfix's virtual does),
+ * so geteuid() is then not 0 and the files are the owner's from the
+ * start. A caller that stays root (the benchmark, tests) gets created
+ * directories and files chowned to uid:gid instead; either way the owner
+ * ends up owning everything this function creates.
  *
  * Why not fs_durable_*: those take paths, and a path re-resolved at commit
  * time could follow a symlink swapped in by the mailbox owner. This file
