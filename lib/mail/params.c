@@ -36,6 +36,7 @@
 /* One parameter per line reads best as a table. */
 /* clang-format off */
 static const struct param_def params[] = {
+	STR("2bounce_notice_recipient", "postmaster", "who receives the postmaster copy of a bounce that could not be delivered"),
 	INT("access_map_defer_code", "450", 400, 599, "reply code for DEFER in an access table"),
 	INT("access_map_reject_code", "554", 400, 599, "reply code for REJECT in an access table"),
 	BOOL("allow_percent_hack", "yes", "rewrite user%domain@mydomain to user@domain for local domains only"),
