@@ -1,0 +1,277 @@
+/* qmgr.c - the queue manager: main, recovery, scans and wake-ups.
+ *
+ * One process (master.cf: "qmgr unix n - n 300 1 qmgr"), one libevent
+ * loop plus the resolver thread (qmgr_resolve.c). It owns the queue:
+ *
+ *   - at start, every message left in active/ by a crash or kill goes
+ *     back to incoming/ (its recipients already done are skipped: the
+ *     queue file records them), then incoming/ and deferred/ are scanned;
+ *   - incoming/ is scanned when smtpd, pickup or `postern queue` poke
+ *     public/qmgr (trigger.h), and every min(wakeup, 60) seconds in case a
+ *     poke was lost;
+ *   - deferred/ is scanned every queue_run_delay: a file whose mtime (the
+ *     next retry, set by qmgr_message.c) has passed goes to active/;
+ *   - at most qmgr_message_active_limit messages are in memory; a scan
+ *     cut short there resumes when a message completes.
+ *
+ * hold/ is never touched: the administrator releases held mail.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "mail/bounce.h"
+#include "mail/config.h"
+#include "mail/daemon.h"
+#include "mail/mastercf.h"
+#include "mail/trigger.h"
+#include "qmgr.h"
+
+#define INCOMING_SCAN_MAX 60 /* seconds between safety scans of incoming */
+
+static void scan_incoming(struct qmgr *q)
+{
+	struct queue_scan *scan;
+	const char *id;
+	str_t error;
+	int r;
+
+	str_init(&error);
+	if (queue_scan_open(q->qd, QUEUE_INCOMING, QUEUE_SCAN_ORDERED, &scan, &error) < 0) {
+		log_warning("%s", str_c(&error));
+		str_free(&error);
+		return;
+	}
+	while (!q->stopping && (r = queue_scan_next(scan, &id, &error)) != 0) {
+		if (r < 0) {
+			log_warning("%s", str_c(&error));
+			str_reset(&error);
+			continue;
+		}
+		if (q->nmsgs >= q->active_limit) {
+			q->incoming_cut = true;
+			break;
+		}
+		qmgr_message_activate(q, id, QUEUE_INCOMING);
+	}
+	queue_scan_close(&scan);
+	str_free(&error);
+}
+
+static void scan_deferred(struct qmgr *q)
+{
+	struct queue_scan *scan;
+	const char *id;
+	time_t now = time(NULL);
+	str_t error, path;
+	struct stat st;
+	int r;
+
+	str_init(&error);
+	str_init(&path);
+	if (queue_scan_open(q->qd, QUEUE_DEFERRED, 0, &scan, &error) < 0) {
+		log_warning("%s", str_c(&error));
+		goto out;
+	}
+	while (!q->stopping && (r = queue_scan_next(scan, &id, &error)) != 0) {
+		if (r < 0) {
+			log_warning("%s", str_c(&error));
+			str_reset(&error);
+			continue;
+		}
+		if (q->nmsgs >= q->active_limit)
+			break; /* the next run takes the rest */
+		if (queue_dir_locate(q->qd, QUEUE_DEFERRED, id, &path, &error) != 1 ||
+		    stat(str_c(&path), &st) < 0 || st.st_mtime > now) {
+			str_reset(&error);
+			continue;
+		}
+		qmgr_message_activate(q, id, QUEUE_DEFERRED);
+	}
+	queue_scan_close(&scan);
+out:
+	str_free(&error);
+	str_free(&path);
+}
+
+static void on_incoming(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	scan_incoming(arg);
+}
+
+void qmgr_schedule_incoming_scan(struct qmgr *q)
+{
+	if (!q->stopping)
+		event_active(q->incoming_ev, 0, 0);
+}
+
+static void on_trigger(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	(void)trigger_accept_all(fd);
+	qmgr_schedule_incoming_scan(arg);
+}
+
+static void on_deferred_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	scan_deferred(arg);
+}
+
+/* Messages a crash or kill left in active/ start over from incoming/. */
+static void recover_active(struct qmgr *q)
+{
+	struct queue_scan *scan;
+	const char *id;
+	unsigned long n = 0;
+	str_t error;
+	int r;
+
+	str_init(&error);
+	if (queue_scan_open(q->qd, QUEUE_ACTIVE, 0, &scan, &error) < 0) {
+		log_warning("%s", str_c(&error));
+		str_free(&error);
+		return;
+	}
+	while ((r = queue_scan_next(scan, &id, &error)) != 0) {
+		if (r > 0 && queue_dir_move(q->qd, id, QUEUE_ACTIVE, QUEUE_INCOMING, &error) == 0)
+			n++;
+		else if (error.len > 0)
+			log_warning("%s", str_c(&error));
+		str_reset(&error);
+	}
+	queue_scan_close(&scan);
+	if (n > 0)
+		log_info("recovered %lu message%s from the active queue", n, n == 1 ? "" : "s");
+	str_free(&error);
+}
+
+static void on_stop(struct daemon *d, void *ctx)
+{
+	struct qmgr *q = ctx;
+
+	(void)d;
+	q->stopping = true;
+}
+
+static void settings(struct qmgr *q)
+{
+	struct config *cfg = q->cfg;
+	unsigned mask = 0;
+	str_t error;
+
+	str_init(&error);
+	if (queue_dir_hash_names(config_str(cfg, "hash_queue_names"), &mask, &error) < 0)
+		log_fatal("hash_queue_names: %s", str_c(&error));
+	q->qd = queue_dir_new(config_str(cfg, "queue_directory"),
+	                      (unsigned)config_int(cfg, "hash_queue_depth"), mask);
+	if (queue_dir_create(q->qd, (uid_t)-1, (gid_t)-1, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	q->active_limit = (size_t)config_int(cfg, "qmgr_message_active_limit");
+	q->min_backoff = (time_t)config_time(cfg, "minimal_backoff_time");
+	q->max_backoff = (time_t)config_time(cfg, "maximal_backoff_time");
+	q->queue_lifetime = (time_t)config_time(cfg, "maximal_queue_lifetime");
+	q->bounce_lifetime = (time_t)config_time(cfg, "bounce_queue_lifetime");
+	q->delay_warning = (time_t)config_time(cfg, "delay_warning_time");
+	q->default_concurrency = (unsigned)config_int(cfg, "default_destination_concurrency_limit");
+	q->default_rcpt_limit = (unsigned)config_int(cfg, "default_destination_recipient_limit");
+	if (q->max_backoff < q->min_backoff)
+		q->max_backoff = q->min_backoff;
+	q->private_dir = xasprintf("%s/private", queue_dir_root(q->qd));
+	if (bounce_settings_new(cfg, &q->bounce, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	str_free(&error);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct daemon_spec spec = {.program = "qmgr"};
+	struct daemon *d = daemon_init(&spec, argc, argv);
+	const struct master_service *svc = d->service;
+	struct qmgr q;
+	struct timeval tv;
+	unsigned wakeup = 300;
+	str_t error;
+	int status;
+
+	memset(&q, 0, sizeof(q));
+	str_init(&error);
+	q.d = d;
+	q.cfg = d->cfg;
+	TAILQ_INIT(&q.msgs);
+	q.active_ids = hash_new(NULL);
+	settings(&q);
+	if (svc == NULL)
+		svc = mastercf_find(d->master, "qmgr", NULL);
+	if (svc != NULL && svc->wakeup > 0)
+		wakeup = svc->wakeup;
+
+	daemon_event_base(d, on_stop, NULL, &q);
+	q.base = d->base;
+	q.dests = qmgr_dests_new();
+	if (d->n_listen_fds > 0) {
+		q.listen_fd = d->listen_fds[0];
+	} else {
+		q.socket_path = xasprintf("%s/public", queue_dir_root(q.qd));
+		(void)mkdir(q.socket_path, 0755);
+		free(q.socket_path);
+		q.socket_path = xasprintf("%s/public/qmgr", queue_dir_root(q.qd));
+		q.listen_fd = unix_listen(q.socket_path, 0666, 1024, &error);
+		if (q.listen_fd < 0)
+			log_fatal("%s", str_c(&error));
+	}
+	if (qmgr_resolver_start(&q, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	q.listen_ev = event_new(q.base, q.listen_fd, EV_READ | EV_PERSIST, on_trigger, &q);
+	event_add(q.listen_ev, NULL);
+	q.incoming_ev = event_new(q.base, -1, 0, on_incoming, &q);
+	q.incoming_timer = event_new(q.base, -1, EV_PERSIST, on_incoming, &q);
+	tv.tv_sec = wakeup < INCOMING_SCAN_MAX ? wakeup : INCOMING_SCAN_MAX;
+	tv.tv_usec = 0;
+	event_add(q.incoming_timer, &tv);
+	q.deferred_timer = event_new(q.base, -1, EV_PERSIST, on_deferred_timer, &q);
+	tv.tv_sec = (time_t)config_time(q.cfg, "queue_run_delay");
+	if (tv.tv_sec < 1)
+		tv.tv_sec = 1;
+	event_add(q.deferred_timer, &tv);
+
+	log_info("starting: queue %s, active limit %zu", queue_dir_root(q.qd), q.active_limit);
+	recover_active(&q);
+	scan_incoming(&q);
+	scan_deferred(&q);
+	status = daemon_run(d);
+
+	q.stopping = true;
+	qmgr_resolver_stop(&q.resolver);
+	hash_destroy(&q.dests);
+	while (!TAILQ_EMPTY(&q.msgs)) {
+		struct qmgr_msg *msg = TAILQ_FIRST(&q.msgs);
+
+		TAILQ_REMOVE(&q.msgs, msg, link);
+		qmgr_message_free(msg);
+	}
+	hash_destroy(&q.active_ids);
+	event_free(q.listen_ev);
+	event_free(q.incoming_ev);
+	event_free(q.incoming_timer);
+	event_free(q.deferred_timer);
+	if (q.socket_path != NULL) {
+		close(q.listen_fd);
+		(void)unlink(q.socket_path);
+		free(q.socket_path);
+	}
+	bounce_settings_destroy(&q.bounce);
+	queue_dir_destroy(&q.qd);
+	free(q.private_dir);
+	str_free(&error);
+	daemon_destroy(&d);
+	return status;
+}

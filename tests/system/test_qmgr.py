@@ -1,0 +1,295 @@
+"""Mail arrives in mailboxes: master + smtpd + qmgr + virtual, end to end.
+
+A whole private postern (harness/system.py) on the demo database of each
+backend. What a user sees is asserted: files in Maildir/new, the DSN in
+the sender's mailbox parsed by Python's email package, `postern queue`
+output, and Postfix-format log lines.
+
+Demo data (sql/*/demo.sql): mailboxes alice@example.com (quota 100 MB),
+bob@example.com, carol@example.net; aliases info@example.com -> alice +
+bob, postmaster@example.com -> alice, catch-all @example.net -> carol;
+example.org is an alias domain of example.com.
+"""
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from harness.process import wait_until
+from harness.system import MailSystem
+
+
+def body(subject, extra=""):
+    return (f"From: sender@client.example\r\nTo: you\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject}@client.example>\r\n\r\nhello {subject}\r\n{extra}")
+
+
+@pytest.fixture
+def ms(postern_build, postern):
+    m = MailSystem(postern_build, postern)
+    yield m
+    m.cleanup()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql", "pgsql"])
+def test_delivery_resolves_like_postfix(kind, postern_build, postern, request):
+    with MailSystem(postern_build, postern) as ms:
+        ms.make_db(kind, request)
+        ms.start()
+        ms.send("sender@client.example", ["alice@example.com"], body("plain"))
+        ms.send("sender@client.example", ["info@example.com"], body("alias"))
+        ms.send("sender@client.example", ["anyone@example.net"], body("catchall"))
+        ms.send("sender@client.example", ["alice@example.org"], body("aliasdomain"))
+        ms.send("sender@client.example", ["alice+tag@example.com"], body("extension"))
+        alice = ms.wait_maildir("example.com/alice/", 4)
+        bob = ms.wait_maildir("example.com/bob/", 1)
+        carol = ms.wait_maildir("example.net/carol/", 1)
+        subjects = sorted(ms.read_message(p)["Subject"] for p in alice)
+        assert subjects == ["alias", "aliasdomain", "extension", "plain"]
+        assert ms.read_message(bob[0])["Subject"] == "alias"
+        msg = ms.read_message(carol[0])
+        assert msg["Subject"] == "catchall"
+        assert msg["Delivered-To"] == "carol@example.net"
+        assert msg["Return-Path"] == "<sender@client.example>"
+        # Maildir file names carry the size (",S=").
+        for p in alice + bob + carol:
+            assert re.search(r",S=\d+", os.path.basename(p)), p
+            assert os.path.getsize(p) == int(re.search(r",S=(\d+)", p).group(1))
+        wait_until(ms.queue_empty, timeout=20, what="queue empty")
+        ms.wait_log(": removed\n", count=5)
+        log = ms.log()
+        assert re.search(r"postern/qmgr\[\d+\]: \w{14}: from=<sender@client\.example>, "
+                         r"size=\d+, nrcpt=1 \(queue active\)", log)
+        assert re.search(r"postern/virtual\[\d+\]: \w{14}: to=<bob@example\.com>, "
+                         r"orig_to=<info@example\.com>, relay=virtual, delay=[\d.]+, "
+                         r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, "
+                         r"status=sent \(delivered to maildir\)", log)
+
+
+def test_unknown_local_recipient_bounces_with_a_dsn(ms):
+    ms.sd.sqlite_db(ms.postern)
+    ms.start()
+    # Local submission is not checked at RCPT time: qmgr finds the user
+    # unknown and returns the message to the sender (alice).
+    res = ms.run("sendmail", "-f", "alice@example.com", "ghost@example.com",
+                 input="Subject: to a ghost\nMessage-ID: <ghost@example.com>\n\nboo\n")
+    assert res.returncode == 0, res.stderr
+    dsn = ms.read_message(ms.wait_maildir("example.com/alice/", 1)[0])
+    assert dsn["Subject"] == "Undelivered Mail Returned to Sender"
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn.get_param("report-type") == "delivery-status"
+    assert dsn["Return-Path"] == "<>"
+    parts = list(dsn.iter_parts())
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/delivery-status", "message/rfc822"]
+    status = parts[1].get_payload()
+    fields = {}
+    for block in status:
+        for k, v in block.items():
+            fields.setdefault(k.lower(), []).append(v)
+    assert fields["final-recipient"] == ["rfc822; ghost@example.com"]
+    assert fields["action"] == ["failed"]
+    assert fields["status"] == ["5.1.1"]
+    returned = parts[2].get_payload()[0]
+    assert returned["Subject"] == "to a ghost"
+    log = ms.log()
+    assert re.search(r"to=<ghost@example\.com>, relay=none, .*dsn=5\.1\.1, status=bounced "
+                     r"\(User unknown in virtual mailbox table\)", log)
+    assert re.search(r"\w{14}: sender non-delivery notification: \w{14}", log)
+    wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+def test_no_agent_defers_with_a_clear_reason_and_flush_delivers(postern_build, postern):
+    with MailSystem(postern_build, postern, services=("pickup", "qmgr")) as ms:
+        ms.sd.sqlite_db(ms.postern)
+        ms.set(minimal_backoff_time="300s", maximal_backoff_time="300s",
+               queue_run_delay="300s")
+        ms.start()
+        ms.send("sender@client.example", ["alice@example.com"], body("waiting"))
+        ms.wait_log("status=deferred (mail transport unavailable: connect to "
+                    "private/virtual: No such file or directory)")
+        wait_until(lambda: ms.queue_ids("deferred"), timeout=20, what="deferred file")
+        res = ms.run("queue", "list")
+        assert res.returncode == 0
+        assert "(mail transport unavailable: connect to private/virtual" in res.stdout
+        assert "alice@example.com" in res.stdout
+        assert "-- 1 Kbytes in 1 Request." in res.stdout
+        ms.stop()
+        # With the agent back, flush delivers at once (no 300 s wait).
+        ms.services = ("pickup", "qmgr", "virtual")
+        ms.start()
+        res = ms.run("queue", "flush")
+        assert res.returncode == 0, res.stderr
+        ms.wait_maildir("example.com/alice/", 1)
+        wait_until(ms.queue_empty, timeout=20, what="queue empty")
+        assert ms.run("queue", "list").stdout.strip() == "Mail queue is empty"
+
+
+def test_expired_mail_is_returned_and_delay_warning_sent(ms):
+    ms.sd.sqlite_db(ms.postern)
+    ms.set(transport_maps="inline:{ {example.com = retry:4.4.1 host down} }",
+           delay_warning_time="1s", maximal_queue_lifetime="4s")
+    ms.start()
+    ms.send("carol@example.net", ["alice@example.com"], body("late"))
+    ms.wait_log("status=deferred (host down)")
+    # First a delay warning, then (after the lifetime) the bounce.
+    ms.wait_log("sender delay notification:", timeout=30)
+    ms.wait_log("status=expired, returned to sender", timeout=30)
+    ms.wait_log("sender non-delivery notification:", timeout=30)
+    got = ms.wait_maildir("example.net/carol/", 2)
+    subjects = sorted(ms.read_message(p)["Subject"] for p in got)
+    assert subjects == ["Delayed Mail (still being retried)",
+                        "Undelivered Mail Returned to Sender"]
+    for p in got:
+        m = ms.read_message(p)
+        report = [x for x in m.iter_parts()
+                  if x.get_content_type() == "message/delivery-status"][0]
+        blocks = report.get_payload()
+        action = blocks[1]["Action"]
+        assert action == ("delayed" if "Delayed" in m["Subject"] else "failed")
+        assert blocks[1]["Status"] == "4.4.1"
+    wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+def test_alias_half_delivered_is_not_delivered_twice(ms):
+    ms.sd.sqlite_db(ms.postern)
+    ms.set(transport_maps="inline:{ {bob@example.com = retry:4.2.0 bob is away} }")
+    ms.start()
+    ms.send("sender@client.example", ["info@example.com"], body("team"))
+    ms.wait_maildir("example.com/alice/", 1)
+    ms.wait_log("status=deferred (bob is away)", count=2, timeout=30)
+    res = ms.run("queue", "list")
+    assert "(bob is away)" in res.stdout and "info@example.com" in res.stdout
+    ms.stop()
+    ms.set(transport_maps="")
+    ms.start()
+    assert ms.run("queue", "flush").returncode == 0
+    ms.wait_maildir("example.com/bob/", 1)
+    wait_until(ms.queue_empty, timeout=20, what="queue empty")
+    # alice got it once: the retry skipped the final address already done.
+    assert len(ms.messages("example.com/alice/")) == 1
+
+
+def test_success_notice_and_double_bounce(ms):
+    ms.sd.sqlite_db(ms.postern)
+    ms.start()
+    with __import__("smtplib").SMTP(ms.sd.host, ms.sd.port, timeout=30) as c:
+        c.ehlo("client.test.example")
+        c.mail("carol@example.net")
+        c.rcpt("bob@example.com", options=["NOTIFY=SUCCESS"])
+        c.data(body("notify").encode())
+    ms.wait_maildir("example.com/bob/", 1)
+    report = ms.read_message(ms.wait_maildir("example.net/carol/", 1)[0])
+    assert report["Subject"] == "Successful Mail Delivery Report"
+    ms.wait_log("sender delivery status notification:")
+    # A bounce that cannot be delivered goes to 2bounce_notice_recipient.
+    res = ms.run("sendmail", "-f", "", "ghost@example.com",
+                 input="Subject: from nobody\n\nx\n")
+    assert res.returncode == 0, res.stderr
+    got = ms.wait_maildir("example.com/alice/", 1)
+    assert ms.read_message(got[0])["Subject"] == \
+        "Postmaster Copy: Undeliverable Bounce Message"
+    ms.wait_log("from=<double-bounce@")
+
+
+def test_queue_states_and_commands(postern_build, postern):
+    with MailSystem(postern_build, postern, services=("pickup", "qmgr")) as ms:
+        ms.sd.sqlite_db(ms.postern)
+        ms.set(minimal_backoff_time="300s", maximal_backoff_time="300s")
+        ms.start()
+        for i in range(3):
+            ms.send("sender@client.example", ["alice@example.com"], body(f"q{i}"))
+        wait_until(lambda: len(ms.queue_ids("deferred")) == 3, timeout=20,
+                   what="three deferred")
+        ids = sorted(os.path.basename(p) for p in ms.queue_ids("deferred"))
+        assert ms.run("queue", "hold", ids[0]).returncode == 0
+        out = ms.run("queue", "list").stdout
+        assert re.search(rf"^{ids[0]}!", out, re.M)
+        assert ms.run("queue", "delete", ids[1]).returncode == 0
+        assert ms.run("queue", "release", ids[0]).returncode == 0
+        ms.stop()
+        ms.services = ("pickup", "qmgr", "virtual")
+        ms.start()
+        assert ms.run("queue", "requeue", "ALL").returncode == 0
+        got = ms.wait_maildir("example.com/alice/", 2)
+        assert sorted(ms.read_message(p)["Subject"] for p in got) == ["q0", "q2"]
+        wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+def test_corrupt_file_is_moved_aside(ms):
+    ms.sd.sqlite_db(ms.postern)
+    ms.start()
+    ms.send("sender@client.example", ["alice@example.com"], body("first"))
+    ms.wait_maildir("example.com/alice/", 1)
+    ms.wait_log(": removed")
+    good = re.search(r"(\w{14}): removed", ms.log()).group(1)
+    # A valid-looking ID (another PID part) holding garbage.
+    bad_id = good[:-2] + ("zz" if good[-2:] != "zz" else "yy")
+    with open(os.path.join(ms.sd.queue, "incoming", bad_id), "wb") as f:
+        f.write(b"POSTERNQ garbage")
+    # The next delivery's wake-up scans incoming/ and finds it.
+    ms.send("sender@client.example", ["alice@example.com"], body("after"))
+    ms.wait_maildir("example.com/alice/", 2)
+    wait_until(lambda: os.path.exists(os.path.join(ms.sd.queue, "corrupt", bad_id)),
+               timeout=20, what="moved to corrupt/")
+    assert f"{bad_id}: " in ms.log() and "moved to corrupt/" in ms.log()
+
+
+def test_kill_9_of_qmgr_and_virtual_loses_nothing(ms):
+    """2,000 messages; qmgr and the virtual agents are killed with SIGKILL
+    while they deliver. Every message arrives (at least once) and master
+    restarts both."""
+    ms.sd.sqlite_db(ms.postern)
+    ms.start()
+    total, senders = 2000, 4
+    errors = []
+
+    def sender(k):
+        import smtplib
+        try:
+            with smtplib.SMTP(ms.sd.host, ms.sd.port, timeout=60) as c:
+                c.ehlo("client.test.example")
+                for i in range(k, total, senders):
+                    c.sendmail("sender@client.example", ["bob@example.com"],
+                               body(f"m{i:05d}"))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    kills = 0
+    deadline = time.monotonic() + 120
+    # Kill while mail flows: qmgr twice, every virtual agent twice.
+    while kills < 4 and time.monotonic() < deadline:
+        wait_until(lambda: len(ms.messages("example.com/bob/")) >= 300 * (kills + 1),
+                   timeout=60, what="deliveries under way")
+        victims = ms.children("qmgr") if kills % 2 == 0 else ms.children("virtual")
+        assert victims, "no process to kill"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        kills += 1
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    wait_until(lambda: len(set(subjects(ms))) == total, timeout=180,
+               what=f"{total} distinct messages delivered")
+    wait_until(ms.queue_empty, timeout=60, what="queue empty")
+    log = ms.log()
+    assert log.count("killed by signal 9") >= 4
+    assert ms.children("qmgr") and ms.children("virtual")
+
+
+def subjects(ms):
+    out = []
+    for p in ms.messages("example.com/bob/"):
+        with open(p, "rb") as f:
+            for line in f:
+                if line.startswith(b"Subject: "):
+                    out.append(line[9:].strip())
+                    break
+    return out
