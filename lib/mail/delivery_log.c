@@ -4,6 +4,7 @@
  */
 #include "mail/delivery_log.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -18,33 +19,38 @@ uint64_t delivery_now_usec(void)
 	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
-void delivery_format_seconds(double seconds, str_t *out)
+void delivery_format_usec(uint64_t usec, str_t *out)
 {
-	char buf[64];
-	size_t n;
+	int decimals;
+	uint64_t unit, v, scale = 1;
 
-	if (seconds < 0.005) {
-		str_append(out, "0");
+	/* Two significant digits, at most two decimals, trailing zeros
+	 * dropped: "0" below 10 ms, "0.38", "3.4", "42", "124". */
+	if (usec < 10000) {
+		str_append_c(out, '0');
 		return;
 	}
-	snprintf(buf, sizeof(buf),
-	         seconds >= 10  ? "%.0f"
-	         : seconds >= 1 ? "%.1f"
-	                        : "%.2f",
-	         seconds);
-	n = strlen(buf);
-	if (strchr(buf, '.') != NULL) {
-		while (n > 0 && buf[n - 1] == '0')
-			buf[--n] = '\0';
-		if (n > 0 && buf[n - 1] == '.')
-			buf[--n] = '\0';
+	decimals = usec < 1000000 ? 2 : usec < 10000000 ? 1 : 0;
+	unit = decimals == 2 ? 10000 : decimals == 1 ? 100000 : 1000000;
+	v = (usec + unit / 2) / unit;
+	for (int i = 0; i < decimals; i++)
+		scale *= 10;
+	str_appendf(out, "%" PRIu64, v / scale);
+	if (decimals > 0 && v % scale != 0) {
+		uint64_t frac = v % scale;
+		int digits = decimals;
+
+		while (frac % 10 == 0) {
+			frac /= 10;
+			digits--;
+		}
+		str_appendf(out, ".%0*" PRIu64, digits, frac);
 	}
-	str_append(out, buf);
 }
 
-static double span(uint64_t from, uint64_t to)
+static uint64_t span(uint64_t from, uint64_t to)
 {
-	return to > from ? (double)(to - from) / 1e6 : 0.0;
+	return to > from ? to - from : 0;
 }
 
 void delivery_log(const char *queue_id, const char *to, const char *orig_to, const char *relay,
@@ -63,12 +69,12 @@ void delivery_log(const char *queue_id, const char *to, const char *orig_to, con
 	if (orig_to != NULL && strcasecmp(orig_to, to) != 0)
 		str_appendf(&line, "orig_to=<%s>, ", orig_to);
 	str_appendf(&line, "relay=%s, delay=", relay);
-	delivery_format_seconds(span(t[0], t[4]), &line);
+	delivery_format_usec(span(t[0], t[4]), &line);
 	str_append(&line, ", delays=");
 	for (int i = 0; i < 4; i++) {
 		if (i > 0)
 			str_append(&line, "/");
-		delivery_format_seconds(span(t[i], t[i + 1]), &line);
+		delivery_format_usec(span(t[i], t[i + 1]), &line);
 	}
 	str_appendf(&line, ", dsn=%s, status=%s", dsn, status);
 	if (reason != NULL)

@@ -30,8 +30,8 @@ struct delivery_times {
 	uint64_t done; /* outcome known */
 };
 
-/* A duration in seconds as Postfix writes it: "0", "0.04", "5.5", "12". */
-void delivery_format_seconds(double seconds, str_t *out);
+/* A duration (microseconds) as Postfix writes it: "0", "0.04", "5.5", "12". */
+void delivery_format_usec(uint64_t usec, str_t *out);
 
 /* Log the line above with log_info. orig_to is left out when NULL or equal
  * to to; reason may be NULL (then no parenthesis). status is "sent",

@@ -54,6 +54,7 @@
 #include "mail/config.h"
 #include "mail/daemon.h"
 #include "mail/delivery.h"
+#include "mail/delivery_log.h"
 #include "mail/mailbox_lookup.h"
 #include "mail/queue_dir.h"
 #include "mail/queue_file.h"
@@ -311,7 +312,7 @@ static int handle_request(struct virtual_agent *va, struct conn *c, struct attr_
 		        .content_offset = env->content_offset,
 		        .content_length = env->content_length,
 		        .arrival_us = (int64_t)env->arrival.tv_sec * 1000000 + env->arrival.tv_usec,
-		        .start_us = virtual_now_us(),
+		        .start_us = (int64_t)delivery_now_usec(),
 		};
 		struct virtual_outcome out;
 		const char *e;

@@ -58,7 +58,4 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
                      const char *recipient, const char *orig_recipient,
                      struct virtual_outcome *out);
 
-/* Microseconds since the epoch, now. */
-int64_t virtual_now_us(void);
-
 #endif

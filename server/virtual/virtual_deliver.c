@@ -37,73 +37,22 @@
 #include "mail/delivery.h"
 #include "mail/mailbox_lookup.h"
 #include "mail/maildir.h"
+#include "mail/delivery_log.h"
 #include "mail/maildir_quota.h"
 #include "table/maps.h"
 #include "virtual.h"
 
-int64_t virtual_now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-/* A time in Postfix's log form (format_tv with 2 significant digits and
- * at most 2 decimals): "0" below 10 ms, then "0.38", "3.4", "42", "124";
- * trailing zeros dropped. */
-static void format_delay(str_t *out, int64_t usec)
-{
-	int decimals;
-	int64_t unit, v, scale = 1;
-
-	if (usec < 10000) {
-		str_append_c(out, '0');
-		return;
-	}
-	decimals = usec < 1000000 ? 2 : usec < 10000000 ? 1 : 0;
-	unit = decimals == 2 ? 10000 : decimals == 1 ? 100000 : 1000000;
-	v = (usec + unit / 2) / unit;
-	for (int i = 0; i < decimals; i++)
-		scale *= 10;
-	str_appendf(out, "%" PRId64, v / scale);
-	if (decimals > 0 && v % scale != 0) {
-		int64_t frac = v % scale;
-		int digits = decimals;
-
-		while (frac % 10 == 0) {
-			frac /= 10;
-			digits--;
-		}
-		str_appendf(out, ".%0*" PRId64, digits, frac);
-	}
-}
-
-/* ID: to=<R>, orig_to=<O>, relay=virtual, delay=T, delays=a/b/c/d,
- * dsn=X.Y.Z, status=STATUS (REASON) -- Postfix's field order, which
- * pflogsumm parses. */
+/* The Postfix delivery line (lib/mail/delivery_log.h); no connection
+ * setup for a local agent. */
 static void log_outcome(const struct virtual_message *msg, const char *recipient,
                         const char *orig_recipient, const struct virtual_outcome *out)
 {
-	int64_t now = virtual_now_us();
-	str_t line;
+	struct delivery_times t = {(uint64_t)msg->arrival_us, (uint64_t)msg->active_us,
+	                           (uint64_t)msg->start_us, (uint64_t)msg->start_us,
+	                           delivery_now_usec()};
 
-	str_init(&line);
-	str_appendf(&line, "%s: to=<%s>, ", msg->queue_id, recipient);
-	if (orig_recipient != NULL && strcmp(orig_recipient, recipient) != 0)
-		str_appendf(&line, "orig_to=<%s>, ", orig_recipient);
-	str_append(&line, "relay=virtual, delay=");
-	format_delay(&line, now - msg->arrival_us);
-	str_append(&line, ", delays=");
-	format_delay(&line, msg->active_us - msg->arrival_us);
-	str_append_c(&line, '/');
-	format_delay(&line, msg->start_us - msg->active_us);
-	str_append(&line, "/0/"); /* no connection setup for a local agent */
-	format_delay(&line, now - msg->start_us);
-	str_appendf(&line, ", dsn=%s, status=%s (%s)", out->status, out->action,
-	            str_c(&out->reason));
-	log_info("%s", str_c(&line));
-	str_free(&line);
+	delivery_log(msg->queue_id, recipient, orig_recipient, "virtual", &t, out->status,
+	             out->action, str_c(&out->reason));
 }
 
 static void set_outcome(struct virtual_outcome *out, const char *action, const char *status,
