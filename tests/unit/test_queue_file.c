@@ -936,14 +936,60 @@ static void test_status_log(void **state)
 	qtest_destroy(&t);
 }
 
+/* Final-address records: one recipient's alias targets done one by one. */
+static void test_status_log_finals(void **state)
+{
+	struct qtest *t = qtest_new(1, MASK_DEFAULT);
+	struct queue_log *log;
+	char id[QUEUE_ID_SIZE];
+	str_t error;
+	struct queue_log_entry add = {
+	        .rcpt_index = 1, .state = QUEUE_RCPT_DEFERRED, .reason = "bob is away"};
+
+	(void)state;
+	str_init(&error);
+	write_small(t, QUEUE_INCOMING, 3, id);
+	assert_int_equal(queue_log_append_final(t->qd, id, 1, QUEUE_RCPT_DELIVERED,
+	                                        "alice@example.com", false, &error),
+	                 0);
+	assert_int_equal(queue_log_append(t->qd, id, &add, false, &error), 0);
+	assert_int_equal(queue_log_append_final(t->qd, id, 2, QUEUE_RCPT_BOUNCED,
+	                                        "ghost@example.com", true, &error),
+	                 0);
+	/* Only final states, a non-empty address. */
+	assert_int_equal(
+	        queue_log_append_final(t->qd, id, 1, QUEUE_RCPT_DEFERRED, "x@y", false, &error),
+	        -1);
+	assert_int_equal(
+	        queue_log_append_final(t->qd, id, 1, QUEUE_RCPT_DELIVERED, "", false, &error), -1);
+	assert_int_equal(queue_log_load(t->qd, id, &log, &error), 0);
+	assert_int_equal(queue_log_final_state(log, 1, "alice@example.com"), QUEUE_RCPT_DELIVERED);
+	assert_int_equal(queue_log_final_state(log, 2, "ghost@example.com"), QUEUE_RCPT_BOUNCED);
+	/* Another recipient's index or another address: not done. */
+	assert_int_equal(queue_log_final_state(log, 2, "alice@example.com"), QUEUE_RCPT_PENDING);
+	assert_int_equal(queue_log_final_state(log, 1, "bob@example.com"), QUEUE_RCPT_PENDING);
+	/* The deferral reason is read alongside. */
+	assert_string_equal(queue_log_get(log, 1)->reason, "bob is away");
+	assert_int_equal(queue_log_entries(log), 3);
+	queue_log_destroy(&log);
+	str_free(&error);
+	qtest_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_streaming_memory),
-	        cmocka_unit_test(test_status_in_place), cmocka_unit_test(test_killed_writer),
-	        cmocka_unit_test(test_abort_and_usage), cmocka_unit_test(test_truncated_everywhere),
-	        cmocka_unit_test(test_corrupt_table),   cmocka_unit_test(test_full_disk),
-	        cmocka_unit_test(test_error_helpers),   cmocka_unit_test(test_status_log),
+	        cmocka_unit_test(test_round_trip),
+	        cmocka_unit_test(test_streaming_memory),
+	        cmocka_unit_test(test_status_in_place),
+	        cmocka_unit_test(test_killed_writer),
+	        cmocka_unit_test(test_abort_and_usage),
+	        cmocka_unit_test(test_truncated_everywhere),
+	        cmocka_unit_test(test_corrupt_table),
+	        cmocka_unit_test(test_full_disk),
+	        cmocka_unit_test(test_error_helpers),
+	        cmocka_unit_test(test_status_log),
+	        cmocka_unit_test(test_status_log_finals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
