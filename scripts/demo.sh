@@ -2,7 +2,8 @@
 # demo.sh - run postern in the foreground on loopback ports with the demo
 # domains, on the embedded SQLite database. Used by `make demo` (README's
 # quick start). Everything lives under build/demo (config, database,
-# queue, log); nothing outside the source tree is touched. Ctrl-C stops it.
+# queue, Maildirs, log); nothing outside the source tree is touched.
+# Ctrl-C stops it (master stops its children).
 #
 # Usage: scripts/demo.sh BUILD_DIR   (build/std; the programs are in BUILD_DIR/bin)
 set -eu
@@ -18,7 +19,17 @@ cp conf/main.cf "$top/conf/main.cf"
 postern="$build/bin/postern -c $top/conf"
 $postern conf set "myhostname = mail.demo.example" "data_directory = $top/data" \
 	"queue_directory = $top/queue" "virtual_mailbox_base = $top/vmail" \
-	"inet_interfaces = loopback-only" "smtpd_peername_lookup = no"
+	"inet_interfaces = loopback-only" "smtpd_peername_lookup = no" \
+	"maillog_file = $top/maillog" "2bounce_notice_recipient = postmaster@example.com"
+# Mailboxes belong to virtual_uid_maps' user, who must be able to create
+# them under virtual_mailbox_base: uid 5000 when run as root (as in
+# conf/main.cf), else the user running the demo.
+if [ "$(id -u)" = 0 ]; then
+	chown 5000:5000 "$top/vmail"
+else
+	$postern conf set "virtual_uid_maps = static:$(id -u)" \
+		"virtual_gid_maps = static:$(id -g)" "virtual_minimum_uid = $(id -u)"
+fi
 $postern check
 if [ ! -e "$top/data/postern.db" ]; then
 	$postern db init
@@ -27,29 +38,20 @@ fi
 
 cat <<EOF
 
-postern demo: SMTP on 127.0.0.1:$port, demo domains example.com and example.net.
+postern demo: SMTP on 127.0.0.1:$port, demo domains example.com and example.net
+(master, smtpd, pickup, qmgr and the virtual delivery agent, in the foreground).
 Send a test message from another terminal:
 
     swaks --server 127.0.0.1:$port --from someone@example.org --to alice@example.com
 
-or: python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $port).sendmail('someone@example.org', ['alice@example.com'], 'Subject: hi\n\nhello\n')"
+or: python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $port).sendmail('someone@example.org', ['alice@example.com'], 'Subject: hi\\n\\nhello\\n')"
 
-It is queued durably in $top/queue/incoming (list it with: $build/bin/postern -c $top/conf sendmail -bp).
-Delivery into Maildirs under $top/vmail arrives with the queue manager (issue 6).
+It lands in $top/vmail/example.com/alice/new/ (the log: $top/maillog).
+Queue: $build/bin/postern -c $top/conf queue list
+Trace an address: $build/bin/postern -c $top/conf trace info@example.com
 Local submission: $build/bin/postern -c $top/conf sendmail alice@example.com < message
 Ctrl-C stops the demo.
 
 EOF
 
-pids=
-stop() {
-	[ -n "$pids" ] && kill $pids 2>/dev/null
-	wait 2>/dev/null
-	exit 0
-}
-trap stop INT TERM
-"$build/bin/pickup" -c "$top/conf" -e &
-pids="$pids $!"
-"$build/bin/smtpd" -c "$top/conf" -e &
-pids="$pids $!"
-wait
+exec "$build/bin/postern" -c "$top/conf" start-fg
