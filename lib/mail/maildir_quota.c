@@ -154,6 +154,49 @@ bool maildir_quota_would_exceed(const struct maildir_quota_usage *usage, uint64_
 	return false;
 }
 
+bool maildir_quota_full(const struct maildir_quota_usage *usage, uint64_t size)
+{
+	const struct maildir_quota_limits *l = &usage->limits;
+	uint64_t used_bytes = (uint64_t)usage->bytes, used_count = (uint64_t)usage->count;
+
+	if (l->bytes != 0 && (used_bytes >= l->bytes || size > l->bytes - used_bytes))
+		return true;
+	return l->count != 0 && used_count >= l->count;
+}
+
+int maildir_quota_peek(const char *maildir_path, struct maildir_quota_usage *usage_r, str_t *error)
+{
+	char *path = xasprintf("%s/" QUOTA_FILE, maildir_path);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char buf[2 * MAILDIR_QUOTA_MAX_FILE];
+	ssize_t n;
+
+	free(path);
+	memset(usage_r, 0, sizeof(*usage_r));
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		str_append(error, QUOTA_FILE " unreadable");
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0) {
+		str_append(error, QUOTA_FILE " unreadable");
+		return -1;
+	}
+	/* Why not rebuild a file too big or malformed, as
+	 * maildir_quota_read_at() does: the callers hold no write access to
+	 * mailboxes; the delivery agent rebuilds it at the next delivery. */
+	if ((size_t)n > MAILDIR_QUOTA_MAX_FILE ||
+	    maildir_quota_parse(buf, (size_t)n, usage_r) < 0) {
+		memset(usage_r, 0, sizeof(*usage_r));
+		str_append(error, QUOTA_FILE " needs recalculation");
+		return -1;
+	}
+	return 1;
+}
+
 /* The size of a message file: ",S=<n>" in its name (before any ":2,"
  * flags), else the file's size. Files that vanish (moved by an IMAP server
  * between readdir and stat) count as nothing. */

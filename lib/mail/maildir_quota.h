@@ -7,9 +7,9 @@
  * Courier's maildirquota and Dovecot's "maildir" quota backend read and
  * write, so Dovecot reports (IMAP GETQUOTAROOT) what postern counts.
  *
- * Used by lib/mail/maildir.c at delivery, and meant for the future smtpd
- * RCPT-time quota check and `postern trace`. No SQL here: the caller
- * mirrors the usage into quota_usage.
+ * Used by lib/mail/maildir.c at delivery, and read-only (maildir_quota_peek)
+ * by lib/mail/resolve.c for `postern trace` and smtpd's RCPT-time quota
+ * check. No SQL here: the caller mirrors the usage into quota_usage.
  */
 #ifndef POSTERN_MAILDIR_QUOTA_H
 #define POSTERN_MAILDIR_QUOTA_H
@@ -70,6 +70,22 @@ int maildir_quota_usage(const char *maildir_path, const struct maildir_quota_lim
  * message that brings the usage exactly to the limit is accepted. */
 bool maildir_quota_would_exceed(const struct maildir_quota_usage *usage, uint64_t bytes,
                                 uint64_t count);
+
+/* "Already over quota", smtpd's RCPT-time test: the usage has reached
+ * a limit (bytes or messages; usage == limit counts, since no message
+ * fits any more), or a message of size bytes (MAIL FROM SIZE=, 0 when
+ * not given) would go over the byte limit. A limit of 0 never refuses. */
+bool maildir_quota_full(const struct maildir_quota_usage *usage, uint64_t size);
+
+/* Read the usage and limits of the Maildir at maildir_path from its
+ * maildirsize without writing anything (no rebuild: for processes that
+ * must not write into mailboxes). 1 with *usage_r filled; 0 when there
+ * is no maildirsize (usage_r zeroed: nothing counted yet); -1 when the
+ * file cannot be read, is larger than MAILDIR_QUOTA_MAX_FILE or is
+ * malformed (the usage is unknown until the delivery agent rebuilds it),
+ * with "maildirsize unreadable" or "maildirsize needs recalculation"
+ * appended to error. */
+int maildir_quota_peek(const char *maildir_path, struct maildir_quota_usage *usage_r, str_t *error);
 
 /* Append the delta line "<bytes> <count>\n" to maildirsize with a single
  * O_APPEND write (atomic with other writers), creating nothing: when the

@@ -166,6 +166,7 @@ static const struct param_def params[] = {
 	BOOL("smtpd_peername_lookup", "yes", "look up the client's host name (reverse DNS)"),
 	INT("smtpd_recipient_limit", "1000", 1, INT_MAX32, "recipients per message"),
 	LIST("smtpd_recipient_restrictions", "", "restrictions applied at RCPT TO, after smtpd_relay_restrictions"),
+	BOOL("smtpd_reject_over_quota", "yes", "refuse at RCPT a recipient whose virtual mailbox (through aliases too) is already over quota"),
 	BOOL("smtpd_reject_unlisted_recipient", "yes", "reject unknown recipients in local, virtual and relay domains"),
 	BOOL("smtpd_reject_unlisted_sender", "no", "reject unknown senders in local, virtual and relay domains"),
 	LIST("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", "relay control at RCPT TO"),

@@ -20,12 +20,9 @@
  * (smtpd's are asynchronous, lib/smtp/restrict_addr.c).
  */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "base/mem.h"
 #include "base/str.h"
@@ -349,29 +346,22 @@ done:
 	return result;
 }
 
-/* Read the usage from maildir's maildirsize without rebuilding it. */
-static void quota_usage(const char *maildir, str_t *out)
+/* Read the usage from f's maildirsize without rebuilding it. */
+static void quota_usage(struct resolve_final *f, str_t *out)
 {
-	char *path = xasprintf("%s/maildirsize", maildir);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct maildir_quota_usage u;
-	char buf[2 * MAILDIR_QUOTA_MAX_FILE];
-	ssize_t n;
+	str_t why;
+	int rc;
 
-	free(path);
-	if (fd < 0) {
-		str_append(out, errno == ENOENT ? "used 0 bytes, 0 messages (no maildirsize yet)"
-		                                : "usage unknown (maildirsize unreadable)");
-		return;
-	}
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0 || (size_t)n >= sizeof(buf) || maildir_quota_parse(buf, (size_t)n, &u) < 0) {
-		str_append(out, "usage unknown (maildirsize needs recalculation)");
-		return;
-	}
-	str_appendf(out, "used %lld bytes, %lld messages (maildirsize)", (long long)u.bytes,
-	            (long long)u.count);
+	str_init(&why);
+	rc = maildir_quota_peek(f->maildir, &f->usage, &why);
+	f->usage_known = rc >= 0;
+	if (rc < 0)
+		str_appendf(out, "usage unknown (%s)", str_c(&why));
+	else
+		str_appendf(out, "used %lld bytes, %lld messages (%s)", (long long)f->usage.bytes,
+		            (long long)f->usage.count,
+		            rc == 0 ? "no maildirsize yet" : "maildirsize");
+	str_free(&why);
 }
 
 /* The mailbox, quota and usage of a virtual mailbox address
@@ -407,7 +397,7 @@ static int mailbox_step(struct run *run, const char *address, unsigned depth,
 				            info.quota == 0 ? " (no limit)" : "");
 			else
 				str_appendf(&line, "quota: %s -> none; ", info.quota_table);
-			quota_usage(info.path, &line);
+			quota_usage(f, &line);
 			add_line(run->r, depth, str_steal(&line));
 			str_free(&line);
 		}

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "base/str.h"
+#include "mail/maildir_quota.h"
 
 struct config;
 struct resolve_ctx;
@@ -69,6 +70,12 @@ struct resolve_final {
 	char *nexthop; /* may be "" */
 	char *maildir; /* virtual mailbox: full path (base + table value), else NULL */
 	int64_t quota; /* bytes from db:quota; -1 when not known */
+	/* With a quota (quota >= 0): the maildirsize of the Maildir, read
+	 * only (maildir_quota_peek); usage.limits are the file's header.
+	 * usage_known is false when the file is unreadable or needs a
+	 * rebuild; a missing file is known and empty. */
+	bool usage_known;
+	struct maildir_quota_usage usage;
 };
 
 struct resolve_result {

@@ -24,6 +24,11 @@
  * workers, so event_base_dispatch() returns once nothing is pending,
  * like any libevent program whose events are all done.
  *
+ * A job (table_async_job) is a request whose work is a function instead
+ * of a table lookup: it waits in the same queue (so the queue limit
+ * bounds all blocking work), is run by the same workers and comes back
+ * the same way; only the worker's step and the callback differ.
+ *
  * Failure: every lookup gets exactly one answer unless cancelled; what
  * cannot be done (unknown type, table that will not open, full queue,
  * backend down) is a TABLE_TEMPFAIL naming the table. Creation fails
@@ -60,6 +65,12 @@ struct table_async_request {
 	struct table_result result;
 	table_async_cb *cb;
 	void *cb_ctx;
+	/* A job instead of a lookup (spec and key are NULL then). */
+	table_async_job_run *job_run;
+	table_async_job_done *job_done;
+	void (*job_free)(void *job);
+	void *job;
+	const char *job_error; /* static text: why run() was not called */
 	enum req_state state; /* changed under pool->lock */
 	bool remote; /* handed to the workers (counts in in_flight) */
 	bool cancelled; /* event thread only */
@@ -112,6 +123,8 @@ static void table_free_value(void *value)
 
 static void request_free(struct table_async_request *req)
 {
+	if (req->job_free != NULL)
+		req->job_free(req->job);
 	free(req->spec);
 	free(req->key);
 	table_result_free(&req->result);
@@ -147,7 +160,6 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct table_async_request *req;
-		struct table *t;
 
 		pthread_mutex_lock(&pool->lock);
 		while (!pool->stopping && TAILQ_EMPTY(&pool->queue))
@@ -162,11 +174,17 @@ static void *worker_main(void *arg)
 		req->state = REQ_RUNNING;
 		pthread_mutex_unlock(&pool->lock);
 
-		/* Only this thread touches req's spec, key and result now. */
-		t = get_table(w->tables, req->spec, &ctx, &req->result);
-		if (t != NULL)
-			table_lookup(t, req->key, &req->result);
-		table_cache_update(pool->cache, req->spec, req->key, &req->result);
+		/* Only this thread touches req's spec, key, result and job
+		 * now. */
+		if (req->job_run != NULL) {
+			req->job_run(req->job);
+		} else {
+			struct table *t = get_table(w->tables, req->spec, &ctx, &req->result);
+
+			if (t != NULL)
+				table_lookup(t, req->key, &req->result);
+			table_cache_update(pool->cache, req->spec, req->key, &req->result);
+		}
 
 		pthread_mutex_lock(&pool->lock);
 		req->state = REQ_DONE;
@@ -219,7 +237,10 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
 			event_del(pool->wake_ev);
 		if (!req->cancelled) {
 			pool->pending--;
-			req->cb(&req->result, req->cb_ctx);
+			if (req->job_done != NULL)
+				req->job_done(req->job, req->job_error, req->cb_ctx);
+			else
+				req->cb(&req->result, req->cb_ctx);
 		}
 		request_free(req);
 	}
@@ -420,12 +441,33 @@ static const struct table_backend *spec_backend(const char *spec, struct table_r
 	return b;
 }
 
+/* Hand req to the workers; false (nothing done) when the queue is full. */
+static bool enqueue(struct table_async *pool, struct table_async_request *req)
+{
+	bool full;
+
+	pthread_mutex_lock(&pool->lock);
+	full = pool->queued >= pool->queue_limit;
+	if (!full) {
+		req->state = REQ_QUEUED;
+		req->remote = true;
+		TAILQ_INSERT_TAIL(&pool->queue, req, link);
+		pool->queued++;
+		pthread_cond_signal(&pool->cond);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (full)
+		return false;
+	if (pool->in_flight++ == 0)
+		event_add(pool->wake_ev, NULL);
+	return true;
+}
+
 struct table_async_request *table_async_lookup(struct table_async *pool, const char *spec,
                                                const char *key, table_async_cb *cb, void *cb_ctx)
 {
 	struct table_async_request *req = xcalloc(1, sizeof(*req));
 	const struct table_backend *b;
-	bool full;
 
 	req->pool = pool;
 	req->spec = xstrdup(spec);
@@ -454,17 +496,7 @@ struct table_async_request *table_async_lookup(struct table_async *pool, const c
 		return req;
 	}
 
-	pthread_mutex_lock(&pool->lock);
-	full = pool->queued >= pool->queue_limit;
-	if (!full) {
-		req->state = REQ_QUEUED;
-		req->remote = true;
-		TAILQ_INSERT_TAIL(&pool->queue, req, link);
-		pool->queued++;
-		pthread_cond_signal(&pool->cond);
-	}
-	pthread_mutex_unlock(&pool->lock);
-	if (full) {
+	if (!enqueue(pool, req)) {
 		/* Why fail at once: a full queue means the backend is slower
 		 * than the mail coming in; waiting longer would only hold
 		 * more sessions open. The client gets a 4xx and retries;
@@ -474,10 +506,28 @@ struct table_async_request *table_async_lookup(struct table_async *pool, const c
 		            pool->queue_limit);
 		table_cache_update(pool->cache, spec, key, &req->result);
 		finish_local(pool, req);
-		return req;
 	}
-	if (pool->in_flight++ == 0)
-		event_add(pool->wake_ev, NULL);
+	return req;
+}
+
+struct table_async_request *table_async_job(struct table_async *pool, table_async_job_run *run,
+                                            table_async_job_done *done, void (*free_job)(void *job),
+                                            void *job, void *cb_ctx)
+{
+	struct table_async_request *req = xcalloc(1, sizeof(*req));
+
+	req->pool = pool;
+	req->job_run = run;
+	req->job_done = done;
+	req->job_free = free_job;
+	req->job = job;
+	req->cb_ctx = cb_ctx;
+	table_result_init(&req->result);
+	pool->pending++;
+	if (!enqueue(pool, req)) {
+		req->job_error = "lookup queue full";
+		finish_local(pool, req);
+	}
 	return req;
 }
 

@@ -22,6 +22,9 @@
  *     answer within its grace time.
  *   - Every failure (unknown table type, table that cannot be opened,
  *     server down) is a TABLE_TEMPFAIL with a message naming the table.
+ *   - A job (table_async_job) is any blocking work run by the same
+ *     workers, in the same queue and under the same limit as remote
+ *     lookups, with the same delivery and cancel rules.
  *
  * Every function is called from the event thread (the one running the
  * event_base); the callbacks run there too.
@@ -69,6 +72,22 @@ struct table_async_request *table_async_lookup(struct table_async *pool, const c
  * answer is cached) but is not delivered. *reqp set to NULL; no-op on
  * NULL. */
 void table_async_cancel(struct table_async_request **reqp);
+
+/* A job: run(job) is called in a worker thread and may block (e.g. a
+ * synchronous lib/mail/resolve.c resolution with its own tables); it
+ * must touch nothing the event thread uses without its own locking. Then
+ * done(job, error, cb_ctx) is called from the event loop: error is NULL
+ * when run() was called, else why it was not (the queue is full). After
+ * done, or after a cancel, free_job(job) is called (from the event
+ * thread, or from table_async_destroy): the request owns job from the
+ * call on, whatever happens. */
+typedef void table_async_job_run(void *job);
+typedef void table_async_job_done(void *job, const char *error, void *cb_ctx);
+
+/* Queue a job; the handle is used and cancelled like a lookup's. */
+struct table_async_request *table_async_job(struct table_async *pool, table_async_job_run *run,
+                                            table_async_job_done *done, void (*free_job)(void *job),
+                                            void *job, void *cb_ctx);
 
 /* The pool's cache (for statistics), or NULL when table_cache_size = 0. */
 struct table_cache *table_async_cache(struct table_async *pool);

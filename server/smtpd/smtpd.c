@@ -113,6 +113,7 @@ static struct smtpd_listener *listener_new(struct smtpd_server *srv, const char 
 	if (cleanup_settings_new(cfg, srv->daemon->config_dir, &lis->cleanup, &error) < 0)
 		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
+	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
 	restrict_engine_set_dns(lis->engine, srv->dns);
 	srv->listeners = xreallocarray(srv->listeners, srv->n_listeners + 1, sizeof(lis));
 	srv->listeners[srv->n_listeners++] = lis;
@@ -273,6 +274,9 @@ int main(int argc, char **argv)
 	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, d->config_dir);
 	status = daemon_run(d);
 	smtpd_session_close_all(&srv);
+	/* First the pool: its workers may still run a quota check that uses
+	 * a listener's resolvers. */
+	table_async_destroy(&srv.pool);
 
 	for (size_t i = 0; i < srv.n_listeners; i++) {
 		struct smtpd_listener *lis = srv.listeners[i];
@@ -281,6 +285,7 @@ int main(int argc, char **argv)
 			evconnlistener_free(lis->ev);
 		restrict_engine_destroy(&lis->engine);
 		cleanup_settings_destroy(&lis->cleanup);
+		smtpd_quota_destroy(&lis->quota);
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);
@@ -288,7 +293,6 @@ int main(int argc, char **argv)
 	free(srv.listeners);
 	free(srv.accepting);
 	dns_destroy(&srv.dns);
-	table_async_destroy(&srv.pool);
 	queue_dir_destroy(&srv.qd);
 	str_free(&error);
 	daemon_destroy(&d);

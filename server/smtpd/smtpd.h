@@ -9,6 +9,7 @@
  *   smtpd_helo.c     HELO, EHLO
  *   smtpd_mail.c     MAIL FROM (ESMTP parameters)
  *   smtpd_rcpt.c     RCPT TO (DSN parameters, the queue file is opened)
+ *   smtpd_quota.c    RCPT refused when a mailbox is over quota
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
  *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
@@ -38,6 +39,8 @@ struct queue_dir;
 struct dns;
 struct dns_req;
 struct table_async;
+struct table_async_request;
+struct smtpd_quota;
 
 /* Settings of one listener, read once from its configuration. Strings
  * are owned by the listener's config. */
@@ -72,6 +75,7 @@ struct smtpd_listener {
 	struct smtpd_settings set;
 	struct restrict_engine *engine;
 	struct cleanup_settings *cleanup;
+	struct smtpd_quota *quota; /* NULL: no over-quota check */
 	struct evconnlistener *ev;
 };
 
@@ -129,6 +133,7 @@ struct smtpd_session {
 	bool esmtp;
 	struct restrict_session *rs;
 	struct restrict_pending *pending;
+	struct table_async_request *quota_req; /* over-quota check running */
 	struct restrict_request req; /* strings borrowed from the session */
 	const char *last_cmd; /* "lost connection after X" */
 	unsigned cmd_total[SMTP_VERB_COUNT];
@@ -203,6 +208,24 @@ smtpd_cmd_fn smtpd_cmd_helo, smtpd_cmd_ehlo, smtpd_cmd_mail, smtpd_cmd_rcpt, smt
  * or closing). */
 bool smtpd_data_input(struct smtpd_session *s);
 bool smtpd_bdat_input(struct smtpd_session *s);
+
+/* smtpd_rcpt.c: the recipient passed every check: queue it, reply 250,
+ * resume input. */
+void smtpd_rcpt_accept(struct smtpd_session *s);
+
+/* smtpd_quota.c */
+/* The listener's over-quota check, or NULL when smtpd_reject_over_quota
+ * = no or virtual_mailbox_maps does not name db:mailboxes (no quota to
+ * check). cfg is copied. */
+struct smtpd_quota *smtpd_quota_new(struct config *cfg, const char *config_dir);
+/* Only after the table_async pool is destroyed (its workers use it).
+ * *qp set to NULL; no-op on NULL. */
+void smtpd_quota_destroy(struct smtpd_quota **qp);
+/* Check s->cur_rcpt, which the restrictions accepted: either
+ * smtpd_rcpt_accept(s) is called, or a 552/452 (over quota) or 451
+ * (lookup failure) is sent and logged and input resumed; later, from the
+ * event loop, through s->quota_req (cancel it when the session ends). */
+void smtpd_quota_check(struct smtpd_session *s);
 
 /* smtpd_log.c */
 void smtpd_log_reject(struct smtpd_session *s, const char *stage, const char *reply,

@@ -2,7 +2,8 @@
  *
  * Called from the dispatch table. The address is parsed by
  * address_parse_path(); NOTIFY and ORCPT are checked here; the relay and
- * recipient restrictions run asynchronously. The first accepted recipient
+ * recipient restrictions run asynchronously, then the over-quota check
+ * (smtpd_quota.c). The first accepted recipient
  * opens the queue file through cleanup (the queue ID exists from then
  * on: "ID: client=name[addr]"); a queue that cannot be written is a 4xx
  * for this recipient, never a 5xx.
@@ -102,6 +103,11 @@ static void rcpt_done(const struct restrict_result *r, void *ctx)
 		smtpd_session_resume(s);
 		return;
 	}
+	smtpd_quota_check(s);
+}
+
+void smtpd_rcpt_accept(struct smtpd_session *s)
+{
 	if (s->cleanup == NULL) {
 		str_t error;
 

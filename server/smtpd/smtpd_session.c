@@ -31,6 +31,7 @@
 #include "smtpd.h"
 #include "mail/daemon.h"
 #include "mail/dns.h"
+#include "table/table_async.h"
 
 /* Read no more from a client while this much input waits (a pipelined
  * batch larger than that waits in the kernel), nor while this much output
@@ -100,6 +101,7 @@ static void session_close_after_flush(struct smtpd_session *s)
 {
 	s->state = SMTPD_ST_CLOSING;
 	restrict_cancel(&s->pending);
+	table_async_cancel(&s->quota_req);
 	bufferevent_disable(s->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		/* Freed on the next loop turn, never under the caller's feet. */
@@ -529,6 +531,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 static void session_free(struct smtpd_session *s)
 {
 	restrict_cancel(&s->pending);
+	table_async_cancel(&s->quota_req);
 	dns_cancel(&s->dns);
 	smtpd_transaction_reset(s);
 	restrict_session_destroy(&s->rs);
