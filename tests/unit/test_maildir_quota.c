@@ -4,7 +4,8 @@
  * boundary, deliveries accepted up to the limit and refused past it (5.2.2,
  * or 4.2.2 when soft) with nothing left behind, a byte-exact maildirsize
  * after deliveries, and recalculation from a directory scan when the file
- * is missing, corrupt, too large or carries other limits. */
+ * is missing, corrupt, too large or carries other limits; smtpd's "already
+ * full" test and the read-only maildir_quota_peek(), which never writes. */
 #include "maildir_test.h"
 
 struct parse_case {
@@ -328,12 +329,104 @@ static void test_symlinked_maildirsize(void **state)
 	free(base);
 }
 
+/* "Already over quota" (smtpd at RCPT): at a limit counts, a SIZE= that
+ * would go over counts, a limit of 0 never refuses. */
+static void test_full(void **state)
+{
+	static const struct {
+		int64_t bytes, count;
+		uint64_t lbytes, lcount, size;
+		bool full;
+	} cases[] = {
+	        {999, 9, 1000, 10, 0, false},
+	        {1000, 9, 1000, 10, 0, true}, /* bytes at the limit */
+	        {1500, 0, 1000, 0, 0, true},
+	        {999, 10, 1000, 10, 0, true}, /* messages at the limit */
+	        {999, 9, 1000, 10, 1, false}, /* exactly fills it */
+	        {999, 9, 1000, 10, 2, true}, /* SIZE= would go over */
+	        {0, 0, 1000, 0, UINT64_MAX, true},
+	        {0, 0, 1000, 0, 1000, false},
+	        {999999, 99999, 0, 0, UINT64_MAX, false}, /* no limits */
+	        {5, 10, 0, 10, 0, true}, /* message limit only */
+	        {5, 9, 0, 10, 1000000, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct maildir_quota_usage u = {.bytes = cases[i].bytes,
+		                                .count = cases[i].count,
+		                                .limits = {cases[i].lbytes, cases[i].lcount}};
+
+		if (maildir_quota_full(&u, cases[i].size) != cases[i].full)
+			fail_msg("case %zu: expected %s", i, cases[i].full ? "full" : "not full");
+	}
+}
+
+static void test_peek(void **state)
+{
+	char *base = make_base(), *md = xasprintf("%s/m", base);
+	struct maildir_quota_usage u;
+	str_t error, big;
+	char *ms;
+
+	(void)state;
+	str_init(&error);
+	str_init(&big);
+	make_dirs(base, "m/new");
+	make_dirs(base, "m/cur");
+	make_dirs(base, "m/tmp");
+	write_file(base, "m/new/1.M1P1Q1.h,S=1234", "x");
+	/* No file: known and empty, and still no file afterwards. */
+	assert_int_equal(maildir_quota_peek(md, &u, &error), 0);
+	assert_int_equal(u.bytes, 0);
+	assert_int_equal(u.count, 0);
+	ms = xasprintf("%s/maildirsize", md);
+	assert_int_equal(access(ms, F_OK), -1);
+	free(ms);
+	/* A good file. */
+	write_file(base, "m/maildirsize", "5000S,10C\n1000 2\n500 1\n");
+	assert_int_equal(maildir_quota_peek(md, &u, &error), 1);
+	assert_int_equal(u.bytes, 1500);
+	assert_int_equal(u.count, 3);
+	assert_int_equal(u.limits.bytes, 5000);
+	assert_int_equal(u.limits.count, 10);
+	assert_false(u.recalculated);
+	/* Malformed or too large: unknown, and left as it is. */
+	write_file(base, "m/maildirsize", "5000S\ngarbage\n");
+	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
+	assert_string_equal(str_c(&error), "maildirsize needs recalculation");
+	ms = read_maildirsize(base, "m/");
+	assert_string_equal(ms, "5000S\ngarbage\n");
+	free(ms);
+	str_append(&big, "5000S\n");
+	while (big.len <= MAILDIR_QUOTA_MAX_FILE)
+		str_append(&big, "1 1\n");
+	write_file(base, "m/maildirsize", str_c(&big));
+	str_reset(&error);
+	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
+	assert_non_null(strstr(str_c(&error), "needs recalculation"));
+	/* A symlink is not followed. */
+	ms = xasprintf("%s/maildirsize", md);
+	assert_int_equal(unlink(ms), 0);
+	assert_int_equal(symlink("/etc/passwd", ms), 0);
+	free(ms);
+	str_reset(&error);
+	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
+	assert_string_equal(str_c(&error), "maildirsize unreadable");
+	str_free(&error);
+	str_free(&big);
+	remove_tree(base);
+	free(md);
+	free(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_parse),        cmocka_unit_test(test_format_limits),
 	        cmocka_unit_test(test_would_exceed), cmocka_unit_test(test_quota_boundary),
 	        cmocka_unit_test(test_recalc),       cmocka_unit_test(test_symlinked_maildirsize),
+	        cmocka_unit_test(test_full),         cmocka_unit_test(test_peek),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

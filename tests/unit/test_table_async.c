@@ -9,7 +9,11 @@
  * Real tables only: inline: and texthash: for the event-thread path, and
  * sqlite: tables on a database file made here for the worker path; a
  * write lock held by the test on that database is what makes a worker
- * wait (SQLite's "database is locked"). */
+ * wait (SQLite's "database is locked"). Jobs (table_async_job) run in a
+ * worker, are answered later, freed exactly once whether answered,
+ * refused by a full queue, cancelled or dropped at shutdown; a gate the
+ * test opens is what keeps a worker busy with one. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,8 +348,193 @@ static void test_bad_parameter(void **state)
 	str_free(&error);
 }
 
+/* ---- jobs ------------------------------------------------------------- */
+
+/* A gate a job waits at until the test opens it. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+struct job {
+	bool wait_at_gate;
+	bool started; /* the worker took it (under gate_lock) */
+	bool ran; /* set by the worker */
+	bool in_worker; /* run() was not called in the event thread */
+	pthread_t event_thread;
+	int done_calls;
+	char *error;
+	int *freed;
+};
+
+static void gate_set(bool open)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = open;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void job_run(void *arg)
+{
+	struct job *j = arg;
+
+	if (j->wait_at_gate) {
+		pthread_mutex_lock(&gate_lock);
+		j->started = true;
+		while (!gate_open)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+		pthread_mutex_unlock(&gate_lock);
+	}
+	j->in_worker = !pthread_equal(pthread_self(), j->event_thread);
+	j->ran = true;
+}
+
+static void job_done(void *arg, const char *error, void *cb_ctx)
+{
+	struct job *j = arg;
+
+	assert_ptr_equal(cb_ctx, j);
+	j->done_calls++;
+	free(j->error);
+	j->error = error != NULL ? xstrdup(error) : NULL;
+}
+
+/* The test keeps its struct job; only the count of frees is recorded. */
+static void job_free(void *arg)
+{
+	struct job *j = arg;
+
+	(*j->freed)++;
+}
+
+static void job_init(struct job *j, size_t n, int *freed, bool wait)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&j[i], 0, sizeof(j[i]));
+		j[i].wait_at_gate = wait;
+		j[i].event_thread = pthread_self();
+		j[i].freed = freed;
+	}
+}
+
+static void job_cleanup(struct job *j, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(j[i].error);
+}
+
+static void test_job_runs_in_a_worker(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct table_async *pool = pool_new(base, 2, NULL);
+	struct job j[3];
+	int freed = 0;
+
+	(void)state;
+	job_init(j, 3, &freed, false);
+	for (int i = 0; i < 3; i++)
+		table_async_job(pool, job_run, job_done, job_free, &j[i], &j[i]);
+	/* Never answered before the call returns. */
+	assert_int_equal(j[0].done_calls + j[1].done_calls + j[2].done_calls, 0);
+	assert_int_equal(table_async_pending(pool), 3);
+	run_until_done(base, pool);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(j[i].done_calls, 1);
+		assert_true(j[i].ran);
+		assert_true(j[i].in_worker);
+		assert_null(j[i].error);
+	}
+	assert_int_equal(freed, 3);
+	table_async_destroy(&pool);
+	event_base_free(base);
+	job_cleanup(j, 3);
+}
+
+static void test_job_queue_full_and_cancel(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct config *cfg = config_from("table_async_queue_limit = 1\n");
+	struct table_async *pool = pool_new(base, 1, cfg);
+	struct table_async_request *req[4];
+	struct job j[4];
+	int freed = 0;
+
+	(void)state;
+	job_init(j, 4, &freed, true);
+	gate_set(false);
+	/* j[0] runs (at the gate), j[1] is queued, j[2] finds the queue
+	 * full; j[3] is queued once j[1] is cancelled. */
+	req[0] = table_async_job(pool, job_run, job_done, job_free, &j[0], &j[0]);
+	for (int turn = 0; turn < 200; turn++) {
+		bool started;
+
+		pthread_mutex_lock(&gate_lock);
+		started = j[0].started;
+		pthread_mutex_unlock(&gate_lock);
+		if (started)
+			break;
+		run_for(base, 10);
+	}
+	req[1] = table_async_job(pool, job_run, job_done, job_free, &j[1], &j[1]);
+	req[2] = table_async_job(pool, job_run, job_done, job_free, &j[2], &j[2]);
+	assert_int_equal(j[2].done_calls, 0); /* refused, but answered later */
+	for (int turn = 0; turn < 20 && j[2].done_calls == 0; turn++)
+		run_for(base, 50);
+	assert_int_equal(j[2].done_calls, 1);
+	assert_false(j[2].ran);
+	assert_non_null(j[2].error);
+	assert_non_null(strstr(j[2].error, "lookup queue full"));
+	assert_int_equal(freed, 1);
+	req[2] = NULL;
+	/* Cancel the queued one (freed at once, never run) and the running
+	 * one (freed when the worker is done, never answered). */
+	table_async_cancel(&req[1]);
+	assert_null(req[1]);
+	assert_int_equal(freed, 2);
+	table_async_cancel(&req[0]);
+	req[3] = table_async_job(pool, job_run, job_done, job_free, &j[3], &j[3]);
+	gate_set(true);
+	run_until_done(base, pool);
+	run_for(base, 100);
+	assert_int_equal(j[0].done_calls, 0);
+	assert_true(j[0].ran);
+	assert_int_equal(j[1].done_calls, 0);
+	assert_false(j[1].ran);
+	assert_int_equal(j[3].done_calls, 1);
+	assert_null(j[3].error);
+	assert_int_equal(freed, 4);
+	table_async_destroy(&pool);
+	config_destroy(&cfg);
+	event_base_free(base);
+	job_cleanup(j, 4);
+}
+
+static void test_job_destroy_with_pending(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct table_async *pool = pool_new(base, 1, NULL);
+	struct job j[3];
+	int freed = 0;
+
+	(void)state;
+	job_init(j, 3, &freed, true);
+	gate_set(false);
+	for (int i = 0; i < 3; i++)
+		table_async_job(pool, job_run, job_done, job_free, &j[i], &j[i]);
+	run_for(base, 50);
+	/* The running job is let go so that the worker can be joined; the
+	 * rest is dropped: no callback, every job freed once. */
+	gate_set(true);
+	table_async_destroy(&pool);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(j[i].done_calls, 0);
+	assert_int_equal(freed, 3);
+	event_base_free(base);
+	job_cleanup(j, 3);
+}
+
 #if HAVE_SQLITE
-/* ---- the worker path: sqlite: tables ------------------------------------ */
+/* ---- the worker path: sqlite tables ----------------------------------- */
 
 #define USERS 64
 
@@ -618,6 +807,9 @@ int main(void)
 		cmocka_unit_test(test_cancel_and_lookup_from_callback),
 		cmocka_unit_test(test_destroy_with_pending),
 		cmocka_unit_test(test_bad_parameter),
+		cmocka_unit_test(test_job_runs_in_a_worker),
+		cmocka_unit_test(test_job_queue_full_and_cancel),
+		cmocka_unit_test(test_job_destroy_with_pending),
 #if HAVE_SQLITE
 		cmocka_unit_test(test_many_remote_lookups),
 		cmocka_unit_test(test_queue_full),
