@@ -198,12 +198,17 @@ static void job_run(void *arg)
 
 			if (final_full(f, j->size)) {
 				j->verdict = QUOTA_FULL;
-				str_appendf(&j->why, "%s: %lld bytes, %lld messages of %lld bytes",
+				str_appendf(&j->why,
+				            "mailbox %s: used %lld bytes, %lld messages; limit "
+				            "%lld bytes",
 				            f->address, (long long)f->usage.bytes,
 				            (long long)f->usage.count, (long long)f->quota);
 				if (f->usage.limits.count != 0)
 					str_appendf(&j->why, ", %llu messages",
 					            (unsigned long long)f->usage.limits.count);
+				if (j->size > 0)
+					str_appendf(&j->why, "; SIZE=%llu",
+					            (unsigned long long)j->size);
 				break;
 			}
 		}
@@ -252,7 +257,7 @@ static void job_done(void *arg, const char *error, void *cb_ctx)
 		 * delivery would have, only earlier. */
 		str_appendf(&reply, "%s <%s>: Recipient address rejected: Mailbox full",
 		            j->q->bounce ? "552 5.2.2" : "452 4.2.2", s->cur_rcpt);
-		log_info("%s[%s]: <%s>: mailbox over quota: %s", s->name, s->addr, s->cur_rcpt,
+		log_info("%s[%s]: <%s>: over quota: %s", s->name, s->addr, s->cur_rcpt,
 		         str_c(&j->why));
 	} else {
 		log_warning("%s[%s]: mailbox quota check for <%s>: %s", s->name, s->addr,

@@ -167,8 +167,9 @@ def test_over_quota_rcpt(kind, postern_build, postern, request):
                     r"<dora@example\.com>: Recipient address rejected: Mailbox full; "
                     r"from=<sender@client\.example> to=<dora@example\.com> proto=ESMTP "
                     r"helo=<client\.example>$")
-        sd.wait_log(r"<dora-alias@example\.com>: mailbox over quota: dora@example\.com: "
-                    r"10000 bytes, 4 messages of 10000 bytes")
+        sd.wait_log(r"^unknown\[127\.0\.0\.1\]: <dora-alias@example\.com>: over quota: "
+                    r"mailbox dora@example\.com: used 10000 bytes, 4 messages; "
+                    r"limit 10000 bytes$")
         sd.wait_log(rf"^{qid}: reject: RCPT from unknown\[127\.0\.0\.1\]: 550 5\.1\.1 ")
 
         # SIZE= that would push alice over; one that fits.
@@ -176,6 +177,8 @@ def test_over_quota_rcpt(kind, postern_build, postern, request):
         assert s.rcpt("alice@example.com") == full(552, b"5.2.2", "alice@example.com")
         assert s.rcpt("bob@example.com") == (250, b"2.1.5 Ok")
         s.quit()
+        sd.wait_log(r"<alice@example\.com>: over quota: mailbox alice@example\.com: used "
+                    r"104857000 bytes, 42 messages; limit 104857600 bytes; SIZE=1000$")
         s = st.client(size=500)
         assert s.rcpt("alice@example.com") == (250, b"2.1.5 Ok")
         s.quit()
