@@ -60,12 +60,21 @@ esac
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# The unprivileged user postern's daemons run as (mail_owner = postern);
+# master, started as root, refuses to run without it.
+ensure_mail_owner() {
+    getent passwd postern >/dev/null && return 0
+    echo "deps: creating the system user postern (mail_owner)"
+    $SUDO adduser --system --group --no-create-home --home /nonexistent --quiet postern
+}
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
+    ensure_mail_owner
     exit 0
 fi
 echo "deps: installing$missing"
@@ -73,3 +82,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+ensure_mail_owner

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -170,9 +171,11 @@ int db_sqlite_check(const struct sql_settings *s, str_t *error)
 }
 
 /* Create the SQLite file with mode 0640 (whatever the umask: the daemons
- * of group mail_owner read it). *created_r tells whether it was new. */
-static int sqlite_create(const char *path, bool *created_r, str_t *error)
+ * of group mail_owner read it; created by root, the file gets that
+ * group). *created_r tells whether it was new. */
+static int sqlite_create(struct config *cfg, const char *path, bool *created_r, str_t *error)
 {
+	const struct passwd *pw;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
 
 	*created_r = false;
@@ -190,6 +193,13 @@ static int sqlite_create(const char *path, bool *created_r, str_t *error)
 	}
 	if (fchmod(fd, 0640) < 0) {
 		str_appendf(error, "cannot set the mode of database file %s: %m", path);
+		close(fd);
+		return -1;
+	}
+	if (geteuid() == 0 && (pw = getpwnam(config_str(cfg, "mail_owner"))) != NULL &&
+	    fchown(fd, (uid_t)-1, pw->pw_gid) < 0) {
+		str_appendf(error, "cannot give database file %s to group %s: %m", path,
+		            config_str(cfg, "mail_owner"));
 		close(fd);
 		return -1;
 	}
@@ -212,7 +222,7 @@ int db_open_flags(struct config *cfg, unsigned flags, struct sql_conn **conn_r, 
 	if (flags & DB_OPEN_NO_QUERY_TIMEOUT)
 		s.query_timeout = 0;
 	if (s.type == SQL_SQLITE) {
-		if ((flags & DB_OPEN_CREATE) && sqlite_create(s.dbname, &created, error) < 0) {
+		if ((flags & DB_OPEN_CREATE) && sqlite_create(cfg, s.dbname, &created, error) < 0) {
 			sql_settings_free(&s);
 			return -1;
 		}

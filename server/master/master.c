@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@
 #include "mail/config.h"
 #include "mail/daemon.h"
 #include "mail/mastercf.h"
+#include "mail/queue_dir.h"
 
 #define MASTER_STOP_TIMEOUT 10
 
@@ -88,6 +90,48 @@ static char *pid_dir(struct config *cfg)
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		log_fatal("cannot create %s: %m", dir);
 	return dir;
+}
+
+/* Run as root: find mail_owner, give it the queue and the log file.
+ * Why fatal when it is missing: running every daemon as root instead
+ * would silently give up the privilege separation. */
+static void owner_setup(struct master *m)
+{
+	const char *name = config_str(m->main_cfg, "mail_owner");
+	const char *maillog = config_str(m->main_cfg, "maillog_file");
+	struct passwd *pw;
+	struct queue_dir *qd;
+	unsigned mask = 0;
+	str_t error;
+
+	if (geteuid() != 0) {
+		log_info("not running as root: every service runs as uid %ld", (long)geteuid());
+		return;
+	}
+	pw = getpwnam(name);
+	if (pw == NULL)
+		startup_fatal("mail_owner: unknown user \"%s\" (create it, e.g. adduser --system "
+		              "--group --no-create-home %s)",
+		              name, name);
+	if (pw->pw_uid == 0)
+		startup_fatal("mail_owner: user \"%s\" has uid 0: it must be an unprivileged user",
+		              name);
+	m->privileged = true;
+	m->owner_uid = pw->pw_uid;
+	m->owner_gid = pw->pw_gid;
+	str_init(&error);
+	(void)queue_dir_hash_names(config_str(m->main_cfg, "hash_queue_names"), &mask, &error);
+	qd = queue_dir_new(config_str(m->main_cfg, "queue_directory"),
+	                   (unsigned)config_int(m->main_cfg, "hash_queue_depth"), mask);
+	if (queue_dir_create(qd, m->owner_uid, m->owner_gid, &error) < 0)
+		startup_fatal("%s", str_c(&error));
+	queue_dir_destroy(&qd);
+	/* Every daemon appends to maillog_file: master made it (as root) when
+	 * it opened its own log. */
+	if (maillog[0] != '\0' && chown(maillog, m->owner_uid, m->owner_gid) < 0 &&
+	    errno != ENOENT)
+		log_warning("chown %s to %s: %m", maillog, name);
+	str_free(&error);
 }
 
 /* Take the lock; exit naming the running master when it is held. The
@@ -234,6 +278,7 @@ int main(int argc, char **argv)
 	m.main_cfg = config_clone(d->main_cfg);
 	dir = pid_dir(m.main_cfg);
 	take_lock(m.main_cfg, dir);
+	owner_setup(&m);
 	/* Bind before detaching so "address in use" reaches the terminal;
 	 * the event base made here is re-initialised after the forks
 	 * (event_reinit: the epoll set is not shared with the parent). */

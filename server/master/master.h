@@ -43,6 +43,8 @@ struct master_svc {
 	char *name; /* "smtp", "127.0.0.1:10025" */
 	char *type; /* "inet", "unix" */
 	char *program; /* full path */
+	char *command; /* as master.cf says ("pickup") */
+	bool unpriv; /* the unpriv column: drop to mail_owner */
 	strv_t args; /* service arguments after the options */
 	struct master_listener *listener; /* inet only */
 	struct master_slot *slots;
@@ -57,6 +59,9 @@ struct master {
 	size_t n_svcs;
 	struct master_listener **listeners;
 	size_t n_listeners;
+	bool privileged; /* running as root: children drop to mail_owner */
+	uid_t owner_uid; /* mail_owner, when privileged */
+	gid_t owner_gid;
 	pid_t *retired; /* children told to drain at a reload, not restarted */
 	size_t n_retired;
 	bool stopping;

@@ -35,15 +35,22 @@
  * with the reason (fatal at startup, a warning and the old configuration
  * kept at reload). A fork that fails is retried like a child that died.
  *
- * SECURITY: runs as whoever started master (root in production). The
- * privilege drop to mail_owner belongs in spawn_child(), after the
- * listeners are open and before exec; it is not done yet.
+ * SECURITY: runs as whoever started master (root in production). Run as
+ * root, master gives the unix sockets and their directories to
+ * mail_owner, and each child whose master.cf "unpriv" column is y (or -)
+ * drops to mail_owner (setgroups, setgid, setuid) between fork and exec,
+ * after its listeners were bound. Two programs keep root: those whose
+ * unpriv column says n (virtual, which switches to each mailbox owner per
+ * delivery), and pickup, which must read maildrop files owned by any
+ * local user and switches to mail_owner for everything it writes (no
+ * setgid postdrop helper yet: INSTALL section 6).
  */
 #include "master.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -89,9 +96,11 @@ static char *unix_service_path(struct config *cfg, const struct master_service *
 }
 
 /* Bind a unix service's socket, creating private/ (0700) or public/
- * (0755) under queue_directory when missing. */
-static struct master_listener *listener_bind_unix(const struct master_service *svc, const char *key,
-                                                  str_t *error)
+ * (0755) under queue_directory when missing; both owned by owner_uid
+ * unless that is -1. */
+static struct master_listener *listener_bind_unix(const struct master_service *svc,
+                                                  const char *key, uid_t owner_uid,
+                                                  gid_t owner_gid, str_t *error)
 {
 	const char *path = key + strlen("unix:");
 	char *dir = xstrdup(path);
@@ -108,6 +117,20 @@ static struct master_listener *listener_bind_unix(const struct master_service *s
 	fd = unix_listen(path, svc->private_ ? 0600 : 0666, MASTER_BACKLOG, error);
 	if (fd < 0)
 		return NULL;
+	/* Unprivileged clients (qmgr) connect to it. */
+	if (owner_uid != (uid_t)-1) {
+		char *parent = xstrdup(path);
+
+		*strrchr(parent, '/') = '\0';
+		if (chown(parent, owner_uid, owner_gid) < 0 || chown(path, owner_uid, owner_gid) < 0) {
+			str_appendf(error, "service %s: chown %s: %s", svc->name, path,
+			            strerror(errno));
+			free(parent);
+			close(fd);
+			return NULL;
+		}
+		free(parent);
+	}
 	/* Children block in accept() or use their own event loop: the
 	 * socket is shared, so each one sets its own mode. */
 	l = xcalloc(1, sizeof(*l));
@@ -193,8 +216,10 @@ static struct master_listener *listener_get(struct master *m, struct config *cfg
 			return m->listeners[i];
 		}
 	}
-	l = svc->type_id == MASTER_TYPE_UNIX ? listener_bind_unix(svc, key, error)
-	                                     : listener_bind(svc, error);
+	l = svc->type_id == MASTER_TYPE_UNIX
+	            ? listener_bind_unix(svc, key, m->privileged ? m->owner_uid : (uid_t)-1,
+	                                 m->owner_gid, error)
+	            : listener_bind(svc, error);
 	free(key);
 	if (l == NULL)
 		return NULL;
@@ -234,6 +259,7 @@ static void svc_free(struct master_svc **sp)
 	free(s->slots);
 	strv_free(&s->args);
 	free(s->program);
+	free(s->command);
 	free(s->name);
 	free(s->type);
 	free(s);
@@ -250,6 +276,8 @@ static struct master_svc *svc_new(struct master *m, const struct master_service 
 	s->m = m;
 	s->name = xstrdup(ms->name);
 	s->type = xstrdup(ms->type);
+	s->command = xstrdup(ms->command);
+	s->unpriv = ms->unpriv;
 	s->program = program;
 	for (size_t i = 0; i < ms->argv.n; i++)
 		strv_add(&s->args, ms->argv.v[i]);
@@ -376,7 +404,14 @@ static void spawn_exec(struct master_slot *slot)
 	}
 	for (size_t i = 0; i < s->args.n; i++)
 		strv_add(&argv, s->args.v[i]);
-	/* Privilege drop goes here (setgroups, setgid, setuid to mail_owner). */
+	if (s->m->privileged && s->unpriv && strcmp(s->command, "pickup") != 0) {
+		gid_t gid = s->m->owner_gid;
+
+		if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(s->m->owner_uid) < 0) {
+			log_error("cannot drop privileges to mail_owner for %s: %m", s->program);
+			_exit(1);
+		}
+	}
 	execv(s->program, argv.v);
 	log_error("cannot run %s: %m", s->program);
 	_exit(1);

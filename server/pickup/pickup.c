@@ -30,12 +30,16 @@
  * checks it is a regular file with one link, trusts only the owner uid
  * that the file system reports for "who submitted it" (not the uid the
  * file claims), and reads everything through the bounded reader. pickup
- * needs to read files owned by any user: it runs as root (as Postfix's
- * pickup does) until master's privilege separation exists.
+ * needs to read files owned by any user, so master starts it as root;
+ * once a file is open, the queue file is written with mail_owner's
+ * effective uid and gid (as_owner), so qmgr, which runs as mail_owner,
+ * owns every queued message. A setgid postdrop helper (Postfix's design)
+ * would let pickup run unprivileged: not done yet.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +85,8 @@ struct pickup {
 	const char *myorigin, *mydomain, *myhostname, *mail_name;
 	int listen_fd;
 	struct event *listen_ev, *timer_ev;
+	uid_t owner_uid; /* mail_owner when run as root, else -1 */
+	gid_t owner_gid;
 };
 
 /* Outcome of one file. */
@@ -89,6 +95,28 @@ enum pickup_result {
 	PICKUP_RETRY, /* left for the next scan */
 	PICKUP_ASIDE, /* moved to corrupt/ */
 };
+
+/* ---- Privileges ---- */
+
+/* Write the queue file as mail_owner: pickup runs as root only to read
+ * maildrop files of every user (see SECURITY above). The maildrop file
+ * is already open; everything cleanup does runs with mail_owner's
+ * effective ids. */
+static void as_owner(const struct pickup *p)
+{
+	if (p->owner_uid == (uid_t)-1)
+		return;
+	if (setegid(p->owner_gid) < 0 || seteuid(p->owner_uid) < 0)
+		log_fatal("cannot switch to mail_owner (uid %lu): %m", (unsigned long)p->owner_uid);
+}
+
+static void as_root(const struct pickup *p)
+{
+	if (p->owner_uid == (uid_t)-1)
+		return;
+	if (seteuid(0) < 0 || setegid(0) < 0)
+		log_fatal("cannot switch back to root: %m");
+}
 
 /* ---- Addresses ---- */
 
@@ -265,7 +293,9 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	value = maildrop_attr(m, MAILDROP_ATTR_EXTRACT_RCPT);
 	if (value != NULL && strcmp(value, "yes") == 0)
 		flags |= CLEANUP_F_EXTRACT_RCPT;
+	as_owner(p);
 	if (cleanup_open(p->cleanup, p->qd, flags, &c, &error) < 0) {
+		as_root(p);
 		log_warning("maildrop/%s: %s", name, str_c(&error));
 		goto out;
 	}
@@ -292,6 +322,7 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	status = feed_content(p, m, c, &error);
 	if (status != MAILDROP_OK) {
 		cleanup_abort(&c);
+		as_root(p);
 		if (status == MAILDROP_CORRUPT) {
 			move_aside(p, name, path, str_c(&error));
 			result = PICKUP_ASIDE;
@@ -301,6 +332,7 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		goto out;
 	}
 	cleanup_finish(&c, &res);
+	as_root(p);
 	switch (res.status) {
 	case CLEANUP_QUEUED:
 	case CLEANUP_DISCARDED:
@@ -420,7 +452,7 @@ static void make_dirs(struct pickup *p)
 	char *public_dir = xasprintf("%s/public", queue_dir_root(p->qd));
 
 	str_init(&error);
-	if (queue_dir_create(p->qd, (uid_t)-1, (gid_t)-1, &error) < 0)
+	if (queue_dir_create(p->qd, p->owner_uid, p->owner_gid, &error) < 0)
 		log_fatal("%s", str_c(&error));
 	/* Why 1733: local users must create files here (sendmail runs as
 	 * them, with no setgid helper), the sticky bit stops them removing
@@ -454,6 +486,8 @@ int main(int argc, char **argv)
 
 	memset(&p, 0, sizeof(p));
 	str_init(&error);
+	p.owner_uid = (uid_t)-1;
+	p.owner_gid = (gid_t)-1;
 	p.d = d;
 	p.cfg = d->cfg;
 	if (queue_dir_hash_names(config_str(p.cfg, "hash_queue_names"), &mask, &error) < 0)
@@ -479,6 +513,18 @@ int main(int argc, char **argv)
 	if (svc != NULL)
 		wakeup = svc->wakeup;
 
+	if (geteuid() == 0) {
+		const struct passwd *pw = getpwnam(config_str(p.cfg, "mail_owner"));
+
+		if (pw != NULL && pw->pw_uid != 0) {
+			p.owner_uid = pw->pw_uid;
+			p.owner_gid = pw->pw_gid;
+		} else {
+			log_warning("mail_owner %s: no such unprivileged user: queue files are "
+			            "written as root",
+			            config_str(p.cfg, "mail_owner"));
+		}
+	}
 	make_dirs(&p);
 	if (d->n_listen_fds > 0) {
 		/* master bound public/pickup and handed it over. */

@@ -293,3 +293,38 @@ def subjects(ms):
                     out.append(line[9:].strip())
                     break
     return out
+
+
+def proc_uid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="privilege separation needs root")
+def test_only_master_pickup_and_virtual_keep_root(ms):
+    import pwd
+    owner = pwd.getpwnam("postern").pw_uid
+    ms.sd.sqlite_db(ms.postern)
+    ms.start()
+    for name in ("smtpd", "qmgr"):
+        pids = ms.children(name)
+        assert pids, name
+        for pid in pids:
+            assert proc_uid(pid) == [owner] * 4, (name, proc_uid(pid))
+    # virtual switches to each mailbox owner per delivery; pickup to
+    # mail_owner for each queue file (it must read any user's maildrop).
+    for name in ("virtual", "pickup"):
+        assert ms.children(name) and all(proc_uid(p)[0] == 0 for p in ms.children(name))
+    # The queue and the sockets belong to mail_owner.
+    for sub in ("incoming", "active", "deferred", "private", "public"):
+        assert os.stat(os.path.join(ms.sd.queue, sub)).st_uid == owner, sub
+    ms.send("sender@client.example", ["alice@example.com"], body("owned"))
+    ms.wait_maildir("example.com/alice/", 1)
+    res = ms.run("sendmail", "-f", "alice@example.com", "bob@example.com",
+                 input="Subject: local\n\nx\n")
+    assert res.returncode == 0, res.stderr
+    ms.wait_maildir("example.com/bob/", 1)
+    wait_until(ms.queue_empty, timeout=20, what="queue empty")

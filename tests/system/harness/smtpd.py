@@ -45,6 +45,9 @@ class Smtpd:
     def __init__(self, build, main_cf=None, overrides=None, services=None):
         self.build = build
         self.tmpdir = tempfile.mkdtemp(prefix="postern-smtpd-", dir=_tmp_parent())
+        # Daemons started by master run as mail_owner: they must reach
+        # the config, the queue and the log below this directory.
+        os.chmod(self.tmpdir, 0o755)
         self.confdir = os.path.join(self.tmpdir, "conf")
         self.queue = os.path.join(self.tmpdir, "queue")
         self.maillog = os.path.join(self.tmpdir, "maillog")

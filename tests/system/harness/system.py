@@ -54,7 +54,14 @@ def make_db(kind, sd, postern, request):
     pw = f"{sd.confdir}/database.password"
     with open(pw, "w") as f:
         f.write(server.password + "\n")
-    os.chmod(pw, 0o600)
+    # Readable by root and mail_owner only, as INSTALL says.
+    os.chmod(pw, 0o640)
+    if os.getuid() == 0:
+        import grp
+        try:
+            os.chown(pw, 0, grp.getgrnam("postern").gr_gid)
+        except KeyError:
+            pass
     sd.main["database"] = f"{kind}://{server.user}@{server.host}:{server.port}/{name}"
     sd.main["database_password_file"] = pw
     sd.write_config()
