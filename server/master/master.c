@@ -128,8 +128,7 @@ static void owner_setup(struct master *m)
 	queue_dir_destroy(&qd);
 	/* Every daemon appends to maillog_file: master made it (as root) when
 	 * it opened its own log. */
-	if (maillog[0] != '\0' && chown(maillog, m->owner_uid, m->owner_gid) < 0 &&
-	    errno != ENOENT)
+	if (maillog[0] != '\0' && chown(maillog, m->owner_uid, m->owner_gid) < 0 && errno != ENOENT)
 		log_warning("chown %s to %s: %m", maillog, name);
 	str_free(&error);
 }

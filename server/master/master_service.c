@@ -98,9 +98,8 @@ static char *unix_service_path(struct config *cfg, const struct master_service *
 /* Bind a unix service's socket, creating private/ (0700) or public/
  * (0755) under queue_directory when missing; both owned by owner_uid
  * unless that is -1. */
-static struct master_listener *listener_bind_unix(const struct master_service *svc,
-                                                  const char *key, uid_t owner_uid,
-                                                  gid_t owner_gid, str_t *error)
+static struct master_listener *listener_bind_unix(const struct master_service *svc, const char *key,
+                                                  uid_t owner_uid, gid_t owner_gid, str_t *error)
 {
 	const char *path = key + strlen("unix:");
 	char *dir = xstrdup(path);
@@ -122,7 +121,8 @@ static struct master_listener *listener_bind_unix(const struct master_service *s
 		char *parent = xstrdup(path);
 
 		*strrchr(parent, '/') = '\0';
-		if (chown(parent, owner_uid, owner_gid) < 0 || chown(path, owner_uid, owner_gid) < 0) {
+		if (chown(parent, owner_uid, owner_gid) < 0 ||
+		    chown(path, owner_uid, owner_gid) < 0) {
 			str_appendf(error, "service %s: chown %s: %s", svc->name, path,
 			            strerror(errno));
 			free(parent);
