@@ -143,13 +143,31 @@ void queue_dir_temp_path(const struct queue_dir *qd, const char *id, str_t *out)
 
 /* mkdir that is durable when it creates: a message committed into a new
  * hash directory is only as durable as that directory's own entry. */
+/* Make a hash directory. Made by root (`postern queue` run by the
+ * administrator), it is given to the owner of its parent, the queue's
+ * owner (mail_owner): a root-owned hash directory would lock qmgr and
+ * smtpd out of every message that hashes there. */
 static int mkdir_durable(const char *path, str_t *error)
 {
+	struct stat st;
+	char *parent;
+
 	if (mkdir(path, QUEUE_DIR_MODE) < 0) {
 		if (errno == EEXIST)
 			return 0;
 		str_appendf(error, "create directory %s: %m", path);
 		return -1;
+	}
+	if (geteuid() == 0) {
+		parent = xstrdup(path);
+		*strrchr(parent, '/') = '\0';
+		if (stat(parent, &st) < 0 || ((st.st_uid != 0 || st.st_gid != 0) &&
+		                              chown(path, st.st_uid, st.st_gid) < 0)) {
+			str_appendf(error, "give directory %s to the queue's owner: %m", path);
+			free(parent);
+			return -1;
+		}
+		free(parent);
 	}
 	return fs_sync_dir_of(path, error);
 }
