@@ -161,8 +161,8 @@ static int mkdir_durable(const char *path, str_t *error)
 	if (geteuid() == 0) {
 		parent = xstrdup(path);
 		*strrchr(parent, '/') = '\0';
-		if (stat(parent, &st) < 0 || ((st.st_uid != 0 || st.st_gid != 0) &&
-		                              chown(path, st.st_uid, st.st_gid) < 0)) {
+		if (stat(parent, &st) < 0 ||
+		    ((st.st_uid != 0 || st.st_gid != 0) && chown(path, st.st_uid, st.st_gid) < 0)) {
 			str_appendf(error, "give directory %s to the queue's owner: %m", path);
 			free(parent);
 			return -1;
@@ -237,6 +237,12 @@ int queue_dir_find(const struct queue_dir *qd, const char *id, enum queue_name *
 int queue_dir_move(const struct queue_dir *qd, const char *id, enum queue_name from,
                    enum queue_name to, str_t *error)
 {
+	return queue_dir_move_flags(qd, id, from, to, 0, error);
+}
+
+int queue_dir_move_flags(const struct queue_dir *qd, const char *id, enum queue_name from,
+                         enum queue_name to, unsigned flags, str_t *error)
+{
 	str_t src, dst;
 	int ret = -1, found;
 
@@ -260,7 +266,8 @@ int queue_dir_move(const struct queue_dir *qd, const char *id, enum queue_name f
 	 * the move (qmgr schedules from active/); syncing the old directory
 	 * too keeps a crash from showing the message in both queues on file
 	 * systems that do not journal a rename as one change. */
-	if (fs_sync_dir_of(str_c(&dst), error) < 0 || fs_sync_dir_of(str_c(&src), error) < 0)
+	if (!(flags & QUEUE_MOVE_NOSYNC) &&
+	    (fs_sync_dir_of(str_c(&dst), error) < 0 || fs_sync_dir_of(str_c(&src), error) < 0))
 		goto out;
 	ret = 0;
 out:

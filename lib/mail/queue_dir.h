@@ -108,6 +108,13 @@ int queue_dir_find(const struct queue_dir *qd, const char *id, enum queue_name *
  * from, EEXIST when to has it already. */
 int queue_dir_move(const struct queue_dir *qd, const char *id, enum queue_name from,
                    enum queue_name to, str_t *error);
+/* The same; with QUEUE_MOVE_NOSYNC the directories are not fsync'd. For
+ * qmgr's own moves between incoming, active and deferred: a move lost in
+ * a crash leaves the message in a queue qmgr scans anyway (active/ goes
+ * back to incoming/ at start), so durability buys nothing there. */
+#define QUEUE_MOVE_NOSYNC (1u << 0)
+int queue_dir_move_flags(const struct queue_dir *qd, const char *id, enum queue_name from,
+                         enum queue_name to, unsigned flags, str_t *error);
 /* Remove id's file from queue and its status log. Not fsync'd: a removal
  * lost in a crash only means a message is delivered again. -1 with errno
  * ENOENT when the file was not there. */

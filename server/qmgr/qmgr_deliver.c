@@ -36,7 +36,6 @@
 
 #define AGENT_TIMEOUT 3600 /* seconds one delivery may take */
 #define RETRY_CONNECT_MS 50 /* the agent's backlog was full */
-#define BATCH_SCAN_MAX 1000 /* finals looked at to fill one request */
 
 struct agent_conn;
 LIST_HEAD(conn_list, agent_conn);
@@ -422,7 +421,6 @@ static bool start_delivery(struct qmgr_dest *dest)
 	struct agent_conn *c;
 	struct sockaddr_un sun;
 	struct timeval tv = {AGENT_TIMEOUT, 0};
-	size_t scanned = 0;
 	str_t req;
 	int fd;
 
@@ -455,13 +453,15 @@ static bool start_delivery(struct qmgr_dest *dest)
 	c->parser = attr_parser_new(&limits);
 	c->start_usec = delivery_now_usec();
 	c->finals = xcalloc(dest->rcpt_limit < 64 ? dest->rcpt_limit : 64, sizeof(*c->finals));
-	/* The head final, and more of the same message up to the limit. */
+	/* The head final, and the finals of the same message queued right
+	 * behind it (one message's recipients are queued together), up to
+	 * the limit. Why not search further: with one recipient per message,
+	 * a search would walk the whole queue for every delivery. */
 	for (size_t cap = dest->rcpt_limit < 64 ? dest->rcpt_limit : 64;
-	     f != NULL && c->n < dest->rcpt_limit && scanned < BATCH_SCAN_MAX;
-	     f = next, scanned++) {
+	     f != NULL && c->n < dest->rcpt_limit; f = next) {
 		next = TAILQ_NEXT(f, link);
 		if (c->n > 0 && f->msg != c->finals[0]->msg)
-			continue;
+			break;
 		if (c->n == cap) {
 			cap *= 2;
 			c->finals = xreallocarray(c->finals, cap, sizeof(*c->finals));

@@ -132,7 +132,8 @@ void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from)
 	if (hash_get(q->active_ids, id) != NULL)
 		return;
 	str_init(&error);
-	if (from != QUEUE_ACTIVE && queue_dir_move(q->qd, id, from, QUEUE_ACTIVE, &error) < 0) {
+	if (from != QUEUE_ACTIVE &&
+	    queue_dir_move_flags(q->qd, id, from, QUEUE_ACTIVE, QUEUE_MOVE_NOSYNC, &error) < 0) {
 		if (errno != ENOENT && errno != EEXIST)
 			log_warning("%s: %s", id, str_c(&error));
 		goto out;
@@ -427,6 +428,16 @@ static time_t backoff(const struct qmgr *q, const struct qmgr_msg *msg, time_t n
 	return now + delay;
 }
 
+/* Write every recipient's new slot, then one fsync. */
+static int record_round(struct qmgr_msg *msg, struct queue_file *qf, str_t *error)
+{
+	for (size_t i = 0; i < msg->nrcpts; i++)
+		if (queue_file_update_rcpt(qf, msg->rcpts[i].index, &msg->rcpts[i].status, false,
+		                           error) < 0)
+			return -1;
+	return queue_file_sync(qf, error);
+}
+
 static void complete(struct qmgr_msg *msg)
 {
 	struct qmgr *q = msg->q;
@@ -479,12 +490,21 @@ static void complete(struct qmgr_msg *msg)
 			if (next == 0 || r->status.next_retry < next)
 				next = r->status.next_retry;
 		}
-		if (queue_file_update_rcpt(qf, r->index, &r->status, false, &error) < 0) {
-			log_warning("%s: %s", msg->id, str_c(&error));
-			str_reset(&error);
-		}
 	}
-	if (queue_file_sync(qf, &error) < 0) {
+	/* Every recipient done: the file goes at once, with nothing to
+	 * record (a removal lost in a crash means the message is delivered
+	 * again: at least once). Otherwise the round is recorded in the slots
+	 * with one fsync. */
+	if (all_final && queue_dir_remove(q->qd, where, msg->id, &error) == 0) {
+		queue_file_close(&qf);
+		log_info("%s: removed", msg->id);
+		goto out;
+	}
+	if (all_final) {
+		log_warning("%s: %s", msg->id, str_c(&error));
+		str_reset(&error);
+	}
+	if (record_round(msg, qf, &error) < 0) {
 		/* Nothing is known to be on disk: leave the file as it is;
 		 * the next round delivers again what was not recorded. */
 		log_warning("%s: %s", msg->id, str_c(&error));
@@ -492,19 +512,15 @@ static void complete(struct qmgr_msg *msg)
 		goto out;
 	}
 	queue_file_close(&qf);
-	if (all_final) {
-		if (queue_dir_remove(q->qd, where, msg->id, &error) < 0)
-			log_warning("%s: %s", msg->id, str_c(&error));
-		else
-			log_info("%s: removed", msg->id);
-	} else {
+	if (!all_final) {
 		struct timespec times[2] = {{next, 0}, {next, 0}};
 
 		/* The deferred scan takes files whose mtime has passed. */
 		if (utimensat(AT_FDCWD, str_c(&path), times, 0) < 0)
 			log_warning("%s: utimensat %s: %m", msg->id, str_c(&path));
 		if (where == QUEUE_ACTIVE &&
-		    queue_dir_move(q->qd, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED, &error) < 0)
+		    queue_dir_move_flags(q->qd, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED,
+		                         QUEUE_MOVE_NOSYNC, &error) < 0)
 			log_warning("%s: %s", msg->id, str_c(&error));
 	}
 out:

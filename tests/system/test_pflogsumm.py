@@ -29,7 +29,8 @@ ACCESS = {
 
 def summary_count(text, label):
     """The number in front of label in pflogsumm's grand totals."""
-    m = re.search(r"^\s*(\d+)\s+" + re.escape(label) + r"\s*$", text, re.M)
+    m = re.search(r"^\s*(\d+)\s+" + re.escape(label) + r"\s*(\(\d+\s+\w+\))?\s*$",
+                  text, re.M)
     assert m, f"no '{label}' line in:\n{text}"
     return int(m.group(1))
 
