@@ -1,6 +1,6 @@
 #!/bin/sh
 # deps.sh - the one list of Debian 12 packages postern needs, with why.
-# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: all)
 # Used by README's quick-start commands and by .ci/run. Needs root (or sudo).
 set -eu
 
@@ -49,13 +49,24 @@ openssl           # certificates and s_client in TLS tests
 procps            # pgrep/ps used when stopping servers
 "
 
+# Bench: what bench/inbound compares postern with and how it looks inside.
+# Debian's postfix is installed unconfigured ("No configuration") and its
+# packaged service is left stopped and disabled: the bench runs private
+# instances (postfix -c TMPDIR start-fg) on loopback ports only.
+BENCH_PKGS="
+postfix           # bench/inbound: the reference server, and smtp-source (the load)
+postfix-sqlite    # bench/inbound: Postfix's sqlite: tables on the bench database
+linux-perf        # bench/inbound: perf record of the server's processes
+"
+
 strip() { printf '%s\n' "$1" | sed 's/#.*//' | tr -s ' \n' '  '; }
 
 case "${1:-all}" in
 build) pkgs=$(strip "$BUILD_PKGS") ;;
 test) pkgs=$(strip "$TEST_PKGS") ;;
-all) pkgs="$(strip "$BUILD_PKGS") $(strip "$TEST_PKGS")" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+bench) pkgs=$(strip "$BENCH_PKGS") ;;
+all) pkgs="$(strip "$BUILD_PKGS") $(strip "$TEST_PKGS")" ;;  # bench: only for make bench
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 
 SUDO=
@@ -80,6 +91,21 @@ fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
+case " $missing " in
+*" postfix "*) echo "postfix postfix/main_mailer_type select No configuration" |
+    $SUDO debconf-set-selections ;;
+esac
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+case " $missing " in
+*" postfix "*)
+    # Nothing may rely on a packaged service: stop it if the install
+    # started one, and keep it from starting at boot.
+    $SUDO invoke-rc.d postfix stop >/dev/null 2>&1 || true
+    if command -v systemctl >/dev/null 2>&1; then
+        $SUDO systemctl disable postfix >/dev/null 2>&1 || true
+    fi
+    $SUDO update-rc.d postfix disable >/dev/null 2>&1 || true
+    ;;
+esac
 ensure_mail_owner

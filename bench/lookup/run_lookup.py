@@ -11,7 +11,8 @@ what virtual_mailbox_maps asks (the maildir of an active mailbox), and
 runs lookup_bench over a key list of every mailbox plus one unknown
 address in ten, in a fixed shuffled order.
 
-The Markdown written to --out states the machine (nproc, CPU model,
+The Markdown section it writes to --out (bench/results.py: the other
+sections stay) states the machine (nproc, CPU model,
 memory, kernel), the server and library versions, the date and the exact
 commands, so a reader can reproduce or discount the figures.  There are
 no thresholds: the figures are reported, not judged.
@@ -31,8 +32,10 @@ import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import MariaDB, PostgreSQL  # noqa: E402
+from results import write_section  # noqa: E402
 
 QUERY = "SELECT maildir FROM mailboxes WHERE address = '%s' AND active = '1'"
 DOMAIN = "bench.example"
@@ -249,14 +252,6 @@ def main():
     shown_argv = " ".join(shlex.quote(a) for a in argv).replace(work, "$TMP")
     build = os.path.basename(os.path.normpath(args.build))
     lines = [
-        "# Benchmark results",
-        "",
-        "Produced by `bench/run-lookup.sh`; see bench/README.md for what is",
-        "measured and how to read it. Figures from one run on one machine: compare",
-        "rows of the same run, not runs on different machines.",
-        "",
-        "## Lookups (bench/lookup)",
-        "",
         f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Command: `{command}`",
         f"- lookup_bench: `{shown_argv}`",
@@ -290,8 +285,7 @@ def main():
         "failure in a run means the run is not valid).",
         "",
     ]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+    write_section(args.out, "Lookups (bench/lookup)", lines)
     print(f"run_lookup.py: wrote {args.out}", file=sys.stderr)
 
 
