@@ -5,7 +5,8 @@ Called by bench/run-inbound.sh (and so by `make bench`), or by hand:
 
     bench/inbound/run_inbound.py --build build/std --runs 3 [--servers postfix,postern]
 
-For each server, --runs times over a fresh queue and fresh maildirs:
+For each server, --runs times (alternating between the servers) over a
+fresh queue and fresh maildirs:
 smtp-source (Debian's postfix package) sends --messages messages of
 --size bytes over --sessions concurrent SMTP sessions to --domains x
 --mailboxes mailboxes on 127.0.0.1, and the clock runs from just before
@@ -82,7 +83,10 @@ HOSTNAME = "mx.bench.example"
 CLIENT = "client.bench.example"
 DOMAINS_QUERY = "SELECT name FROM domains WHERE name = '%s' AND active = '1' AND backup_mx = '0'"
 MAILBOX_QUERY = "SELECT maildir FROM mailboxes WHERE address = '%s' AND active = '1'"
-POLL = 0.2  # seconds between counts of Maildir/new
+# Seconds between counts of Maildir/new: listing 1,000 directories costs
+# CPU the servers share, so count slowly until the end is near.  The end
+# time is the newest file's mtime, so the interval does not bias it.
+POLL_SLOW, POLL_FAST = 1.0, 0.2
 
 
 def log(msg):
@@ -506,7 +510,7 @@ def one_run(server, cgroup, args, perf_out=None):
                 raise RuntimeError(f"deadline: {delivered} of {args.messages} delivered "
                                    f"after {args.deadline} s; failures: {failures}\n"
                                    + server.log_tail())
-            time.sleep(POLL)
+            time.sleep(POLL_FAST if delivered >= 0.9 * args.messages else POLL_SLOW)
         cpu1 = cgroup.usage_seconds()
         for t in threads:
             t.join(timeout=60)
@@ -635,6 +639,8 @@ def main():
     ap.add_argument("--deadline", type=int, default=900, help="seconds per run")
     ap.add_argument("--command", default=None, help="the command line to record")
     ap.add_argument("--no-write", action="store_true", help="print, do not write --out")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temp dir (database, each run's config, queue, maildirs, logs)")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -676,18 +682,22 @@ def main():
                 return Postfix(rundir, maps, db, pw.pw_uid, pw.pw_gid)
             return Postern(rundir, maps, db, pw.pw_uid, pw.pw_gid, build)
 
+        # Runs alternate between the servers (run 1 of each, then run 2,
+        # ...) so that a change in the machine's load during the bench
+        # falls on both alike.
+        runs = {}
         for name in servers:
             if name not in ("postfix", "postern"):
                 sys.exit(f"run_inbound.py: unknown server {name!r} (postfix, postern)")
-            if name == "postern":
-                missing = Postern.missing(build)
-                if missing:
-                    notes[name] = ("not run: " + ", ".join(f"bin/{m}" for m in missing)
-                                   + f" missing from {build}")
-                    log(f"postern {notes[name]}")
-                    continue
-            runs = []
-            for i in range(1, args.runs + 1):
+            missing = Postern.missing(build) if name == "postern" else []
+            if missing:
+                notes[name] = ("not run: " + ", ".join(f"bin/{m}" for m in missing)
+                               + f" missing from {build}")
+                log(f"postern {notes[name]}")
+            else:
+                runs[name] = []
+        for i in range(1, args.runs + 1):
+            for name in [n for n in servers if n in runs and n not in notes]:
                 server = make(name, i)
                 group = CpuCgroup(cg.root, cg.version).create(
                     f"postern-bench-{os.getpid()}-{name}-{i}")
@@ -697,29 +707,34 @@ def main():
                 except RuntimeError as exc:
                     notes[name] = f"run {i} failed: {exc}".splitlines()[0][:300]
                     log(f"{server.label} run {i} failed: {exc}")
+                    r = None
+                if not args.keep:
                     shutil.rmtree(server.rundir, ignore_errors=True)
-                    break
+                if r is None:
+                    continue
                 log(f"{server.label} run {i}: {r['msgs']} messages in {r['wall']:.2f} s = "
                     f"{r['rate']:.0f} msg/s, {r['cpu']:.2f} CPU s "
                     f"({r['cpu_per_1000']:.3f} s / 1000)")
-                runs.append(r)
-                shutil.rmtree(server.rundir, ignore_errors=True)
-            else:
-                results[name] = runs
-            if name in profiled and name in results:
-                server = make(name, "perf")
-                group = CpuCgroup(cg.root, cg.version).create(
-                    f"postern-bench-{os.getpid()}-{name}-perf")
-                perf_data = os.path.join(work, f"perf-{name}.data")
-                log(f"{server.label} profile run (perf record -a -g, not in the medians)")
-                try:
-                    r = one_run(server, group, args, perf_out=perf_data)
-                    profiles[name] = (r, perf_top(perf_data, args.perf_top))
-                except RuntimeError as exc:
-                    log(f"{server.label} profile run failed: {exc}")
+                runs[name].append(r)
+        results = {n: rs for n, rs in runs.items() if n not in notes}
+        for name in [n for n in profiled if n in results]:
+            server = make(name, "perf")
+            group = CpuCgroup(cg.root, cg.version).create(
+                f"postern-bench-{os.getpid()}-{name}-perf")
+            perf_data = os.path.join(work, f"perf-{name}.data")
+            log(f"{server.label} profile run (perf record -a -g, not in the medians)")
+            try:
+                r = one_run(server, group, args, perf_out=perf_data)
+                profiles[name] = (r, perf_top(perf_data, args.perf_top))
+            except RuntimeError as exc:
+                log(f"{server.label} profile run failed: {exc}")
+            if not args.keep:
                 shutil.rmtree(server.rundir, ignore_errors=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
 
     lines = report(args, results, notes, profiles, started, load_before, load_after,
