@@ -287,8 +287,9 @@ class Server:
 
     label = "server"
 
-    def __init__(self, rundir, maps, db, uid, gid):
+    def __init__(self, rundir, maps, db, uid, gid, virtual_procs="-"):
         self.rundir = rundir
+        self.virtual_procs = virtual_procs  # master.cf maxproc of virtual
         self.conf = os.path.join(rundir, "conf")
         self.queue = os.path.join(rundir, "queue")
         self.vmail = os.path.join(rundir, "vmail")
@@ -383,7 +384,7 @@ class Postfix(Server):
             "discard unix - - n - - discard",
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
-            "virtual unix - n n - - virtual",
+            f"virtual unix - n n - {self.virtual_procs} virtual",
             "anvil unix - - n - 1 anvil",
             "scache unix - - n - 1 scache",
             "postlog unix-dgram n - n - 1 postlogd",
@@ -410,8 +411,8 @@ class Postfix(Server):
 class Postern(Server):
     label = "postern"
 
-    def __init__(self, rundir, maps, db, uid, gid, build):
-        super().__init__(rundir, maps, db, uid, gid)
+    def __init__(self, rundir, maps, db, uid, gid, virtual_procs, build):
+        super().__init__(rundir, maps, db, uid, gid, virtual_procs)
         self.build = build
         main = {
             "database": f"sqlite:{db}",
@@ -438,6 +439,10 @@ class Postern(Server):
                 fields = line.split()
                 if len(fields) >= 2 and fields[0] == "smtp" and fields[1] == "inet":
                     line = line.replace("smtp", f"127.0.0.1:{self.port}", 1)
+                elif (len(fields) >= 8 and fields[:2] == ["virtual", "unix"]
+                      and self.virtual_procs != "-"):
+                    fields[6] = self.virtual_procs
+                    line = " ".join(fields) + "\n"
                 lines.append(line)
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.writelines(lines)
@@ -493,7 +498,8 @@ def one_run(server, cgroup, args, perf_out=None):
             time.sleep(1)
         cpu0 = cgroup.usage_seconds()
         failures = []
-        threads = [threading.Thread(target=client_loop, args=(k, args, server.port, failures))
+        threads = [threading.Thread(target=client_loop, args=(k, args, server.port, failures),
+                                    daemon=True)
                    for k in range(args.domains)]
         t0 = time.time()
         for t in threads:
@@ -621,6 +627,10 @@ def os_release():
 
 # --- main ----------------------------------------------------------------------
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(REPO, "build", "std"),
@@ -636,6 +646,10 @@ def main():
     ap.add_argument("--perf", default="postern",
                     help="servers profiled in one extra run each ('' for none)")
     ap.add_argument("--perf-top", type=int, default=15, help="profile entries reported")
+    ap.add_argument("--virtual-procs", default="-",
+                    help="master.cf maxproc of both virtual services ('-': each server's "
+                    "default: Postfix spawns up to default_process_limit 100 on demand, "
+                    "postern preforks min(100, 4 x CPUs))")
     ap.add_argument("--deadline", type=int, default=900, help="seconds per run")
     ap.add_argument("--command", default=None, help="the command line to record")
     ap.add_argument("--no-write", action="store_true", help="print, do not write --out")
@@ -643,6 +657,10 @@ def main():
                     help="keep the temp dir (database, each run's config, queue, maildirs, logs)")
     args = ap.parse_args()
 
+    # SIGTERM and SIGHUP (a timeout, a closed terminal) unwind like ^C, so
+    # the finally blocks stop the servers and remove the temp dir.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     if os.geteuid() != 0:
         sys.exit("run_inbound.py: must run as root (Postfix's master, cgroups, perf)")
     if args.sessions % args.domains or (args.messages // args.domains) % args.mailboxes \
@@ -679,8 +697,8 @@ def main():
             rundir = os.path.join(work, f"{name}-{tag}")
             os.mkdir(rundir, 0o755)
             if name == "postfix":
-                return Postfix(rundir, maps, db, pw.pw_uid, pw.pw_gid)
-            return Postern(rundir, maps, db, pw.pw_uid, pw.pw_gid, build)
+                return Postfix(rundir, maps, db, pw.pw_uid, pw.pw_gid, args.virtual_procs)
+            return Postern(rundir, maps, db, pw.pw_uid, pw.pw_gid, args.virtual_procs, build)
 
         # Runs alternate between the servers (run 1 of each, then run 2,
         # ...) so that a change in the machine's load during the bench
@@ -776,6 +794,11 @@ def report(args, results, notes, profiles, started, load_before, load_after, cg,
         f"virtual_mailbox_maps `{MAILBOX_QUERY}`; virtual delivery to "
         f"Maildir `DOMAIN/USER/` as `{MAIL_USER}`; fsync on (both defaults); "
         "logging to a file (maillog_file); other parameters at their defaults",
+        "- Delivery agents (master.cf maxproc of virtual): " + (
+            "each server's default: Postfix spawns virtual processes on demand, up to "
+            "default_process_limit (100) and 20 deliveries per domain; postern preforks "
+            f"min(default_process_limit, 4 x CPUs) = {min(100, 4 * (os.cpu_count() or 1))}"
+            if args.virtual_procs == "-" else f"{args.virtual_procs} for both servers"),
         "- Time: from just before the first connection to the mtime of the newest "
         "file in Maildir/new, once all are there; fresh queue and maildirs per run; "
         f"median of {args.runs} runs",
