@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps.sh - the one list of Debian 12 packages postern needs, with why.
-# Usage: scripts/deps.sh [build|test|bench|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: all = build + test;
+# bench, for make bench only, adds Debian's postfix and perf)
 # Used by README's quick-start commands and by .ci/run. Needs root (or sudo).
 set -eu
 
