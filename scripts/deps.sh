@@ -43,6 +43,9 @@ slapd             # private OpenLDAP instances
 ldap-utils        # ldapadd/ldapsearch used by fixtures
 dovecot-imapd     # Dovecot reads what postern delivers, over IMAP
 dovecot-lmtpd     # LMTP delivery tests
+dovecot-sqlite    # Dovecot's SQL passdb/userdb on postern's database (conf/dovecot)
+dovecot-mysql     # the same on MariaDB
+dovecot-pgsql     # the same on PostgreSQL
 sqlite3           # inspecting the embedded database in tests
 swaks             # real SMTP client in system tests
 pflogsumm         # proves the log lines are Postfix's: test_pflogsumm.py reads them

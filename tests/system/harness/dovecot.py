@@ -8,8 +8,10 @@ The config is standalone (-c CONF; nothing from /etc/dovecot): base_dir,
 state_dir, logs and mail all live in the temp dir.  No TLS, plaintext auth
 allowed, mechanisms PLAIN and LOGIN.  Users come from a passwd-file in the
 temp dir (unless passwd_file=False and extra_config brings its own
-passdb/userdb).  Mail is maildir:TMP/mail/%d/%n, owned by `nobody`, which
-every virtual user runs as.  Dovecot runs as root in the foreground (-F),
+passdb/userdb, as tests/system/test_dovecot_delivery.py does with
+conf/dovecot/10-postern.conf and a dovecot-sql.conf.ext given in `files`).
+Mail is maildir:TMP/mail/%d/%n, owned by `nobody`, which every virtual
+user runs as (an SQL userdb returns the uid/gid of its own).  Dovecot runs as root in the foreground (-F),
 with its own users dovecot/dovenull for internal and login processes.
 """
 
@@ -17,6 +19,7 @@ import imaplib
 import itertools
 import os
 import pwd
+import subprocess
 import time
 
 from .base import Server
@@ -32,12 +35,17 @@ class Dovecot(Server):
 
     Attributes: host, imap_port, lmtp_port (None unless lmtp=True), user,
     password, conf, users_file, mail_root, log_file, uid, gid, tmpdir.
+
+    files: {name: text} written into the temp dir (mode 0600, read by
+    Dovecot as root) before Dovecot starts, e.g. a dovecot-sql.conf.ext
+    that extra_config names.  "@TMPDIR@" in extra_config and in the files
+    stands for the temp dir.
     """
 
     name = "dovecot"
 
     def __init__(self, extra_config="", lmtp=False, passwd_file=True,
-                 user="alice@example.com", password="alice-secret"):
+                 user="alice@example.com", password="alice-secret", files=None):
         super().__init__()
         # Dovecot's unprivileged processes and the mail user must reach into
         # the temp dir (mkdtemp makes it 0700).
@@ -50,6 +58,7 @@ class Dovecot(Server):
         self.passwd_file = passwd_file
         self.user = user
         self.password = password
+        self.files = dict(files or {})
         pw = pwd.getpwnam(MAIL_USER)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.conf = os.path.join(self.tmpdir, "dovecot.conf")
@@ -66,6 +75,11 @@ class Dovecot(Server):
             os.fchmod(f.fileno(), 0o644)
         if self.passwd_file and self.user:
             self.add_user(self.user, self.password)
+        for name, text in self.files.items():
+            path = self.path(name)
+            with open(path, "w") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(text.replace("@TMPDIR@", self.tmpdir))
 
     def _write_config(self):
         t = self.tmpdir
@@ -88,6 +102,14 @@ default_internal_user = dovecot
 default_login_user = dovenull
 mail_location = maildir:{self.mail_root}/%d/%n
 first_valid_uid = 1
+
+# Nor add anvil's growing per-IP penalty (2, 4, 8, 15 s) after failures:
+# every test connects from 127.0.0.1.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 
 service imap-login {{
   inet_listener imap {{
@@ -119,7 +141,7 @@ userdb {{
   args = username_format=%u {self.users_file}
 }}
 """
-        conf += "\n" + self.extra_config + "\n"
+        conf += "\n" + self.extra_config.replace("@TMPDIR@", self.tmpdir) + "\n"
         with open(self.conf, "w") as f:
             f.write(conf)
 
@@ -140,6 +162,17 @@ userdb {{
         return not self.lmtp or port_open(self.host, self.lmtp_port)
 
     # --- helpers for tests -------------------------------------------------
+
+    def path(self, name):
+        """A file in the temp dir (see files=)."""
+        return os.path.join(self.tmpdir, name)
+
+    def doveadm(self, *args, timeout=30):
+        """Run `doveadm -c CONF ARGS...` (auth test, quota get, ...) against
+        this Dovecot; returns the CompletedProcess (text, not raising)."""
+        return subprocess.run(["/usr/bin/doveadm", "-c", self.conf, *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
 
     def add_user(self, user, password, extra_fields=""):
         """Add a passwd-file user (plain password); Dovecot rereads the file.
