@@ -197,8 +197,9 @@ def test_swaks_message_read_over_imap(stack):
     files = st.ms.wait_maildir(ALICE_MAILDIR, 1)
     assert len(files) == 1
     on_disk = open(files[0], "rb").read()
-    st_ = os.stat(files[0])
-    assert (st_.st_uid, st_.st_gid) == (st.dc.uid, st.dc.gid)
+    # Delivered as the owner Dovecot's mail processes run as.
+    owner = os.stat(files[0])
+    assert (owner.st_uid, owner.st_gid) == (st.dc.uid, st.dc.gid)
 
     conn = login(st.dc, ALICE, PASSWORD)
     try:
@@ -222,7 +223,7 @@ def test_swaks_message_read_over_imap(stack):
     assert len(st.ms.messages(ALICE_MAILDIR, "cur")) == 1
 
 
-def test_quota_is_postern_s(stack):
+def test_dovecot_reports_postern_s_quota(stack):
     st = stack
     if not st.ms.messages(ALICE_MAILDIR, "cur"):
         swaks(st.ms, ALICE, "quota", "fill")
