@@ -89,6 +89,7 @@ struct qmgr_msg {
 	size_t nrcpts;
 	size_t rcpts_left; /* recipients not yet settled this round */
 	struct queue_log *log; /* final addresses done in earlier rounds */
+	hash_t *finals_seen; /* lower-cased final addresses of this round */
 	TAILQ_ENTRY(qmgr_msg) link;
 };
 TAILQ_HEAD(qmgr_msg_list, qmgr_msg);

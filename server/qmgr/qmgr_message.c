@@ -29,6 +29,7 @@
  * Backoff, as Postfix's qmgr: the next attempt comes after the message's
  * age, but at least minimal_backoff_time and at most maximal_backoff_time.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ void qmgr_message_free(struct qmgr_msg *msg)
 	free(msg->rcpts);
 	free(msg->sender);
 	queue_log_destroy(&msg->log);
+	hash_destroy(&msg->finals_seen);
 	free(msg);
 }
 
@@ -160,6 +162,7 @@ void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from)
 	msg->arrival = env->arrival;
 	msg->active_usec = delivery_now_usec();
 	msg->rcpts = xcalloc(env->rcpt_count, sizeof(*msg->rcpts));
+	msg->finals_seen = hash_new(NULL);
 	queue_rcpt_init(&rcpt);
 	for (size_t i = 0; i < env->rcpt_count; i++) {
 		struct qmgr_rcpt *r;
@@ -215,6 +218,24 @@ static bool final_done_before(const struct qmgr_msg *msg, const struct qmgr_rcpt
 	       queue_log_final_state(msg->log, r->index, address) != QUEUE_RCPT_PENDING;
 }
 
+/* Duplicate elimination, as Postfix's cleanup does after alias
+ * expansion: a final address another recipient of the same message
+ * already reaches this round is not delivered twice (alice@ and info@ ->
+ * alice@ give one copy). True when address was seen; records it if not. */
+static bool final_seen(struct qmgr_msg *msg, const char *address)
+{
+	char *key = xstrdup(address);
+	bool seen;
+
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	seen = hash_contains(msg->finals_seen, key);
+	if (!seen)
+		hash_put(msg->finals_seen, key, msg);
+	free(key);
+	return seen;
+}
+
 static void settle_own(struct qmgr_msg *msg, size_t rcpt, enum qmgr_outcome outcome,
                        const struct queue_dsn *dsn, const char *reason)
 {
@@ -251,7 +272,7 @@ void qmgr_message_resolved(struct qmgr_msg *msg, size_t rcpt, struct resolve_res
 		const struct resolve_final *rf = &res->finals[i];
 		struct qmgr_final *f;
 
-		if (final_done_before(msg, r, rf->address))
+		if (final_done_before(msg, r, rf->address) || final_seen(msg, rf->address))
 			continue;
 		f = xcalloc(1, sizeof(*f));
 		f->msg = msg;

@@ -338,3 +338,118 @@ def test_only_master_pickup_and_virtual_keep_root(ms):
     assert res.returncode == 0, res.stderr
     ms.wait_maildir("example.com/bob/", 1)
     wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+class RecordingAgent:
+    """A delivery agent for qmgr's scheduling test: speaks delivery.h on
+    queue_directory/private/virtual, holds each delivery a moment, answers
+    "sent" for every recipient and records how many deliveries were open at
+    once and how many recipients each request carried."""
+
+    def __init__(self, path, hold=0.3):
+        import socket
+        self.path = path
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.open = 0
+        self.max_open = 0
+        self.requests = []
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        with self.lock:
+            self.open += 1
+            self.max_open = max(self.max_open, self.open)
+        try:
+            conn.settimeout(10)
+            data = b""
+            while b"\n\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            attrs = [l.split("=", 1) for l in data.split(b"\n\n")[0].decode().split("\n")]
+            ids = [v for k, v in attrs if k == "rcpt_id"]
+            rid = [v for k, v in attrs if k == "request_id"][0]
+            with self.lock:
+                self.requests.append(len(ids))
+            time.sleep(self.hold)
+            reply = f"request_id={rid}\n" + "".join(
+                f"rcpt_id={i}\naction=sent\nstatus=2.0.0\nreason=recorded\n" for i in ids)
+            conn.sendall(reply.encode() + b"\n")
+        finally:
+            with self.lock:
+                self.open -= 1
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def test_destination_concurrency_and_recipient_limits(postern_build, postern):
+    with MailSystem(postern_build, postern, services=("pickup", "qmgr")) as ms:
+        ms.sd.sqlite_db(ms.postern)
+        ms.set(virtual_destination_concurrency_limit="2",
+               virtual_destination_recipient_limit="3")
+        agent = RecordingAgent(os.path.join(ms.sd.queue, "private", "virtual"))
+        try:
+            ms.start()
+            for i in range(8):
+                ms.send("sender@client.example", ["alice@example.com"], body(f"c{i}"))
+            # One message for 5 recipients of one destination; after alias
+            # expansion and duplicate elimination 3 finals remain (alice,
+            # bob, alice+x): one request of 3 (the limit).
+            ms.send("sender@client.example",
+                    ["alice@example.com", "bob@example.com", "info@example.com",
+                     "postmaster@example.com", "alice+x@example.com"], body("many"))
+            wait_until(ms.queue_empty, timeout=60, what="queue empty")
+            with agent.lock:
+                assert agent.max_open == 2, agent.max_open
+                assert max(agent.requests) == 3, agent.requests
+                assert sum(agent.requests) == 8 + 3, agent.requests
+        finally:
+            agent.stop()
+
+
+def test_two_instances_share_one_database(postern_build, postern):
+    """-c DIR everywhere: two postern instances (own config, queue, ports,
+    Maildirs) run side by side on one machine against one database."""
+    with MailSystem(postern_build, postern) as a, MailSystem(postern_build, postern) as b:
+        a.sd.sqlite_db(postern)
+        b.set(database=a.sd.main["database"])
+        a.start()
+        b.start()
+        assert a.sd.port != b.sd.port
+        a.send("sender@client.example", ["alice@example.com"], body("via-a"))
+        b.send("sender@client.example", ["bob@example.com"], body("via-b"))
+        assert a.read_message(a.wait_maildir("example.com/alice/", 1)[0])["Subject"] == "via-a"
+        assert b.read_message(b.wait_maildir("example.com/bob/", 1)[0])["Subject"] == "via-b"
+        # A mailbox added once is known to both.
+        res = postern("-c", a.sd.confdir, "user", "add", "dave@example.com",
+                      input="secret-password\n")
+        assert res.returncode == 0, res.stderr
+        b.send("sender@client.example", ["dave@example.com"], body("new"))
+        b.wait_maildir("example.com/dave/", 1)
+        for ms in (a, b):
+            wait_until(ms.queue_empty, timeout=20, what="queue empty")
