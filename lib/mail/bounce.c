@@ -525,6 +525,20 @@ static void build_status(struct notice *nt, const struct bounce_rcpt *rcpts, siz
 	str_free(&v);
 }
 
+/* Read up to want (> 0) content bytes of f at pos: at least one, or -1
+ * with error set (a content shorter than the file says is EIO). */
+static ssize_t read_some(struct queue_file *f, uint64_t pos, void *buf, size_t want, str_t *error)
+{
+	ssize_t got = queue_file_read_content(f, pos, buf, want, error);
+
+	if (got == 0) {
+		errno = EIO;
+		str_appendf(error, "%s: content shorter than its length", queue_file_path(f));
+		return -1;
+	}
+	return got;
+}
+
 /* The length of the original's header section: up to the empty line that
  * ends it (the whole content when there is none), at most limit bytes and
  * then cut after the last complete line. */
@@ -537,14 +551,9 @@ static int header_length(struct queue_file *f, uint64_t total, uint64_t limit, u
 
 	while (pos < end) {
 		size_t want = end - pos < READ_CHUNK ? (size_t)(end - pos) : READ_CHUNK;
-		ssize_t got = queue_file_read_content(f, pos, buf, want, error);
+		ssize_t got = read_some(f, pos, buf, want, error);
 
-		if (got <= 0) {
-			if (got == 0) {
-				errno = EIO;
-				str_appendf(error, "%s: content shorter than its length",
-				            queue_file_path(f));
-			}
+		if (got < 0) {
 			free(buf);
 			return -1;
 		}
@@ -581,14 +590,9 @@ static int scan_original(struct queue_file *f, uint64_t len, const char *boundar
 	*clash_r = false;
 	while (pos < len) {
 		size_t want = len - pos < READ_CHUNK ? (size_t)(len - pos) : READ_CHUNK, have;
-		ssize_t got = queue_file_read_content(f, pos, buf + keep, want, error);
+		ssize_t got = read_some(f, pos, buf + keep, want, error);
 
-		if (got <= 0) {
-			if (got == 0) {
-				errno = EIO;
-				str_appendf(error, "%s: content shorter than its length",
-				            queue_file_path(f));
-			}
+		if (got < 0) {
 			free(buf);
 			return -1;
 		}
@@ -727,14 +731,9 @@ static int copy_original(struct queue_file *f, uint64_t len, struct queue_writer
 	*ends_lf_r = true;
 	while (pos < len) {
 		size_t want = len - pos < READ_CHUNK ? (size_t)(len - pos) : READ_CHUNK;
-		ssize_t got = queue_file_read_content(f, pos, buf, want, error);
+		ssize_t got = read_some(f, pos, buf, want, error);
 
-		if (got <= 0) {
-			if (got == 0) {
-				errno = EIO;
-				str_appendf(error, "%s: content shorter than its length",
-				            queue_file_path(f));
-			}
+		if (got < 0) {
 			free(buf);
 			return -1;
 		}

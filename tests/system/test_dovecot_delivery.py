@@ -31,7 +31,7 @@ import subprocess
 import pytest
 
 from harness import Dovecot
-from harness.dovecot import MAIL_USER
+from harness.dovecot import MAIL_USER, kb, read_maildirsize
 from harness.process import wait_until
 from harness.system import MailSystem
 
@@ -123,19 +123,7 @@ def swaks(ms, to, subject, body):
 
 def maildirsize(ms):
     """(limits line, bytes, count) of alice's maildirsize, as postern wrote it."""
-    with open(os.path.join(ms.maildir(ALICE_MAILDIR), "maildirsize")) as f:
-        lines = f.read().splitlines()
-    used = [0, 0]
-    for line in lines[1:]:
-        b, c = line.split()
-        used[0] += int(b)
-        used[1] += int(c)
-    return lines[0], used[0], used[1]
-
-
-def kb(n):
-    """Bytes as Dovecot reports STORAGE: KB, rounded up."""
-    return (n + 1023) // 1024
+    return read_maildirsize(ms.maildir(ALICE_MAILDIR))
 
 
 def quota_root(conn):

@@ -17,6 +17,7 @@ import subprocess
 import pytest
 
 from harness import Dovecot
+from harness.dovecot import kb, read_maildirsize
 
 QUOTA_BYTES = 20 * 1024  # Dovecot's "storage=20K"
 QUOTA_COUNT = 12
@@ -66,19 +67,7 @@ def deliver(bench, dc, *args):
 
 def maildirsize(dc):
     """(limits line, bytes, count) from postern's/Dovecot's maildirsize."""
-    with open(os.path.join(dc.mail_root, MAILDIR, "maildirsize")) as f:
-        lines = f.read().splitlines()
-    total = [0, 0]
-    for line in lines[1:]:
-        b, c = line.split()
-        total[0] += int(b)
-        total[1] += int(c)
-    return lines[0], total[0], total[1]
-
-
-def kb(n):
-    """Bytes as Dovecot reports STORAGE: KB, rounded up."""
-    return (n + 1023) // 1024
+    return read_maildirsize(os.path.join(dc.mail_root, MAILDIR))
 
 
 def quota_root(conn):

@@ -15,11 +15,11 @@ fixtures), the client outside mynetworks, and Postfix's relay rules:
 
 import re
 import smtplib
-import uuid
 
 import pytest
 
 from harness.smtpd import Smtpd
+from harness.system import make_db
 
 ACCESS = {
     "virtual_mailbox_domains": "db:domains",
@@ -29,27 +29,6 @@ ACCESS = {
     "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
     "smtpd_reject_unlisted_recipient": "yes",
 }
-
-
-def make_db(kind, sd, postern, request):
-    """Point sd at a fresh database of kind with the demo data."""
-    if kind == "sqlite":
-        sd.sqlite_db(postern)
-        return
-    server = request.getfixturevalue("mariadb" if kind == "mysql" else "postgres")
-    name = "smtpd_" + uuid.uuid4().hex[:10]
-    server.create_database(name)
-    pw = f"{sd.confdir}/database.password"
-    with open(pw, "w") as f:
-        f.write(server.password + "\n")
-    import os
-    os.chmod(pw, 0o600)
-    sd.main["database"] = f"{kind}://{server.user}@{server.host}:{server.port}/{name}"
-    sd.main["database_password_file"] = pw
-    sd.write_config()
-    for cmd in (["db", "init"], ["db", "demo"]):
-        res = postern("-c", sd.confdir, *cmd)
-        assert res.returncode == 0, res.stderr
 
 
 def rcpt(sd, address):

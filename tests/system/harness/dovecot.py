@@ -221,3 +221,20 @@ userdb {{
     def log_tail(self, lines=40):
         """Tail of Dovecot's own log and the master's stdout/stderr."""
         return self.proc.log_tail(lines) if self.proc else ""
+
+
+def read_maildirsize(maildir):
+    """(limits line, bytes, messages) of a Maildir++ maildirsize file."""
+    with open(os.path.join(maildir, "maildirsize")) as f:
+        lines = f.read().splitlines()
+    total = [0, 0]
+    for line in lines[1:]:
+        b, c = line.split()
+        total[0] += int(b)
+        total[1] += int(c)
+    return lines[0], total[0], total[1]
+
+
+def kb(n):
+    """Bytes as Dovecot reports STORAGE: KB, rounded up."""
+    return (n + 1023) // 1024
