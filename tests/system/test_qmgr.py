@@ -453,3 +453,41 @@ def test_two_instances_share_one_database(postern_build, postern):
         b.wait_maildir("example.com/dave/", 1)
         for ms in (a, b):
             wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+@pytest.mark.parametrize("bounce", ["yes", "no"])
+def test_over_quota_through_the_whole_system(bounce, postern_build, postern):
+    """A message that would take alice over her quota: bounced 5.2.2 with a
+    DSN to the sender, or (virtual_overquota_bounce = no) deferred 4.2.2."""
+    import sqlite3
+    with MailSystem(postern_build, postern) as ms:
+        db = ms.sd.sqlite_db(postern)
+        with sqlite3.connect(db) as c:
+            c.execute("UPDATE mailboxes SET quota_bytes = 2000 "
+                      "WHERE address = 'alice@example.com'")
+        ms.set(virtual_overquota_bounce=bounce, minimal_backoff_time="300s",
+               maximal_backoff_time="300s")
+        ms.start()
+        big = body("big", extra=("y" * 70 + "\r\n") * 60)  # ~4 KB
+        # Without SIZE= (smtplib's sendmail would send it, and smtpd would
+        # refuse at RCPT): the usage is below the limit, so smtpd accepts
+        # and the delivery finds the message too big for what is left.
+        import smtplib
+        with smtplib.SMTP(ms.sd.host, ms.sd.port, timeout=30) as c:
+            c.ehlo("client.test.example")
+            assert c.mail("carol@example.net")[0] == 250
+            assert c.rcpt("alice@example.com")[0] == 250
+            assert c.data(big.encode())[0] == 250
+        if bounce == "yes":
+            ms.wait_log("dsn=5.2.2, status=bounced")
+            dsn = ms.read_message(ms.wait_maildir("example.net/carol/", 1)[0])
+            status = [p for p in dsn.iter_parts()
+                      if p.get_content_type() == "message/delivery-status"][0]
+            assert status.get_payload()[1]["Status"] == "5.2.2"
+            wait_until(ms.queue_empty, timeout=20, what="queue empty")
+        else:
+            ms.wait_log("dsn=4.2.2, status=deferred")
+            wait_until(lambda: ms.queue_ids("deferred"), timeout=20, what="deferred")
+            assert "4.2.2" in ms.run("queue", "list").stdout or \
+                "quota" in ms.run("queue", "list").stdout
+        assert ms.messages("example.com/alice/") == []
