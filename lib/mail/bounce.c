@@ -546,7 +546,8 @@ static int header_length(struct queue_file *f, uint64_t total, uint64_t limit, u
                          str_t *error)
 {
 	unsigned char *buf = xmalloc(READ_CHUNK);
-	uint64_t pos = 0, end = total < limit ? total : limit, line_end = 0;
+	bool whole = total <= limit; /* the limit does not cut the content */
+	uint64_t pos = 0, end = whole ? total : limit, line_end = 0;
 	int prev = '\n'; /* an LF at offset 0 is an empty first line */
 
 	while (pos < end) {
@@ -573,7 +574,7 @@ static int header_length(struct queue_file *f, uint64_t total, uint64_t limit, u
 		pos += (uint64_t)got;
 	}
 	free(buf);
-	*len_r = end == total ? total : line_end;
+	*len_r = whole ? total : line_end;
 	return 0;
 }
 

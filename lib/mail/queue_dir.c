@@ -150,7 +150,6 @@ void queue_dir_temp_path(const struct queue_dir *qd, const char *id, str_t *out)
 static int mkdir_durable(const char *path, str_t *error)
 {
 	struct stat st;
-	char *parent;
 
 	if (mkdir(path, QUEUE_DIR_MODE) < 0) {
 		if (errno == EEXIST)
@@ -159,7 +158,8 @@ static int mkdir_durable(const char *path, str_t *error)
 		return -1;
 	}
 	if (geteuid() == 0) {
-		parent = xstrdup(path);
+		char *parent = xstrdup(path);
+
 		*strrchr(parent, '/') = '\0';
 		if (stat(parent, &st) < 0 ||
 		    ((st.st_uid != 0 || st.st_gid != 0) && chown(path, st.st_uid, st.st_gid) < 0)) {
