@@ -434,7 +434,10 @@ int maildir_deliver(const struct maildir_request *req, struct maildir_result *re
 		unlinkat(new_fd, str_c(&final), 0);
 		goto out;
 	}
-	if (req->quota_enabled) {
+	/* Counted even without a limit when maildirsize exists (Dovecot
+	 * makes one for a mailbox it reports on): the file never falls
+	 * behind. Nothing is created when it does not. */
+	{
 		str_t error;
 
 		str_init(&error);

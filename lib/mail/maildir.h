@@ -44,7 +44,8 @@ struct maildir_request {
 	maildir_read_fn *read;
 	void *read_context;
 	const char *hostname; /* for the file name; NULL = gethostname() */
-	/* Maildir++ quota: enforced when quota_enabled (limits 0 = none). */
+	/* Maildir++ quota: enforced when quota_enabled (limits 0 = none).
+	 * An existing maildirsize is kept current either way. */
 	bool quota_enabled;
 	struct maildir_quota_limits quota;
 	bool quota_soft; /* over quota -> 4.2.2 deferral instead of 5.2.2 bounce */

@@ -182,6 +182,37 @@ static void test_quota_boundary(void **state)
 	free(base);
 }
 
+static void write_file(const char *base, const char *rel, const char *data);
+
+/* A mailbox without a limit: no maildirsize is made, but one that exists
+ * (Dovecot made it) is kept current. */
+static void test_unlimited_mailbox(void **state)
+{
+	char *base = make_base();
+	char data[100];
+	struct mem_source m = {data, sizeof(data), 0, 0, false};
+	struct maildir_request req = make_request(base, "box/", &m);
+	struct maildir_result res;
+	char *path = xasprintf("%s/box/maildirsize", base), *ms;
+
+	(void)state;
+	memset(data, 'x', sizeof(data));
+	data[sizeof(data) - 1] = '\n';
+	maildir_result_init(&res);
+	assert_int_equal(maildir_deliver(&req, &res), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	write_file(base, "box/maildirsize", "0S\n");
+	m.pos = 0;
+	assert_int_equal(maildir_deliver(&req, &res), 0);
+	ms = read_maildirsize(base, "box/");
+	assert_string_equal(ms, "0S\n100 1\n");
+	free(ms);
+	maildir_result_free(&res);
+	free(path);
+	remove_tree(base);
+	free(base);
+}
+
 static void write_file(const char *base, const char *rel, const char *data)
 {
 	char *path = xasprintf("%s/%s", base, rel);
@@ -423,10 +454,15 @@ static void test_peek(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_parse),        cmocka_unit_test(test_format_limits),
-	        cmocka_unit_test(test_would_exceed), cmocka_unit_test(test_quota_boundary),
-	        cmocka_unit_test(test_recalc),       cmocka_unit_test(test_symlinked_maildirsize),
-	        cmocka_unit_test(test_full),         cmocka_unit_test(test_peek),
+	        cmocka_unit_test(test_parse),
+	        cmocka_unit_test(test_format_limits),
+	        cmocka_unit_test(test_would_exceed),
+	        cmocka_unit_test(test_quota_boundary),
+	        cmocka_unit_test(test_recalc),
+	        cmocka_unit_test(test_symlinked_maildirsize),
+	        cmocka_unit_test(test_full),
+	        cmocka_unit_test(test_peek),
+	        cmocka_unit_test(test_unlimited_mailbox),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
