@@ -15,11 +15,21 @@
  *     cut short there resumes when a message completes.
  *
  * hold/ is never touched: the administrator releases held mail.
+ *
+ * One queue manager per queue: each holds an flock on the active/
+ * directory. At `postern reload` master starts a new qmgr and tells the
+ * old one to drain (SIGUSR1): it takes no new message, finishes those in
+ * memory (at most QMGR_DRAIN_MAX seconds) and exits; the new one waits for
+ * the lock before it recovers active/ and scans. Why: without the lock
+ * the new qmgr would move the messages the old one is still delivering
+ * back to incoming/ and deliver them a second time.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +43,13 @@
 #include "qmgr.h"
 
 #define INCOMING_SCAN_MAX 60 /* seconds between safety scans of incoming */
+#define QMGR_DRAIN_MAX 60 /* seconds a draining qmgr may take to finish */
+
+/* May this qmgr take messages now? */
+static bool may_take(const struct qmgr *q)
+{
+	return q->owns_queue && !q->draining && !q->stopping;
+}
 
 static void scan_incoming(struct qmgr *q)
 {
@@ -47,7 +64,7 @@ static void scan_incoming(struct qmgr *q)
 		str_free(&error);
 		return;
 	}
-	while (!q->stopping && (r = queue_scan_next(scan, &id, &error)) != 0) {
+	while (may_take(q) && (r = queue_scan_next(scan, &id, &error)) != 0) {
 		if (r < 0) {
 			log_warning("%s", str_c(&error));
 			str_reset(&error);
@@ -78,7 +95,7 @@ static void scan_deferred(struct qmgr *q)
 		log_warning("%s", str_c(&error));
 		goto out;
 	}
-	while (!q->stopping && (r = queue_scan_next(scan, &id, &error)) != 0) {
+	while (may_take(q) && (r = queue_scan_next(scan, &id, &error)) != 0) {
 		if (r < 0) {
 			log_warning("%s", str_c(&error));
 			str_reset(&error);
@@ -108,8 +125,47 @@ static void on_incoming(evutil_socket_t fd, short what, void *arg)
 
 void qmgr_schedule_incoming_scan(struct qmgr *q)
 {
-	if (!q->stopping)
+	if (may_take(q))
 		event_active(q->incoming_ev, 0, 0);
+}
+
+void qmgr_message_gone(struct qmgr *q)
+{
+	if (q->draining && q->nmsgs == 0) {
+		log_info("drained: every message in progress is done");
+		daemon_stop(q->d, 0);
+	}
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+
+	(void)fd;
+	(void)what;
+	log_warning("drain: %zu message%s still in progress after %d s: the next queue "
+	            "manager takes them over",
+	            q->nmsgs, q->nmsgs == 1 ? "" : "s", QMGR_DRAIN_MAX);
+	daemon_stop(q->d, 0);
+}
+
+/* SIGUSR1 from master at a reload. */
+static void on_drain(struct daemon *d, void *ctx)
+{
+	struct qmgr *q = ctx;
+	struct timeval tv = {QMGR_DRAIN_MAX, 0};
+
+	(void)d;
+	if (q->draining)
+		return;
+	q->draining = true;
+	log_info("draining: %zu message%s in progress", q->nmsgs, q->nmsgs == 1 ? "" : "s");
+	if (q->nmsgs == 0) {
+		daemon_stop(q->d, 0);
+		return;
+	}
+	q->drain_timer = evtimer_new(q->base, on_drain_timeout, q);
+	evtimer_add(q->drain_timer, &tv);
 }
 
 static void on_trigger(evutil_socket_t fd, short what, void *arg)
@@ -152,6 +208,35 @@ static void recover_active(struct qmgr *q)
 	if (n > 0)
 		log_info("recovered %lu message%s from the active queue", n, n == 1 ? "" : "s");
 	str_free(&error);
+}
+
+/* Take the queue: the lock first (a draining predecessor may still
+ * hold it: try again every second), then recovery and the first scans. */
+static void take_queue(struct qmgr *q)
+{
+	static bool said;
+	struct timeval tv = {1, 0};
+
+	if (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			log_fatal("lock %s/active: %m", queue_dir_root(q->qd));
+		if (!said)
+			log_info("waiting for the queue manager before me to finish");
+		said = true;
+		evtimer_add(q->lock_timer, &tv);
+		return;
+	}
+	q->owns_queue = true;
+	recover_active(q);
+	scan_incoming(q);
+	scan_deferred(q);
+}
+
+static void on_lock_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	take_queue(arg);
 }
 
 static void on_stop(struct daemon *d, void *ctx)
@@ -243,10 +328,18 @@ int main(int argc, char **argv)
 		tv.tv_sec = 1;
 	event_add(q.deferred_timer, &tv);
 
+	daemon_set_drain(d, on_drain);
+	{
+		char *active = xasprintf("%s/active", queue_dir_root(q.qd));
+
+		q.lock_fd = open(active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (q.lock_fd < 0)
+			log_fatal("open %s: %m", active);
+		free(active);
+	}
+	q.lock_timer = evtimer_new(q.base, on_lock_timer, &q);
 	log_info("starting: queue %s, active limit %zu", queue_dir_root(q.qd), q.active_limit);
-	recover_active(&q);
-	scan_incoming(&q);
-	scan_deferred(&q);
+	take_queue(&q);
 	status = daemon_run(d);
 
 	q.stopping = true;
@@ -263,6 +356,10 @@ int main(int argc, char **argv)
 	event_free(q.incoming_ev);
 	event_free(q.incoming_timer);
 	event_free(q.deferred_timer);
+	event_free(q.lock_timer);
+	if (q.drain_timer != NULL)
+		event_free(q.drain_timer);
+	close(q.lock_fd);
 	if (q.socket_path != NULL) {
 		close(q.listen_fd);
 		(void)unlink(q.socket_path);

@@ -119,12 +119,19 @@ struct qmgr {
 	char *socket_path; /* bound by qmgr itself (no -l): removed at exit */
 	bool incoming_cut; /* a scan stopped at the active limit */
 	bool stopping;
+	bool owns_queue; /* holds the queue lock (see qmgr.c) */
+	bool draining; /* reload: finish what is in memory, take nothing new */
+	int lock_fd;
+	struct event *lock_timer;
+	struct event *drain_timer;
 	/* counters for tests and the log */
 	unsigned long delivered, deferred, bounced;
 };
 
 /* qmgr.c */
 void qmgr_schedule_incoming_scan(struct qmgr *q);
+/* A message left memory: a draining qmgr exits when none is left. */
+void qmgr_message_gone(struct qmgr *q);
 
 /* qmgr_message.c: take id from queue into active and start it. */
 void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from);

@@ -89,6 +89,7 @@ static void msg_forget(struct qmgr_msg *msg)
 		q->incoming_cut = false;
 		qmgr_schedule_incoming_scan(q);
 	}
+	qmgr_message_gone(q);
 }
 
 /* Log an outcome decided here (no agent): relay=none. */

@@ -491,3 +491,34 @@ def test_over_quota_through_the_whole_system(bounce, postern_build, postern):
             assert "4.2.2" in ms.run("queue", "list").stdout or \
                 "quota" in ms.run("queue", "list").stdout
         assert ms.messages("example.com/alice/") == []
+
+
+def test_reload_does_not_deliver_twice(postern_build, postern):
+    """postern reload while deliveries are in progress: the old qmgr
+    finishes them (drain), the new one waits for its queue lock, and no
+    message is delivered twice."""
+    with MailSystem(postern_build, postern, services=("pickup", "qmgr")) as ms:
+        ms.sd.sqlite_db(ms.postern)
+        agent = RecordingAgent(os.path.join(ms.sd.queue, "private", "virtual"), hold=2)
+        try:
+            ms.start()
+            for i in range(3):
+                ms.send("sender@client.example", ["alice@example.com"], body(f"r{i}"))
+            wait_until(lambda: agent.open >= 1, timeout=20, what="deliveries in progress")
+            old = ms.children("qmgr")
+            assert ms.run("reload").returncode == 0
+            wait_until(lambda: ms.children("qmgr") and
+                       not set(ms.children("qmgr")) & set(old), timeout=20,
+                       what="the new qmgr alone")
+            wait_until(ms.queue_empty, timeout=60, what="queue empty")
+            time.sleep(3)  # room for a second delivery, were there one
+            with agent.lock:
+                assert sum(agent.requests) == 3, agent.requests
+            log = ms.log()
+            assert "draining: " in log and "drained: every message in progress is done" in log
+            assert "waiting for the queue manager before me to finish" in log
+            # The new qmgr works.
+            ms.send("sender@client.example", ["alice@example.com"], body("after"))
+            wait_until(lambda: sum(agent.requests) == 4, timeout=20, what="4th delivery")
+        finally:
+            agent.stop()
