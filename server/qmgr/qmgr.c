@@ -214,10 +214,11 @@ static void recover_active(struct qmgr *q)
  * hold it: try again every second), then recovery and the first scans. */
 static void take_queue(struct qmgr *q)
 {
-	static bool said;
 	struct timeval tv = {1, 0};
 
 	if (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		static bool said;
+
 		if (errno != EWOULDBLOCK)
 			log_fatal("lock %s/active: %m", queue_dir_root(q->qd));
 		if (!said)
