@@ -74,17 +74,6 @@ static int get_bool(struct config *cfg, const char *name, bool *value_r, str_t *
 	return 0;
 }
 
-static int get_str(struct config *cfg, const char *name, char **value_r, str_t *error)
-{
-	const char *value, *err;
-	if (config_expand(cfg, name, &value, &err) < 0) {
-		str_append(error, err);
-		return -1;
-	}
-	*value_r = xstrdup(value);
-	return 0;
-}
-
 int cleanup_settings_new(struct config *cfg, const char *config_dir,
                          struct cleanup_settings **set_r, str_t *error)
 {
@@ -105,11 +94,11 @@ int cleanup_settings_new(struct config *cfg, const char *config_dir,
 	    get_size(cfg, "message_size_limit", &set->message_size_limit, error) < 0 ||
 	    get_size(cfg, "hopcount_limit", &hops, error) < 0 ||
 	    get_size(cfg, "mime_nesting_limit", &nesting, error) < 0 ||
-	    get_str(cfg, "myhostname", &set->myhostname, error) < 0 ||
-	    get_str(cfg, "myorigin", &set->myorigin, error) < 0 ||
-	    get_str(cfg, "mydomain", &set->mydomain, error) < 0 ||
-	    get_str(cfg, "undisclosed_recipients_header", &set->undisclosed_recipients_header,
-	            error) < 0)
+	    config_expand_dup(cfg, "myhostname", &set->myhostname, error) < 0 ||
+	    config_expand_dup(cfg, "myorigin", &set->myorigin, error) < 0 ||
+	    config_expand_dup(cfg, "mydomain", &set->mydomain, error) < 0 ||
+	    config_expand_dup(cfg, "undisclosed_recipients_header",
+	                      &set->undisclosed_recipients_header, error) < 0)
 		goto fail;
 	set->hopcount_limit = (int64_t)hops;
 	set->mime_nesting_limit = (int64_t)nesting;

@@ -56,18 +56,6 @@ struct bounce_settings {
 
 /* ---- settings ---------------------------------------------------------- */
 
-static int get_str(struct config *cfg, const char *name, char **value_r, str_t *error)
-{
-	const char *value, *err;
-
-	if (config_expand(cfg, name, &value, &err) < 0) {
-		str_append(error, err);
-		return -1;
-	}
-	*value_r = xstrdup(value);
-	return 0;
-}
-
 static int get_seconds(struct config *cfg, const char *name, uint64_t *value_r, str_t *error)
 {
 	const char *err;
@@ -118,11 +106,11 @@ int bounce_settings_new(struct config *cfg, struct bounce_settings **s_r, str_t 
 	const char *err;
 
 	*s_r = NULL;
-	if (get_str(cfg, "myhostname", &s->myhostname, error) < 0 ||
-	    get_str(cfg, "mail_name", &s->mail_name, error) < 0 ||
-	    get_str(cfg, "myorigin", &s->myorigin, error) < 0 ||
-	    get_str(cfg, "double_bounce_sender", &s->double_bounce_local, error) < 0 ||
-	    get_str(cfg, "2bounce_notice_recipient", &notice, error) < 0 ||
+	if (config_expand_dup(cfg, "myhostname", &s->myhostname, error) < 0 ||
+	    config_expand_dup(cfg, "mail_name", &s->mail_name, error) < 0 ||
+	    config_expand_dup(cfg, "myorigin", &s->myorigin, error) < 0 ||
+	    config_expand_dup(cfg, "double_bounce_sender", &s->double_bounce_local, error) < 0 ||
+	    config_expand_dup(cfg, "2bounce_notice_recipient", &notice, error) < 0 ||
 	    get_seconds(cfg, "maximal_queue_lifetime", &s->max_lifetime, error) < 0)
 		goto fail;
 	if (config_get_int(cfg, "bounce_size_limit", &limit, &err) < 0) {

@@ -620,6 +620,18 @@ int config_expand(struct config *cfg, const char *name, const char **value_r, co
 	return 0;
 }
 
+int config_expand_dup(struct config *cfg, const char *name, char **value_r, str_t *error)
+{
+	const char *value, *err;
+
+	if (config_expand(cfg, name, &value, &err) < 0) {
+		str_append(error, err);
+		return -1;
+	}
+	*value_r = xstrdup(value);
+	return 0;
+}
+
 int config_expand_text(struct config *cfg, const char *text, str_t *out, const char **error_r)
 {
 	if (expand_text_depth(cfg, text, strlen(text), out, 0) < 0) {

@@ -67,6 +67,9 @@ void config_set_names(const struct config *cfg, strv_t *names_r);
  * message in *error_r (owned by cfg) naming the parameter, where it was
  * set, and what went wrong (loop, unmatched brace). */
 int config_expand(struct config *cfg, const char *name, const char **value_r, const char **error_r);
+/* config_expand() into a copy the caller owns (free), for settings read
+ * once at start; the message is appended to error. */
+int config_expand_dup(struct config *cfg, const char *name, char **value_r, str_t *error);
 /* Expand arbitrary text against cfg (used for table .cf files and
  * overrides). Appends to out; -1 with *error_r (owned by cfg) on error. */
 int config_expand_text(struct config *cfg, const char *text, str_t *out, const char **error_r);

@@ -472,9 +472,12 @@ static void complete(struct qmgr_msg *msg)
 
 	str_init(&path);
 	str_init(&error);
-	/* Wherever it is now: an administrator may have held or requeued it
-	 * meanwhile; its slots are updated all the same. */
-	if (queue_dir_find(q->qd, msg->id, &where, &path, &error) != 1) {
+	/* In active/, almost always; else wherever it is now: an
+	 * administrator may have held or requeued it meanwhile; its slots are
+	 * updated all the same. */
+	where = QUEUE_ACTIVE;
+	if (queue_dir_locate(q->qd, QUEUE_ACTIVE, msg->id, &path, &error) != 1 &&
+	    queue_dir_find(q->qd, msg->id, &where, &path, &error) != 1) {
 		if (error.len > 0)
 			log_warning("%s: %s", msg->id, str_c(&error));
 		goto out; /* deleted meanwhile */

@@ -10,13 +10,12 @@ by PID at the end.
 import os
 import signal
 import smtplib
-import subprocess
-import time
 
 import pytest
 
 from harness.process import wait_until
 from harness.smtpd import Smtpd
+from harness.system import start_master, stop_master
 
 MSG = b"From: a@test.example\r\nTo: b@test.example\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -69,11 +68,7 @@ class Master:
 
     def start_fg(self):
         self.config()
-        out = open(os.path.join(self.sd.tmpdir, "master.out"), "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(self.build, "bin", "postern"), "-c", self.sd.confdir, "start-fg"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
+        self.proc = start_master(self.build, self.sd.confdir, self.sd.tmpdir)
         self.wait_smtp()
         return self
 
@@ -98,13 +93,7 @@ class Master:
             c.quit()
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_master(self.proc)
 
 
 @pytest.fixture

@@ -51,7 +51,10 @@ static inline ssize_t mem_read(void *context, void *buf, size_t size)
 
 static inline char *make_base(void)
 {
-	char *dir = xstrdup("/tmp/postern-maildir-test-XXXXXX");
+	/* mkdtemp() fills in the X's; $TMPDIR when set, as the system tests. */
+	const char *tmp = getenv("TMPDIR");
+	char *dir = xasprintf("%s/postern-maildir-test-XXXXXX",
+	                      tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
 
 	assert_non_null(mkdtemp(dir));
 	return dir;

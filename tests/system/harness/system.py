@@ -71,6 +71,27 @@ def make_db(kind, sd, postern, request):
     return server
 
 
+def start_master(build, confdir, outdir):
+    """`postern -c confdir start-fg`, output to outdir/master.out."""
+    out = open(os.path.join(outdir, "master.out"), "a")
+    proc = subprocess.Popen(
+        [os.path.join(build, "bin", "postern"), "-c", confdir, "start-fg"],
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    return proc
+
+
+def stop_master(proc):
+    """SIGTERM, wait (master stops its children), SIGKILL after 30 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class MailSystem:
     def __init__(self, build, postern, main_cf=None, uid=None, gid=None,
                  services=("pickup", "qmgr", "virtual")):
@@ -119,11 +140,7 @@ class MailSystem:
 
     def start(self):
         self.write_config()
-        out = open(os.path.join(self.sd.tmpdir, "master.out"), "a")
-        self.proc = subprocess.Popen(
-            [os.path.join(self.build, "bin", "postern"), "-c", self.sd.confdir, "start-fg"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
+        self.proc = start_master(self.build, self.sd.confdir, self.sd.tmpdir)
         wait_until(self.sd._banner_ok, timeout=20, what="smtp banner via master")
         for s in self.services:
             if s in ("pickup", "qmgr"):
@@ -132,13 +149,7 @@ class MailSystem:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_master(self.proc)
         self.proc = None
 
     def cleanup(self):
