@@ -15,32 +15,9 @@ import pytest
 
 from harness.process import wait_until
 from harness.smtpd import Smtpd
-from harness.system import start_master, stop_master
+from harness.system import child_pids as children, exe_name, start_master, stop_master
 
 MSG = b"From: a@test.example\r\nTo: b@test.example\r\nSubject: hi\r\n\r\nbody\r\n"
-
-
-def children(pid):
-    """PIDs whose parent is pid."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
-
-
-def exe_name(pid):
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return ""
 
 
 def alive(pid):

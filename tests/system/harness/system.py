@@ -71,6 +71,30 @@ def make_db(kind, sd, postern, request):
     return server
 
 
+def child_pids(pid):
+    """PIDs of the live (not zombie) processes whose parent is pid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def exe_name(pid):
+    """The program a process runs ("smtpd"), "" when it is gone."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return ""
+
+
 def start_master(build, confdir, outdir):
     """`postern -c confdir start-fg`, output to outdir/master.out."""
     out = open(os.path.join(outdir, "master.out"), "a")
@@ -172,20 +196,9 @@ class MailSystem:
 
     def children(self, name):
         """PIDs of master's children running program name."""
-        out = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                exe = os.path.basename(os.readlink(f"/proc/{entry}/exe"))
-            except OSError:
-                continue
-            if self.proc is not None and int(fields[1]) == self.proc.pid \
-                    and fields[0] != "Z" and exe == name:
-                out.append(int(entry))
-        return out
+        if self.proc is None:
+            return []
+        return [p for p in child_pids(self.proc.pid) if exe_name(p) == name]
 
     # ---- mail ----
 
