@@ -33,7 +33,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "base/str.h"
-#include "mail/maildir.h"
+#include "delivery/maildir.h"
 
 struct mem_source {
 	const char *data;

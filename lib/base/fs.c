@@ -1,6 +1,6 @@
 /* fs.c - durable file creation and bounded whole-file reads (see fs.h).
  *
- * Used by the queue writer (lib/mail/queue_file.c), Maildir delivery and
+ * Used by the queue writer (lib/queue/queue_file.c), Maildir delivery and
  * `postern conf set`. On any failure the temporary file is removed, the
  * target is left as it was, and errno tells the cause.
  *

@@ -25,8 +25,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "cleanup/cleanup_private.h"
-#include "mail/config.h"
-#include "mail/trigger.h"
+#include "conf/config.h"
+#include "daemon/trigger.h"
 
 void cleanup_result_init(struct cleanup_result *r)
 {

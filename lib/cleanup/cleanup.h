@@ -44,8 +44,8 @@
 #include <stdint.h>
 
 #include "base/str.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
 
 struct config;
 

@@ -17,7 +17,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "cleanup/cleanup_private.h"
-#include "mail/header.h"
+#include "message/header.h"
 
 void cleanup_rewrite_addr(const struct cleanup_settings *set, const char *addr, size_t len,
                           str_t *out)

@@ -37,7 +37,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "cleanup/cleanup_private.h"
-#include "mail/header.h"
+#include "message/header.h"
 
 void cleanup_act_log(struct cleanup *c, const char *action, const char *what, const char *text,
                      const char *extra)

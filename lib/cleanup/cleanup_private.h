@@ -14,8 +14,8 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cleanup/cleanup.h"
-#include "mail/header.h"
-#include "mail/queue_file.h"
+#include "message/header.h"
+#include "queue/queue_file.h"
 #include "table/maps.h"
 
 /* Headers in one header block (message, part or attached message) beyond

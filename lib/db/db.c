@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
-#include "mail/config.h"
+#include "conf/config.h"
 
 int db_read_password_file(const char *path, char **password_r, str_t *error)
 {

@@ -40,7 +40,7 @@
 
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "smtp/restrict_int.h"
 #include "table/maps.h"
 #include "table/table.h"

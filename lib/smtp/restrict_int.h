@@ -28,8 +28,8 @@
 #include "base/hash.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/domain_list.h"
-#include "mail/address.h"
+#include "address/domain_list.h"
+#include "address/address.h"
 #include "smtp/restrict.h"
 
 struct dns;

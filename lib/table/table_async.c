@@ -50,7 +50,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/config.h"
+#include "conf/config.h"
 
 enum req_state {
 	REQ_QUEUED, /* in pool->queue, waiting for a worker */

@@ -74,7 +74,7 @@ struct table_async_request *table_async_lookup(struct table_async *pool, const c
 void table_async_cancel(struct table_async_request **reqp);
 
 /* A job: run(job) is called in a worker thread and may block (e.g. a
- * synchronous lib/mail/resolve.c resolution with its own tables); it
+ * synchronous lib/delivery/resolve.c resolution with its own tables); it
  * must touch nothing the event thread uses without its own locking. Then
  * done(job, error, cb_ctx) is called from the event loop: error is NULL
  * when run() was called, else why it was not (the queue is full). After

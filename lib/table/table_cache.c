@@ -22,8 +22,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
-#include "mail/config.h"
-#include "mail/params.h"
+#include "conf/config.h"
+#include "conf/params.h"
 
 struct cache_entry {
 	char *hkey; /* the hash key (our copy, to delete on eviction) */

@@ -33,7 +33,7 @@
 #include "base/mem.h"
 #include "base/strv.h"
 #include "db/db.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "sql/sql.h"
 #include "table/table.h"
 #include "table/table_backends.h"

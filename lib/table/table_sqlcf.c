@@ -25,7 +25,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "table/table_file.h"
 
 /* Rows fetched when expansion_limit is 0: a lookup answering more is a

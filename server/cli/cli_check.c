@@ -22,9 +22,9 @@
 #include "base/mem.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/mastercf.h"
-#include "mail/params.h"
+#include "conf/config.h"
+#include "conf/mastercf.h"
+#include "conf/params.h"
 #include "smtp/restrict.h"
 #include "table/table.h"
 

@@ -26,10 +26,10 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/config_edit.h"
-#include "mail/mastercf.h"
-#include "mail/params.h"
+#include "conf/config.h"
+#include "conf/config_edit.h"
+#include "conf/mastercf.h"
+#include "conf/params.h"
 
 enum conf_mode { SHOW_CURRENT, SHOW_SET, SHOW_DEFAULTS };
 

@@ -34,7 +34,7 @@
 #include "cli.h"
 #include "db/db.h"
 #include "db/db_migrate.h"
-#include "mail/config.h"
+#include "conf/config.h"
 
 /* ---- shared helpers (cli_db.h) ------------------------------------------ */
 

@@ -33,7 +33,7 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "table/maps.h"
 #include "table/table.h"
 

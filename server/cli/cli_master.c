@@ -24,8 +24,8 @@
 #include "base/mem.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
 
 #define STOP_WAIT_SECONDS 30
 

@@ -53,11 +53,11 @@
 #include "base/strv.h"
 #include "cli.h"
 #include "cli_queue.h"
-#include "mail/config.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/trigger.h"
-#include "mail/queue_id.h"
+#include "conf/config.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "daemon/trigger.h"
+#include "queue/queue_id.h"
 
 /* Longest line accepted from standard input for "-": an ID is 14. */
 #define QUEUE_STDIN_LINE_MAX 1024

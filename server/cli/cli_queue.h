@@ -5,7 +5,7 @@
 #ifndef POSTERN_CLI_QUEUE_H
 #define POSTERN_CLI_QUEUE_H
 
-#include "mail/queue_dir.h"
+#include "queue/queue_dir.h"
 
 struct config;
 

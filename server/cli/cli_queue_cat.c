@@ -42,8 +42,8 @@
 #include "base/str.h"
 #include "cli.h"
 #include "cli_queue.h"
-#include "mail/queue_file.h"
-#include "mail/queue_id.h"
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
 
 #define CAT_ENVELOPE (1u << 0)
 #define CAT_HEADER (1u << 1)

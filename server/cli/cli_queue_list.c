@@ -39,11 +39,11 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/maildrop.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/queue_log.h"
+#include "conf/config.h"
+#include "queue/maildrop.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "queue/queue_log.h"
 #include "cli_queue.h"
 
 struct mailq_totals {

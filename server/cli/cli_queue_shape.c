@@ -35,7 +35,7 @@
 #include "base/strv.h"
 #include "cli.h"
 #include "cli_queue.h"
-#include "mail/queue_file.h"
+#include "queue/queue_file.h"
 
 #define SHAPE_BUCKETS 10 /* 5 10 20 40 80 160 320 640 1280 1280+ */
 #define SHAPE_COLS (SHAPE_BUCKETS + 1) /* T first */

@@ -46,10 +46,10 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/address.h"
-#include "mail/config.h"
-#include "mail/maildrop.h"
-#include "mail/trigger.h"
+#include "address/address.h"
+#include "conf/config.h"
+#include "queue/maildrop.h"
+#include "daemon/trigger.h"
 
 #define EX_DATAERR_ 65
 

@@ -20,8 +20,8 @@
 #include "base/mem.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
 
 int cli_smtpd(int argc, char **argv)
 {

@@ -1,5 +1,5 @@
 /* cli_trace.c - `postern trace [-c DIR] ADDRESS`: where mail for ADDRESS
- * goes, step by step (lib/mail/resolve.h), as an indented tree:
+ * goes, step by step (lib/delivery/resolve.h), as an indented tree:
  *
  *   info@example.com
  *     alias: virtual_alias_maps db:aliases key info@example.com -> a@example.com
@@ -29,8 +29,8 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cli.h"
-#include "mail/config.h"
-#include "mail/resolve.h"
+#include "conf/config.h"
+#include "delivery/resolve.h"
 
 static int usage(void)
 {

@@ -40,7 +40,7 @@
 #include "cli.h"
 #include "cli_db.h"
 #include "db/db_admin.h"
-#include "mail/password.h"
+#include "auth/password.h"
 
 static int usage(void)
 {

@@ -5,7 +5,7 @@
  *
  *   master [-c DIR] [-v] [-e] [-d]
  *
- * It reads main.cf and master.cf (lib/mail/daemon.h), takes the lock
+ * It reads main.cf and master.cf (lib/daemon/daemon.h), takes the lock
  * queue_directory/pid/master.lock (one master per queue: a second one
  * exits naming the PID that runs), binds the inet listeners
  * (master_service.c), detaches unless -d, writes
@@ -45,10 +45,10 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/mastercf.h"
-#include "mail/queue_dir.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "conf/mastercf.h"
+#include "queue/queue_dir.h"
 
 #define MASTER_STOP_TIMEOUT 10
 

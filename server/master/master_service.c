@@ -63,10 +63,10 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/mastercf.h"
-#include "mail/trigger.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "conf/mastercf.h"
+#include "daemon/trigger.h"
 
 #define MASTER_BACKLOG 511
 #define MASTER_BACKOFF_MAX 60

@@ -56,14 +56,14 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cleanup/cleanup.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/maildrop.h"
-#include "mail/mastercf.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/queue_id.h"
-#include "mail/trigger.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "queue/maildrop.h"
+#include "conf/mastercf.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
+#include "daemon/trigger.h"
 
 /* Default scan interval when master.cf has no pickup line. */
 #define PICKUP_WAKEUP_DEFAULT 60

@@ -35,11 +35,11 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/bounce.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/mastercf.h"
-#include "mail/trigger.h"
+#include "message/bounce.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "conf/mastercf.h"
+#include "daemon/trigger.h"
 #include "qmgr.h"
 
 #define INCOMING_SCAN_MAX 60 /* seconds between safety scans of incoming */

@@ -6,13 +6,13 @@
  *                   outcomes per recipient, completion (slots, status log,
  *                   notifications, removal or deferral)
  *   qmgr_resolve.c  the resolver thread: virtual alias expansion and
- *                   transport lookup (lib/mail/resolve.c is synchronous)
+ *                   transport lookup (lib/delivery/resolve.c is synchronous)
  *   qmgr_deliver.c  destinations, concurrency and recipient limits, the
  *                   conversations with delivery agents (delivery.h), and
  *                   the transports qmgr settles itself (error, retry,
  *                   discard)
  *   qmgr_notify.c   bounces, delay warnings and success notices
- *                   (lib/mail/bounce.h)
+ *                   (lib/message/bounce.h)
  */
 #ifndef POSTERN_QMGR_H
 #define POSTERN_QMGR_H
@@ -25,10 +25,10 @@
 
 #include "base/hash.h"
 #include "base/str.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/queue_id.h"
-#include "mail/resolve.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
+#include "delivery/resolve.h"
 
 struct config;
 struct daemon;

@@ -29,9 +29,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
-#include "mail/config.h"
-#include "mail/delivery.h"
-#include "mail/delivery_log.h"
+#include "conf/config.h"
+#include "delivery/delivery.h"
+#include "delivery/delivery_log.h"
 #include "qmgr.h"
 
 #define AGENT_TIMEOUT 3600 /* seconds one delivery may take */

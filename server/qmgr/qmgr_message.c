@@ -38,8 +38,8 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/delivery_log.h"
-#include "mail/queue_log.h"
+#include "delivery/delivery_log.h"
+#include "queue/queue_log.h"
 #include "qmgr.h"
 
 static const struct queue_dsn dsn_tempfail = {4, 3, 0};

@@ -1,7 +1,7 @@
 /* qmgr_notify.c - the notices a completed round calls for: bounces
  * (non-delivery), success notices (NOTIFY=SUCCESS) and delay warnings
  * (delay_warning_time), each one RFC 3464 message written by
- * lib/mail/bounce.c into incoming/ and delivered like any other mail.
+ * lib/message/bounce.c into incoming/ and delivered like any other mail.
  *
  * Used by qmgr_message.c before it records the round in the queue file:
  * a recipient is marked bounced only after the bounce about it is queued
@@ -19,7 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/strv.h"
-#include "mail/bounce.h"
+#include "message/bounce.h"
 #include "qmgr.h"
 
 struct notice {

@@ -1,6 +1,6 @@
 /* qmgr_resolve.c - the resolver thread of qmgr.
  *
- * Used by qmgr_message.c. lib/mail/resolve.c answers "where does this
+ * Used by qmgr_message.c. lib/delivery/resolve.c answers "where does this
  * address go" with synchronous table lookups (SQL, LDAP); run in the event
  * loop, a slow database would stop every delivery. So one thread owns a
  * resolve context (its own table handles: nothing is shared with the
@@ -21,7 +21,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/daemon.h"
+#include "daemon/daemon.h"
 #include "qmgr.h"
 
 struct resolve_job {

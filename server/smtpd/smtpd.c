@@ -34,11 +34,11 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/dns.h"
-#include "mail/mastercf.h"
-#include "mail/queue_dir.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "dns/dns.h"
+#include "conf/mastercf.h"
+#include "queue/queue_dir.h"
 #include "smtpd.h"
 #include "table/table_async.h"
 

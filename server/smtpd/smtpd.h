@@ -13,7 +13,7 @@
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
  *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
- *   (lib/mail/dns.c: the client's host name, c-ares, forward-confirmed)
+ *   (lib/dns/dns.c: the client's host name, c-ares, forward-confirmed)
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H

@@ -15,8 +15,8 @@
 
 #include "base/mem.h"
 #include "base/parse.h"
-#include "mail/address.h"
-#include "mail/queue_file.h"
+#include "address/address.h"
+#include "queue/queue_file.h"
 #include "smtpd.h"
 
 /* Check the parameters; -1 after sending the error reply. */

@@ -4,7 +4,7 @@
  * Called by smtpd_rcpt.c once the relay and recipient restrictions (and
  * the implicit reject_unlisted_recipient) have accepted the address, so
  * it never turns a refusal into a different answer. The recipient is
- * resolved with lib/mail/resolve.c, as qmgr and the virtual delivery
+ * resolved with lib/delivery/resolve.c, as qmgr and the virtual delivery
  * agent see it: virtual_alias_maps expansion (aliases, @domain
  * catch-alls, alias domains), then for every final virtual mailbox its
  * quota from db:quota and its usage from the Maildir's maildirsize. If
@@ -49,9 +49,9 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/config.h"
-#include "mail/maildir_quota.h"
-#include "mail/resolve.h"
+#include "conf/config.h"
+#include "delivery/maildir_quota.h"
+#include "delivery/resolve.h"
 #include "smtpd.h"
 #include "table/table_async.h"
 

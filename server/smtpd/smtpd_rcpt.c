@@ -17,8 +17,8 @@
 
 #include "base/log.h"
 #include "base/mem.h"
-#include "mail/address.h"
-#include "mail/queue_file.h"
+#include "address/address.h"
+#include "queue/queue_file.h"
 #include "smtpd.h"
 
 /* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */

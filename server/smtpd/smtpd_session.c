@@ -29,8 +29,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "smtpd.h"
-#include "mail/daemon.h"
-#include "mail/dns.h"
+#include "daemon/daemon.h"
+#include "dns/dns.h"
 #include "table/table_async.h"
 
 /* Read no more from a client while this much input waits (a pipelined

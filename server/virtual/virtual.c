@@ -5,7 +5,7 @@
  * listening socket of private/virtual with -l; started without -l (tests,
  * debugging) it binds queue_directory/private/virtual itself (mode 0600,
  * private/ made 0700 when missing). It serves the protocol of
- * lib/mail/delivery.h: accept one connection, answer its requests in
+ * lib/delivery/delivery.h: accept one connection, answer its requests in
  * order until the client closes it, then accept the next. One delivery at
  * a time; several processes may share the socket (master's process
  * limit).
@@ -51,15 +51,15 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/config.h"
-#include "mail/daemon.h"
-#include "mail/delivery.h"
-#include "mail/delivery_log.h"
-#include "mail/mailbox_lookup.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/queue_id.h"
-#include "mail/trigger.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "delivery/delivery.h"
+#include "delivery/delivery_log.h"
+#include "delivery/mailbox_lookup.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
+#include "daemon/trigger.h"
 #include "sql/sql.h"
 #include "table/maps.h"
 #include "virtual.h"

@@ -33,16 +33,16 @@
 #include "base/parse.h"
 #include "db/db.h"
 #include "db/db_quota.h"
-#include "mail/config.h"
-#include "mail/delivery.h"
-#include "mail/mailbox_lookup.h"
-#include "mail/maildir.h"
-#include "mail/delivery_log.h"
-#include "mail/maildir_quota.h"
+#include "conf/config.h"
+#include "delivery/delivery.h"
+#include "delivery/mailbox_lookup.h"
+#include "delivery/maildir.h"
+#include "delivery/delivery_log.h"
+#include "delivery/maildir_quota.h"
 #include "table/maps.h"
 #include "virtual.h"
 
-/* The Postfix delivery line (lib/mail/delivery_log.h); no connection
+/* The Postfix delivery line (lib/delivery/delivery_log.h); no connection
  * setup for a local agent. */
 static void log_outcome(const struct virtual_message *msg, const char *recipient,
                         const char *orig_recipient, const struct virtual_outcome *out)

@@ -1,5 +1,5 @@
 /* fuzz_address.c - libFuzzer target for the MAIL FROM / RCPT TO parser and
- * the address resolver (lib/mail/address.c).
+ * the address resolver (lib/address/address.c).
  *
  * The first input byte picks the role and parse flags and the resolver's
  * options; the rest is the command argument. For every argument the
@@ -19,7 +19,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
-#include "mail/address.h"
+#include "address/address.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

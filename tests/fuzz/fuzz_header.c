@@ -1,5 +1,5 @@
 /* fuzz_header.c - libFuzzer target for the header parser
- * (lib/mail/header.c) and the cleanup content path (lib/cleanup).
+ * (lib/message/header.c) and the cleanup content path (lib/cleanup).
  *
  * The first input byte picks cleanup flags (local, sendmail -t, MIME off,
  * pieces); the rest is message content, split at "\n" into lines. Every
@@ -22,10 +22,10 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "cleanup/cleanup.h"
-#include "mail/config.h"
-#include "mail/header.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
+#include "conf/config.h"
+#include "message/header.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

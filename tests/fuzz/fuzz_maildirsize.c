@@ -1,5 +1,5 @@
 /* fuzz_maildirsize.c - libFuzzer target for the Maildir++ maildirsize
- * parser (lib/mail/maildir_quota.c), whose input the mailbox owner writes.
+ * parser (lib/delivery/maildir_quota.c), whose input the mailbox owner writes.
  *
  * For every input it checks, and aborts on a violation:
  *  - the parser never reads outside the buffer (ASan) and returns 0 or -1;
@@ -16,7 +16,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
-#include "mail/maildir_quota.h"
+#include "delivery/maildir_quota.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

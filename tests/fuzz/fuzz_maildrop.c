@@ -1,5 +1,5 @@
 /* fuzz_maildrop.c - libFuzzer target for the maildrop file reader
- * (lib/mail/maildrop.c), the one parser pickup runs on files any local
+ * (lib/queue/maildrop.c), the one parser pickup runs on files any local
  * user can write.
  *
  * The input is put in a memory file and opened with maildrop_open_fd().
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "base/str.h"
-#include "mail/maildrop.h"
+#include "queue/maildrop.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

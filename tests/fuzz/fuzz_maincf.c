@@ -1,12 +1,12 @@
 /* fuzz_maincf.c - libFuzzer target for the main.cf parser and $name
- * expansion (lib/mail/config.c). Parses the input as main.cf, then
+ * expansion (lib/conf/config.c). Parses the input as main.cf, then
  * expands and type-checks every parameter it set, which walks every
  * expansion form, the loop guard and the typed getters. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/strv.h"
-#include "mail/config.h"
+#include "conf/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

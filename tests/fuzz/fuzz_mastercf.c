@@ -1,11 +1,11 @@
 /* fuzz_mastercf.c - libFuzzer target for the master.cf parser
- * (lib/mail/mastercf.c): columns, continuation lines, -o overrides,
+ * (lib/conf/mastercf.c): columns, continuation lines, -o overrides,
  * braces and inet service names. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/strv.h"
-#include "mail/mastercf.h"
+#include "conf/mastercf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

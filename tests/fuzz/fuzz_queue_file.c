@@ -1,5 +1,5 @@
 /* fuzz_queue_file.c - libFuzzer target for the queue file reader
- * (lib/mail/queue_file.c) and the status log reader (queue_log.c).
+ * (lib/queue/queue_file.c) and the status log reader (queue_log.c).
  *
  * The first input byte chooses the reader; the rest is written to a
  * scratch file that is opened as a queue file (or loaded as a status log).
@@ -19,9 +19,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/queue_dir.h"
-#include "mail/queue_file.h"
-#include "mail/queue_log.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_file.h"
+#include "queue/queue_log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "mail/address.h"
+#include "address/address.h"
 #include "smtp/smtp_cmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

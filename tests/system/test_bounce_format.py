@@ -1,4 +1,4 @@
-"""Delivery status notifications (lib/mail/bounce) checked by a real MIME
+"""Delivery status notifications (lib/message/bounce) checked by a real MIME
 parser: Python's `email` package with policy=email.policy.default.
 
 The notices are the ones tests/unit/test_bounce.c writes through

@@ -1,4 +1,4 @@
-"""Maildir delivery (lib/mail/maildir) read back by a real Dovecot.
+"""Maildir delivery (lib/delivery/maildir) read back by a real Dovecot.
 
 bench/maildir/maildir_bench delivers with the library the virtual agent
 uses, as root for the mailbox owner `nobody`; Dovecot (harness/dovecot.py,

@@ -5,8 +5,8 @@ Messages are queued by the real programs (`postern sendmail` -> maildrop
 -> pickup -> incoming/, the environment of test_sendmail.py). Queue moves
 are made with the commands under test. There is no queue manager yet, so
 what it would write is written here by the file formats documented in
-lib/mail/queue_file.h (a recipient's status slot: deferred, delivered) and
-lib/mail/queue_log.h (a deferral reason); those helpers are small and
+lib/queue/queue_file.h (a recipient's status slot: deferred, delivered) and
+lib/queue/queue_log.h (a deferral reason); those helpers are small and
 byte-exact, and the commands read them back through the C readers.
 """
 

@@ -3,7 +3,7 @@ links) -> maildrop/ -> pickup -> cleanup -> incoming/.
 
 Runs the real programs against a private configuration and queue under
 /tmp with pickup in the foreground; reads queue files back by the format
-documented in lib/mail/queue_file.h.
+documented in lib/queue/queue_file.h.
 """
 
 import os

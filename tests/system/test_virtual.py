@@ -1,5 +1,5 @@
 """The virtual delivery agent (build/bin/virtual), spoken to over its unix
-socket in the protocol of lib/mail/delivery.h, as qmgr will.
+socket in the protocol of lib/delivery/delivery.h, as qmgr will.
 
 A real message is queued by smtpd (harness/smtpd.py) on the demo database
 (SQLite), moved from incoming/ to active/ by hand (there is no qmgr yet),

@@ -12,7 +12,7 @@
 
 #include "db/db.h"
 #include "db/db_migrate.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "sql/sql.h"
 
 /* A test database: dir holds main.cf's idea of it (db_path). */

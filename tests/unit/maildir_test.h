@@ -21,8 +21,8 @@
 #include "base/fs.h"
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/maildir.h"
-#include "mail/maildir_quota.h"
+#include "delivery/maildir.h"
+#include "delivery/maildir_quota.h"
 
 /* Content served from memory in pieces of at most step bytes. */
 struct mem_source {

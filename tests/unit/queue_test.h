@@ -22,7 +22,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/queue_dir.h"
+#include "queue/queue_dir.h"
 
 struct qtest {
 	char root[64];

@@ -1,4 +1,4 @@
-/* test_address.c - unit tests for lib/mail/address: the MAIL FROM / RCPT
+/* test_address.c - unit tests for lib/address/address: the MAIL FROM / RCPT
  * TO parser (valid and invalid paths with the reply smtpd sends, UTF-8
  * with and without SMTPUTF8, every bound at and past its limit, ESMTP
  * parameters), quoting for the wire, xtext and ORCPT, and Postfix's
@@ -16,7 +16,7 @@
 
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/address.h"
+#include "address/address.h"
 
 /* Expected mail_address flags, compactly. */
 enum {

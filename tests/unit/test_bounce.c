@@ -1,4 +1,4 @@
-/* test_bounce.c - delivery status notifications (lib/mail/bounce): an
+/* test_bounce.c - delivery status notifications (lib/message/bounce): an
  * original message is written into a private queue, a notice about it is
  * written with bounce_write(), and the notice is read back from incoming/
  * with queue_file_open: its envelope (sender, recipient) and its content
@@ -16,9 +16,9 @@
 
 #include <time.h>
 
-#include "mail/bounce.h"
-#include "mail/config.h"
-#include "mail/queue_file.h"
+#include "message/bounce.h"
+#include "conf/config.h"
+#include "queue/queue_file.h"
 
 struct bt {
 	struct qtest *q;

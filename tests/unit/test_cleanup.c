@@ -13,8 +13,8 @@
 #include <sys/resource.h>
 
 #include "cleanup/cleanup.h"
-#include "mail/config.h"
-#include "mail/queue_file.h"
+#include "conf/config.h"
+#include "queue/queue_file.h"
 
 struct ct {
 	struct qtest *q;

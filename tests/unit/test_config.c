@@ -1,4 +1,4 @@
-/* test_config.c - unit tests for lib/mail/config, params and config_edit:
+/* test_config.c - unit tests for lib/conf/config, params and config_edit:
  * main.cf syntax (continuations, comments, CRLF, NUL bytes, overlong
  * lines, bad names), $name expansion (all forms, loops, unterminated
  * braces), typed getters with file:line errors, validation warnings, and
@@ -14,9 +14,9 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/config.h"
-#include "mail/config_edit.h"
-#include "mail/params.h"
+#include "conf/config.h"
+#include "conf/config_edit.h"
+#include "conf/params.h"
 
 /* Parse text; return the config and leave errors in *errors. */
 static struct config *parse(const char *text, strv_t *errors)

@@ -1,4 +1,4 @@
-/* test_delivery_log.c - unit tests for lib/mail/delivery_log: Postfix's
+/* test_delivery_log.c - unit tests for lib/delivery/delivery_log: Postfix's
  * delay format and the field order of the delivery line that pflogsumm
  * parses.
  */
@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/strv.h"
-#include "mail/delivery_log.h"
+#include "delivery/delivery_log.h"
 
 static void test_format_usec(void **state)
 {

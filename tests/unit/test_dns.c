@@ -1,4 +1,4 @@
-/* test_dns.c - unit tests for lib/mail/dns.c that need no DNS server:
+/* test_dns.c - unit tests for lib/dns/dns.c that need no DNS server:
  * the dns_servers syntax, the callback contract (never before the call
  * returns, never after a cancel), a server that refuses (a closed
  * loopback port) giving DNS_TEMPFAIL, never "not found", and a client
@@ -16,7 +16,7 @@
 #include <event2/event.h>
 
 #include "base/str.h"
-#include "mail/dns.h"
+#include "dns/dns.h"
 
 struct got {
 	int calls;

@@ -1,4 +1,4 @@
-/* test_header.c - lib/mail/header.c: header-line recognition, known
+/* test_header.c - lib/message/header.c: header-line recognition, known
  * names, MIME classification, unfolding with a bound, Content-Type and
  * address-list parsing, table-driven. */
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "base/str.h"
-#include "mail/header.h"
+#include "message/header.h"
 
 static void test_name_len(void **state)
 {

@@ -1,4 +1,4 @@
-/* test_log.c - unit tests for lib/base/log and lib/mail/log_config: the
+/* test_log.c - unit tests for lib/base/log and lib/conf/log_config: the
  * Postfix line format in maillog_file, severity prefixes, control
  * characters replaced, overlong text cut, %m, verbosity, and logging
  * set up from main.cf. */
@@ -19,8 +19,8 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/config.h"
-#include "mail/log_config.h"
+#include "conf/config.h"
+#include "conf/log_config.h"
 
 static char *temp_path(void)
 {

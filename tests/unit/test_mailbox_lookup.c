@@ -1,5 +1,5 @@
 /* test_mailbox_lookup.c - a virtual mailbox's maildir and quota
- * (lib/mail/mailbox_lookup.c): texthash mailboxes with user+ext,
+ * (lib/delivery/mailbox_lookup.c): texthash mailboxes with user+ext,
  * @domain and upper-case addresses, virtual_mailbox_base joined or not,
  * an unknown user; db:mailboxes on the SQLite demo database with the
  * mailbox's own quota, the domain default and 0 (no limit), a bad quota
@@ -7,7 +7,7 @@
  * (TEMPFAIL naming virtual_mailbox_maps, never "not found"). */
 #include "db_test.h"
 
-#include "mail/mailbox_lookup.h"
+#include "delivery/mailbox_lookup.h"
 
 struct fixture {
 	char *dir;

@@ -1,4 +1,4 @@
-/* test_maildir.c - unit tests for lib/mail/maildir: a delivery creates the
+/* test_maildir.c - unit tests for lib/delivery/maildir: a delivery creates the
  * Maildir and puts the exact bytes (with Return-Path and Delivered-To) in
  * new/ under a spec-shaped name; 1,000 deliveries give 1,000 distinct
  * names; a queue-file style fd source; path attacks (.., absolute, empty

@@ -1,4 +1,4 @@
-/* test_maildir_quota.c - unit tests for lib/mail/maildir_quota and the
+/* test_maildir_quota.c - unit tests for lib/delivery/maildir_quota and the
  * quota path of maildir_deliver(): the maildirsize parser against a table
  * of good and malformed files, the limits header, the "would exceed"
  * boundary, deliveries accepted up to the limit and refused past it (5.2.2,

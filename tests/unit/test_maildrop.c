@@ -17,7 +17,7 @@
 #include "base/fs.h"
 #include "base/mem.h"
 #include "base/str.h"
-#include "mail/maildrop.h"
+#include "queue/maildrop.h"
 
 static char *make_dir(void)
 {

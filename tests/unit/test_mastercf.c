@@ -1,4 +1,4 @@
-/* test_mastercf.c - unit tests for lib/mail/mastercf: Postfix's stock
+/* test_mastercf.c - unit tests for lib/conf/mastercf: Postfix's stock
  * service lines, continuation and comment handling, arguments and -o
  * overrides in all their forms, inet service names, and every error with
  * its exact "file, line N" message. */
@@ -15,8 +15,8 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/config.h"
-#include "mail/mastercf.h"
+#include "conf/config.h"
+#include "conf/mastercf.h"
 
 /* One line per service: every field, then each argument and override in
  * <> so that white space inside them shows. */

@@ -1,4 +1,4 @@
-/* test_password.c - lib/mail/password: hashes made by Dovecot's `doveadm
+/* test_password.c - lib/auth/password: hashes made by Dovecot's `doveadm
  * pw` (pasted below as data) verify here, in every scheme postern reads;
  * hashes postern makes have Dovecot's encoded form and verify here (the
  * system test tests/system/test_db_cli.py has doveadm verify them too);
@@ -8,8 +8,8 @@
  * password_allow_plaintext parameters. */
 #include "table_test.h"
 
-#include "mail/config.h"
-#include "mail/password.h"
+#include "conf/config.h"
+#include "auth/password.h"
 
 /* Made with `doveadm pw -s SCHEME -p secret` (Dovecot 2.3), and for the
  * DES {CRYPT} with perl's crypt("secret", "ab"), which doveadm verifies. */

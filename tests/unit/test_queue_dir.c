@@ -1,4 +1,4 @@
-/* test_queue_dir.c - unit tests for lib/mail/queue_dir: the tree is created
+/* test_queue_dir.c - unit tests for lib/queue/queue_dir: the tree is created
  * with its modes; hash_queue_names parsing; hashed paths; moves between
  * queues (and refusals: missing file, name clash); finding a message in
  * any queue and at any hash depth; unordered and ordered scans that return
@@ -11,8 +11,8 @@
 #include <sys/time.h>
 
 #include "base/hash.h"
-#include "mail/queue_id.h"
-#include "mail/queue_log.h"
+#include "queue/queue_id.h"
+#include "queue/queue_log.h"
 
 #define MASK_DEFAULT ((1u << QUEUE_DEFERRED) | (1u << QUEUE_DEFER_LOG))
 

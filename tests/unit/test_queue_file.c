@@ -1,4 +1,4 @@
-/* test_queue_file.c - unit tests for lib/mail/queue_file and queue_log:
+/* test_queue_file.c - unit tests for lib/queue/queue_file and queue_log:
  * a writer -> reader round trip with many recipients, DSN data, client
  * attributes, recipients after the content and a large body streamed in
  * uneven pieces; bounded memory while streaming 50 MB; in-place recipient
@@ -13,9 +13,9 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "mail/queue_file.h"
-#include "mail/queue_id.h"
-#include "mail/queue_log.h"
+#include "queue/queue_file.h"
+#include "queue/queue_id.h"
+#include "queue/queue_log.h"
 
 #define MASK_DEFAULT ((1u << QUEUE_DEFERRED) | (1u << QUEUE_DEFER_LOG))
 

@@ -1,4 +1,4 @@
-/* test_queue_id.c - unit tests for lib/mail/queue_id: IDs made in a tight
+/* test_queue_id.c - unit tests for lib/queue/queue_id: IDs made in a tight
  * loop are valid, unique and strictly ascending as strings; IDs of forked
  * processes never collide; the encoding of known times and PIDs; the
  * arrival time reads back; validation of IDs typed by an administrator. */
@@ -16,7 +16,7 @@
 
 #include "base/hash.h"
 #include "base/mem.h"
-#include "mail/queue_id.h"
+#include "queue/queue_id.h"
 
 static void test_tight_loop_order(void **state)
 {

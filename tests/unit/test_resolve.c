@@ -1,4 +1,4 @@
-/* test_resolve.c - recipient resolution (lib/mail/resolve.c) on real
+/* test_resolve.c - recipient resolution (lib/delivery/resolve.c) on real
  * texthash tables and a real (unreachable) mysql: table: two targets,
  * duplicate suppression and loops, an address that expands to itself, the
  * @domain catch-all, recipient_delimiter extensions propagated or not, the
@@ -7,8 +7,8 @@
  * and transport_maps. */
 #include "table_test.h"
 
-#include "mail/config.h"
-#include "mail/resolve.h"
+#include "conf/config.h"
+#include "delivery/resolve.h"
 
 struct fixture {
 	char *dir;

@@ -28,7 +28,7 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "base/strv.h"
-#include "mail/config.h"
+#include "conf/config.h"
 #include "table/table.h"
 #include "table/table_cache.h"
 
