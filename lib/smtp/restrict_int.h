@@ -30,6 +30,7 @@
 #include "base/strv.h"
 #include "address/domain_list.h"
 #include "address/address.h"
+#include "address/address_resolve.h"
 #include "smtp/restrict.h"
 
 struct dns;

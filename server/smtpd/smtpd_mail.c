@@ -16,6 +16,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "address/address.h"
+#include "address/xtext.h"
 #include "queue/queue_file.h"
 #include "smtpd.h"
 

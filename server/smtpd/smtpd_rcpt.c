@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "address/address.h"
+#include "address/xtext.h"
 #include "queue/queue_file.h"
 #include "smtpd.h"
 

@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "address/address.h"
+#include "address/address_resolve.h"
+#include "address/xtext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

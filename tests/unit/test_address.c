@@ -17,6 +17,8 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "address/address.h"
+#include "address/address_resolve.h"
+#include "address/xtext.h"
 
 /* Expected mail_address flags, compactly. */
 enum {
