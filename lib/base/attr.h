@@ -49,6 +49,8 @@
 /* Names of the attributes every postern service understands. */
 #define ATTR_VERSION "version"
 #define ATTR_REQUEST_ID "request_id"
+/* A reply that refuses the whole request: error=TEXT. */
+#define ATTR_ERROR "error"
 
 /* ---- writing ------------------------------------------------------------ */
 

@@ -62,6 +62,8 @@
 #ifndef POSTERN_DELIVERY_H
 #define POSTERN_DELIVERY_H
 
+#include "base/attr.h"
+
 #define DELIVERY_REQUEST "deliver"
 #define DELIVERY_RCPT_MAX 1000
 
@@ -74,7 +76,7 @@
 #define DELIVERY_ATTR_RCPT_ID "rcpt_id"
 #define DELIVERY_ATTR_RECIPIENT "recipient"
 #define DELIVERY_ATTR_ORIG_RECIPIENT "orig_recipient"
-#define DELIVERY_ATTR_ERROR "error"
+#define DELIVERY_ATTR_ERROR ATTR_ERROR
 #define DELIVERY_ATTR_ACTION "action"
 #define DELIVERY_ATTR_STATUS "status"
 #define DELIVERY_ATTR_REASON "reason"

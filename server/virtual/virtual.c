@@ -1,31 +1,18 @@
 /* virtual.c - the virtual delivery agent: Maildir delivery for
  * virtual_mailbox_domains (Postfix virtual(8), Maildir only).
  *
- * `virtual -c DIR [-s virtual] [-l FD] [-v] [-e]`. master hands it the
- * listening socket of private/virtual with -l; started without -l (tests,
- * debugging) it binds queue_directory/private/virtual itself (mode 0600,
- * private/ made 0700 when missing). It serves the protocol of
- * lib/delivery/delivery.h: accept one connection, answer its requests in
- * order until the client closes it, then accept the next. One delivery at
- * a time; several processes may share the socket (master's process
- * limit).
+ * `virtual -c DIR [-s virtual] [-l FD] [-v] [-e]`. A request server
+ * (lib/daemon/request_server.h): master hands it the listening socket of
+ * private/virtual with -l, or, started by hand, it binds that socket
+ * itself; it answers requests of the protocol of lib/delivery/delivery.h
+ * one at a time; signals and timeouts are the skeleton's.
  *
  * Per request: the queue file is opened read-only from the queue named
  * (the queue_id is checked with queue_id_valid(), never a path), every
  * recipient block is delivered by virtual_deliver.c, and one reply block
  * per recipient goes back. A request that cannot be served at all (bad
  * attributes, unreadable queue file) gets error=TEXT, which qmgr turns
- * into a deferral of every recipient. A malformed request or a wrong
- * version also closes the connection (attr.h: the stream position is
- * lost); the agent then accepts the next connection.
- *
- * Signals: SIGTERM, SIGINT and SIGUSR1 end the process with status 0 once
- * the request in hand is answered. Why blocked signals and ppoll(): they
- * are delivered only while the agent waits for a connection or for bytes,
- * so a delivery (write, fsync, link) is never interrupted half way and no
- * system call needs an EINTR retry. SIGHUP is logged: new configuration
- * takes effect in new processes. Every wait for a client is bounded
- * (VIRTUAL_IDLE_TIMEOUT): a silent client is dropped.
+ * into a deferral of every recipient.
  *
  * SECURITY: the request comes from qmgr over a socket only the queue
  * owner can reach (private/, 0600); it is still parsed with bounded
@@ -35,16 +22,10 @@
  * delivery (virtual_deliver.c); run as another user it delivers as that
  * user (test mode).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/attr.h"
@@ -53,13 +34,13 @@
 #include "base/str.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/request_server.h"
 #include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
 #include "delivery/mailbox_lookup.h"
 #include "queue/queue_dir.h"
 #include "queue/queue_file.h"
 #include "queue/queue_id.h"
-#include "daemon/trigger.h"
 #include "sql/sql.h"
 #include "table/maps.h"
 #include "virtual.h"
@@ -67,107 +48,6 @@
 /* Seconds a client may stay silent (between or inside requests) or
  * refuse to take a reply before the connection is closed. */
 #define VIRTUAL_IDLE_TIMEOUT 60
-#define VIRTUAL_READ_SIZE 16384
-
-static volatile sig_atomic_t stop_signal;
-static volatile sig_atomic_t hup_signal;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		hup_signal = 1;
-	else
-		stop_signal = sig;
-}
-
-/* The mask that holds the stop signals while the agent works, and the
- * one ppoll() opens while it waits. */
-static sigset_t work_mask, wait_mask;
-
-static void setup_signals(void)
-{
-	static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGHUP};
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&work_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		sigaction(sigs[i], &sa, NULL);
-		sigaddset(&work_mask, sigs[i]);
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (sigprocmask(SIG_BLOCK, &work_mask, &wait_mask) < 0)
-		log_fatal("sigprocmask: %m");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigdelset(&wait_mask, sigs[i]);
-}
-
-/* Wait for events on fd with the stop signals open. 1 ready, 0 timeout
- * (timeout_s < 0: none), -1 interrupted by a signal or failed. */
-static int wait_fd(int fd, short events, int timeout_s)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-	struct timespec ts = {.tv_sec = timeout_s, .tv_nsec = 0};
-	int n;
-
-	if (hup_signal) {
-		hup_signal = 0;
-		log_info("reload: configuration changes take effect in new virtual processes");
-	}
-	n = ppoll(&p, 1, timeout_s >= 0 ? &ts : NULL, &wait_mask);
-	if (hup_signal) {
-		hup_signal = 0;
-		log_info("reload: configuration changes take effect in new virtual processes");
-	}
-	return n > 0 ? 1 : n;
-}
-
-/* ---- One connection ---- */
-
-struct conn {
-	int fd;
-	bool versioned; /* the first request carried a good version= */
-	struct attr_parser *parser;
-	str_t reply;
-};
-
-/* Write the reply in full, each wait bounded. */
-static int send_reply(struct conn *c)
-{
-	size_t off = 0;
-
-	while (off < c->reply.len) {
-		ssize_t n = write(c->fd, c->reply.buf + off, c->reply.len - off);
-
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			log_warning("write reply: %m");
-			return -1;
-		}
-		if (wait_fd(c->fd, POLLOUT, VIRTUAL_IDLE_TIMEOUT) == 0) {
-			log_warning("timeout writing a reply to the client");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Append an error= reply for request_id. */
-static void reply_error(struct conn *c, uint64_t request_id, const char *text)
-{
-	const char *why;
-
-	log_warning("request %llu: %s", (unsigned long long)request_id, text);
-	str_reset(&c->reply);
-	attr_put_uint(&c->reply, ATTR_REQUEST_ID, request_id, &why);
-	attr_put_str(&c->reply, DELIVERY_ATTR_ERROR, text, &why);
-	attr_end(&c->reply);
-}
 
 struct rcpt_block {
 	const char *id;
@@ -233,11 +113,13 @@ fail:
 	return -1;
 }
 
-/* Serve one parsed request; the reply is left in c->reply. Returns -1
- * when the connection must be closed after the reply (version). */
-static int handle_request(struct virtual_agent *va, struct conn *c, struct attr_list *req)
+/* Serve one request (request_server.h: version and request_id are
+ * checked); the reply goes to reply. Returns -1 when the connection must
+ * be closed after the reply. */
+static int handle_request(void *ctx, struct attr_list *req, uint64_t request_id, str_t *reply)
 {
-	uint64_t request_id = 0, active = 0;
+	struct virtual_agent *va = ctx;
+	uint64_t active = 0;
 	const char *value, *why_c;
 	struct rcpt_block *blocks = NULL;
 	struct queue_file *qf = NULL;
@@ -247,25 +129,8 @@ static int handle_request(struct virtual_agent *va, struct conn *c, struct attr_
 	int rc = 0;
 
 	str_init(&why);
-	if (attr_get(req, ATTR_REQUEST_ID) != NULL &&
-	    attr_get_uint(req, ATTR_REQUEST_ID, 0, UINT64_MAX, &request_id, &why_c) < 0) {
-		reply_error(c, 0, why_c);
-		rc = -1;
-		goto out;
-	}
-	value = attr_get(req, ATTR_VERSION);
-	if (!c->versioned || value != NULL) {
-		if (value == NULL || strcmp(value, ATTR_PROTOCOL_VERSION) != 0) {
-			str_appendf(&why, "unsupported protocol version \"%s\" (expected %s)",
-			            value != NULL ? value : "", ATTR_PROTOCOL_VERSION);
-			reply_error(c, request_id, str_c(&why));
-			rc = -1;
-			goto out;
-		}
-		c->versioned = true;
-	}
 	if (attr_get(req, ATTR_REQUEST_ID) == NULL) {
-		reply_error(c, 0, "missing request_id");
+		request_server_reply_error(reply, 0, "missing request_id");
 		rc = -1;
 		goto out;
 	}
@@ -273,33 +138,33 @@ static int handle_request(struct virtual_agent *va, struct conn *c, struct attr_
 	if (value == NULL || strcmp(value, DELIVERY_REQUEST) != 0) {
 		str_appendf(&why, "unknown request \"%s\" (expected %s)",
 		            value != NULL ? value : "", DELIVERY_REQUEST);
-		reply_error(c, request_id, str_c(&why));
+		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
 	value = attr_get(req, DELIVERY_ATTR_QUEUE_NAME);
 	if (value == NULL || queue_name_parse(value, &queue) < 0 ||
 	    (int)queue >= QUEUE_MESSAGE_QUEUES || queue == QUEUE_CORRUPT) {
 		str_appendf(&why, "bad queue_name \"%s\"", value != NULL ? value : "");
-		reply_error(c, request_id, str_c(&why));
+		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
 	value = attr_get(req, DELIVERY_ATTR_QUEUE_ID);
 	if (value == NULL || !queue_id_valid(value)) {
 		str_appendf(&why, "bad queue_id \"%s\"", value != NULL ? value : "");
-		reply_error(c, request_id, str_c(&why));
+		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
 	if (attr_get(req, DELIVERY_ATTR_TIME_ACTIVE) != NULL &&
 	    attr_get_uint(req, DELIVERY_ATTR_TIME_ACTIVE, 0, INT64_MAX, &active, &why_c) < 0) {
-		reply_error(c, request_id, why_c);
+		request_server_reply_error(reply, request_id, why_c);
 		goto out;
 	}
 	if (parse_blocks(req, &blocks, &n, &why) < 0) {
-		reply_error(c, request_id, str_c(&why));
+		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
 	if (queue_file_open(va->qd, queue, value, 0, &qf, &why) != QUEUE_FILE_OK) {
-		reply_error(c, request_id, str_c(&why));
+		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
 
@@ -319,25 +184,24 @@ static int handle_request(struct virtual_agent *va, struct conn *c, struct attr_
 
 		msg.active_us = active > 0 ? (int64_t)active : msg.start_us;
 		str_init(&out.reason);
-		str_reset(&c->reply);
-		attr_put_uint(&c->reply, ATTR_REQUEST_ID, request_id, &e);
+		str_reset(reply);
+		attr_put_uint(reply, ATTR_REQUEST_ID, request_id, &e);
 		for (size_t i = 0; i < n; i++) {
 			virtual_deliver(va, &msg, blocks[i].recipient,
 			                blocks[i].orig != NULL ? blocks[i].orig
 			                                       : blocks[i].recipient,
 			                &out);
-			attr_put_str(&c->reply, DELIVERY_ATTR_RCPT_ID, blocks[i].id, &e);
-			attr_put_str(&c->reply, DELIVERY_ATTR_ACTION, out.action, &e);
-			attr_put_str(&c->reply, DELIVERY_ATTR_STATUS, out.status, &e);
+			attr_put_str(reply, DELIVERY_ATTR_RCPT_ID, blocks[i].id, &e);
+			attr_put_str(reply, DELIVERY_ATTR_ACTION, out.action, &e);
+			attr_put_str(reply, DELIVERY_ATTR_STATUS, out.status, &e);
 			/* A reason holds no CR/LF (table values and errno texts
 			 * do not); if one ever did, say so rather than send
 			 * nothing. */
-			if (attr_put_str(&c->reply, DELIVERY_ATTR_REASON, str_c(&out.reason), &e) <
-			    0)
-				attr_put_str(&c->reply, DELIVERY_ATTR_REASON,
+			if (attr_put_str(reply, DELIVERY_ATTR_REASON, str_c(&out.reason), &e) < 0)
+				attr_put_str(reply, DELIVERY_ATTR_REASON,
 				             "(reason not shown: it holds a line break)", &e);
 		}
-		attr_end(&c->reply);
+		attr_end(reply);
 		str_free(&out.reason);
 	}
 out:
@@ -345,107 +209,6 @@ out:
 	free(blocks);
 	str_free(&why);
 	return rc;
-}
-
-/* Serve one connection until EOF, an error, a timeout or a stop signal
- * between requests. */
-static void serve(struct virtual_agent *va, int fd)
-{
-	static const struct attr_limits limits = ATTR_LIMITS_DEFAULT;
-	struct conn c = {.fd = fd, .parser = attr_parser_new(&limits)};
-	char *buf = xmalloc(VIRTUAL_READ_SIZE);
-	size_t have = 0, pos = 0;
-	bool partial = false;
-
-	str_init(&c.reply);
-	while (stop_signal == 0) {
-		enum attr_parse_status st;
-		size_t used = 0;
-
-		if (pos == have) {
-			ssize_t n;
-			int w = wait_fd(fd, POLLIN, VIRTUAL_IDLE_TIMEOUT);
-
-			if (w == 0) {
-				log_info("closing an idle connection after %d s",
-				         VIRTUAL_IDLE_TIMEOUT);
-				break;
-			}
-			if (w < 0)
-				continue; /* a signal: the loop condition decides */
-			n = read(fd, buf, VIRTUAL_READ_SIZE);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (n < 0) {
-				log_warning("read request: %m");
-				break;
-			}
-			if (n == 0) {
-				if (partial)
-					log_warning(
-					        "client closed the connection inside a request");
-				break;
-			}
-			pos = 0;
-			have = (size_t)n;
-		}
-		st = attr_parser_feed(c.parser, buf + pos, have - pos, &used);
-		pos += used;
-		partial = true;
-		if (st == ATTR_PARSE_NEED_MORE)
-			continue;
-		if (st == ATTR_PARSE_ERROR) {
-			str_t why;
-
-			str_init(&why);
-			str_appendf(&why, "malformed request: %s", attr_parser_error(c.parser));
-			reply_error(&c, 0, str_c(&why));
-			str_free(&why);
-			(void)send_reply(&c);
-			break;
-		}
-		{
-			struct attr_list *req = attr_parser_take(c.parser);
-			int rc = handle_request(va, &c, req);
-
-			attr_list_destroy(&req);
-			attr_parser_reset(c.parser);
-			partial = false;
-			if (send_reply(&c) < 0 || rc < 0)
-				break;
-		}
-	}
-	attr_parser_destroy(&c.parser);
-	str_free(&c.reply);
-	free(buf);
-}
-
-/* ---- Setup ---- */
-
-static int open_listener(struct daemon *d)
-{
-	const char *qdir = config_str(d->cfg, "queue_directory");
-	char *private_dir = xasprintf("%s/private", qdir);
-	char *path = xasprintf("%s/virtual", private_dir);
-	str_t error;
-	int fd;
-
-	if (d->n_listen_fds > 0) {
-		free(private_dir);
-		free(path);
-		return d->listen_fds[0];
-	}
-	str_init(&error);
-	if (mkdir(private_dir, 0700) < 0 && errno != EEXIST)
-		log_fatal("mkdir %s: %m", private_dir);
-	fd = unix_listen(path, 0600, 64, &error);
-	if (fd < 0)
-		log_fatal("%s", str_c(&error));
-	log_info("listening on %s", path);
-	str_free(&error);
-	free(private_dir);
-	free(path);
-	return fd;
 }
 
 static void agent_open(struct virtual_agent *va, struct daemon *d)
@@ -508,33 +271,20 @@ int main(int argc, char **argv)
 	static const struct daemon_spec spec = {.program = "virtual"};
 	struct daemon *d = daemon_init(&spec, argc, argv);
 	struct virtual_agent va;
-	int listen_fd;
+	const struct request_server_spec server = {
+	        .service = "virtual",
+	        .idle_timeout = VIRTUAL_IDLE_TIMEOUT,
+	        .handle = handle_request,
+	        .ctx = &va,
+	};
+	int status;
 
 	memset(&va, 0, sizeof(va));
-	setup_signals();
 	agent_open(&va, d);
-	listen_fd = open_listener(d);
 	log_info("starting: virtual_mailbox_base %s%s", va.base,
 	         va.root ? ", delivering as each mailbox owner" : ", delivering as this user");
-	while (stop_signal == 0) {
-		int fd;
-
-		if (wait_fd(listen_fd, POLLIN, -1) <= 0)
-			continue;
-		fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			/* Another process took it, or the client left. */
-			if (errno != EAGAIN && errno != ECONNABORTED && errno != EINTR)
-				log_warning("accept: %m");
-			continue;
-		}
-		serve(&va, fd);
-		close(fd);
-	}
-	log_info("terminating on signal %d", (int)stop_signal);
-	if (d->n_listen_fds == 0)
-		close(listen_fd);
+	status = request_server_run(d, &server);
 	agent_close(&va);
 	daemon_destroy(&d);
-	return 0;
+	return status;
 }
