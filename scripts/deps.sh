@@ -48,6 +48,8 @@ dovecot-mysql     # the same on MariaDB
 dovecot-pgsql     # the same on PostgreSQL
 sqlite3           # inspecting the embedded database in tests
 swaks             # real SMTP client in system tests
+man-db            # test_cli_help.py renders the installed man pages with man
+groff-base        # ... and checks them with groff -ww
 pflogsumm         # proves the log lines are Postfix's: test_pflogsumm.py reads them
 openssl           # certificates and s_client in TLS tests
 procps            # pgrep/ps used when stopping servers

@@ -29,7 +29,7 @@
 #include "conf/log_config.h"
 #include "conf/mastercf.h"
 
-#define DAEMON_COMMON_OPTIONS "c:vs:l:e"
+#define DAEMON_COMMON_OPTIONS "c:vs:l:eV"
 
 static void daemon_usage(const struct daemon_spec *spec)
 {
@@ -77,6 +77,9 @@ static void daemon_parse_args(struct daemon *d, const struct daemon_spec *spec, 
 		case 'e':
 			d->log_stderr = true;
 			break;
+		case 'V': /* the version, before any configuration is read */
+			printf("%s %s\n", spec->program, POSTERN_VERSION);
+			exit(0);
 		case 's':
 			free(d->service_name);
 			d->service_name = xstrdup(optarg);

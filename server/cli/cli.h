@@ -8,6 +8,7 @@
 #define POSTERN_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* Exit statuses shared by all subcommands (sysexits.h values where one fits). */
 #define CLI_EXIT_OK 0
@@ -32,6 +33,9 @@ void cli_log_open(const char *command);
 int cli_common_options(int argc, char **argv, const char *optstring);
 
 int cli_conf(int argc, char **argv);
+/* `postern conf --man`: write the postern-conf(5) page, generated from
+ * the parameter table, to out (cli_conf_man.c); the exit status. */
+int cli_conf_man(FILE *out);
 int cli_check(int argc, char **argv);
 int cli_map(int argc, char **argv);
 int cli_db(int argc, char **argv);

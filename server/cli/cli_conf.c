@@ -10,10 +10,12 @@
  *   conf set 'NAME = VALUE' (also -e): edit main.cf, keeping comments
  *   conf unset NAME         (also -X): remove from main.cf
  *   conf -M [SERVICE[/TYPE]]: master.cf services, one per line
+ *   conf --man              the postern-conf(5) page (cli_conf_man.c)
  * An edit is checked against the parameter's type before main.cf is
  * touched, and written with fs_write_durable(), so main.cf is never left
  * half-written.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,16 +268,26 @@ static int show_master(struct config *cfg, int argc, char **argv)
 	return status;
 }
 
+enum { OPT_MAN = 256 };
+
+static const struct option long_options[] = {
+        {"man", no_argument, NULL, OPT_MAN},
+        {NULL, 0, NULL, 0},
+};
+
 int cli_conf(int argc, char **argv)
 {
 	struct conf_flags f = {SHOW_CURRENT, false, false};
 	struct config *cfg = NULL, *defaults = NULL;
 	strv_t errors = STRV_INIT;
-	bool edit_set = false, edit_unset = false, master = false;
+	bool edit_set = false, edit_unset = false, master = false, man = false;
 	int opt, status;
 
-	while ((opt = getopt(argc, argv, "c:ndhxeXMv")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:ndhxeXMv", long_options, NULL)) != -1) {
 		switch (opt) {
+		case OPT_MAN:
+			man = true;
+			break;
 		case 'c':
 			cli_globals.config_dir = optarg;
 			break;
@@ -313,6 +325,8 @@ int cli_conf(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (man) /* the table alone: no main.cf is read */
+		return argc == 0 ? cli_conf_man(stdout) : CLI_EXIT_USAGE;
 	if (argc > 0 && (strcmp(argv[0], "set") == 0 || strcmp(argv[0], "unset") == 0)) {
 		edit_set = argv[0][0] == 's';
 		edit_unset = !edit_set;

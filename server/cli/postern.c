@@ -1,11 +1,14 @@
 /* postern.c - the postern command: dispatches to one subcommand.
  *
- * `postern [-c DIR] [-v] COMMAND [ARGS]`. Each command mirrors a Postfix
+ * `postern [-c DIR] [-v] COMMAND [ARGS]`, `postern --help|--version`,
+ * `postern COMMAND --help`. Each command mirrors a Postfix
  * administration command (postconf, postfix check, ...) and is
  * implemented in cli_<command>.c. SECURITY: runs with the caller's
  * privileges; it reads configuration files and, for `conf set`, rewrites
  * main.cf through the durable-write helper.
  */
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,71 +50,160 @@ int cli_common_options(int argc, char **argv, const char *optstring)
 	return 0;
 }
 
-static const struct {
+/* One entry per command. `postern --help` prints every summary (one
+ * line each); `postern COMMAND --help` prints that command's synopsis
+ * and options. The man page postern(1) describes the same commands. */
+static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *usage;
+	/* -h already means something to the command itself (conf -h: values
+	 * only, like postconf; sendmail -h N: a hop count): there only
+	 * --help asks for help. */
+	bool h_is_option;
+	const char *summary;
+	const char *synopsis; /* lines of "ARGS  what it does", after "postern NAME" */
+	const char *options; /* lines describing the options, or NULL */
 } commands[] = {
-        {"conf", cli_conf,
-         "conf [-n|-d] [-h] [-x] [NAME...]      show parameters (postconf)\n"
-         "  conf set 'NAME = VALUE'...            edit main.cf in place (postconf -e)\n"
-         "  conf unset NAME...                    remove from main.cf (postconf -X)\n"
-         "  conf -M [SERVICE[/TYPE]...]           show master.cf services (postconf -M)"},
-        {"check", cli_check,
-         "check                                  check the configuration (postfix check)"},
-        {"map", cli_map,
-         "map query KEY... TABLE                 look keys up in a table (postmap -q)\n"
-         "  map query - TABLE                     keys from standard input (postmap -q -)\n"
-         "  map dump TABLE                        list a texthash: or inline: table (postmap -s)"},
-        {"db", cli_db,
-         "db init|migrate|status|demo           create or upgrade the database schema, load demo "
-         "data"},
-        {"domain", cli_domain,
-         "domain add NAME [--description T] [--quota-default BYTES] [--max-mailboxes N] ...\n"
-         "  domain add NAME --alias-of DOMAIN     add an alias domain\n"
-         "  domain del NAME [--force] | list      delete or list domains"},
-        {"user", cli_user,
-         "user add ADDRESS [--name T] [--quota BYTES] [--password-file F]   add a mailbox\n"
-         "  user passwd ADDRESS | del ADDRESS | list [DOMAIN]"},
-        {"alias", cli_alias,
-         "alias add ADDRESS TARGET...           add an alias (@domain: catch-all)\n"
-         "  alias del ADDRESS [TARGET] | list [DOMAIN]"},
-        {"sendmail", cli_sendmail,
-         "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs|-bp|-bi] [RCPT...]   submit mail "
-         "(sendmail(1))"},
-        {"queue", cli_queue,
-         "queue list                            list the queue (postqueue -p, mailq)\n"
-         "  queue cat [-e] [-h] [-b] ID           show a queued message (postcat -q)\n"
-         "  queue shape [QUEUE...]                messages by domain and age (qshape)\n"
-         "  queue delete|hold|release|requeue ID...|ALL|- [QUEUE]   (postsuper -d/-h/-H/-r)\n"
-         "  queue flush [DOMAIN]                  retry deferred mail now (postqueue -f/-s)"},
-        {"trace", cli_trace,
-         "trace ADDRESS                          where mail for ADDRESS goes, step by step"},
-        {"smtpd", cli_smtpd,
-         "smtpd [-e] [-s SERVICE] [ARGS]        run the SMTP server in the foreground"},
-        {"start", cli_start,
-         "start                                  start the mail system (postfix start)"},
-        {"start-fg", cli_start_fg,
-         "start-fg                               run the master in the foreground (postfix "
-         "start-fg)"},
-        {"stop", cli_stop,
-         "stop                                   stop the mail system (postfix stop)"},
-        {"reload", cli_reload,
-         "reload                                 re-read the configuration (postfix reload)"},
-        {"status", cli_status,
-         "status                                 is the mail system running (postfix status)"},
+        {"conf", cli_conf, true, "show and edit main.cf, show master.cf (postconf)",
+         "[-n|-d] [-h] [-x] [NAME...]      show parameters (postconf)\n"
+         "set 'NAME = VALUE'...            edit main.cf in place (postconf -e)\n"
+         "unset NAME...                    remove from main.cf (postconf -X)\n"
+         "-M [SERVICE[/TYPE]...]           show master.cf services (postconf -M)\n",
+         "-n  only the parameters set in main.cf\n"
+         "-d  the built-in defaults (needs no main.cf)\n"
+         "-h  values only, without \"NAME = \"\n"
+         "-x  expand $NAME in values\n"
+         "-e  same as set; -X same as unset\n"},
+        {"check", cli_check, false, "check the configuration (postfix check)",
+         "                                 check main.cf, master.cf, directories and tables\n",
+         NULL},
+        {"map", cli_map, false, "look keys up in a table (postmap)",
+         "query KEY... TABLE               look keys up in a table (postmap -q)\n"
+         "query - TABLE                    keys from standard input (postmap -q -)\n"
+         "dump TABLE                       list a texthash: or inline: table (postmap -s)\n",
+         "a key starting with '-' follows \"--\"\n"},
+        {"db", cli_db, false, "create, upgrade or fill the database",
+         "init                             create the schema in the database\n"
+         "migrate                          apply the migrations not yet applied\n"
+         "status                           show the schema version\n"
+         "demo                             load the demo domains and mailboxes\n",
+         NULL},
+        {"domain", cli_domain, false, "add, delete and list domains",
+         "add NAME [OPTIONS]               add a mail domain\n"
+         "add NAME --alias-of DOMAIN       add an alias domain\n"
+         "del NAME [--force]               delete a domain (--force: and its mailboxes, aliases)\n"
+         "list                             list the domains\n",
+         "--description TEXT, --quota-default BYTES, --max-mailboxes N,\n"
+         "--max-aliases N, --transport TRANSPORT, --uid N, --gid N, --backup-mx\n"},
+        {"user", cli_user, false, "add, delete and list mailboxes",
+         "add ADDRESS [OPTIONS]            add a mailbox\n"
+         "passwd ADDRESS [--password-file FILE]   set a mailbox's password\n"
+         "del ADDRESS                      delete a mailbox\n"
+         "list [DOMAIN]                    list mailboxes\n",
+         "--name TEXT, --quota BYTES, --password-file FILE\n"
+         "the password is read from FILE, else from standard input when it is\n"
+         "not a terminal, else asked twice on the terminal\n"},
+        {"alias", cli_alias, false, "add, delete and list aliases",
+         "add ADDRESS TARGET...            add an alias (@domain: catch-all)\n"
+         "del ADDRESS [TARGET]             delete an alias, or one of its targets\n"
+         "list [DOMAIN]                    list aliases\n",
+         NULL},
+        {"sendmail", cli_sendmail, true, "submit mail (sendmail(1))",
+         "[-t] [-i] [-f SENDER] [-F NAME] [RCPT...]   submit a message from standard input\n"
+         "-bs                              SMTP on standard input and output\n"
+         "-bp                              list the queue (mailq)\n"
+         "-bi                              nothing to do (newaliases)\n",
+         "-t  take recipients from To:, Cc:, Bcc:\n"
+         "-i  a line with a single dot does not end the message\n"
+         "the same program runs as sendmail, mailq and newaliases\n"},
+        {"queue", cli_queue, false, "list, show and manage the queue (postqueue, postsuper)",
+         "list                             list the queue (postqueue -p, mailq)\n"
+         "cat [-e] [-h] [-b] ID            show a queued message (postcat -q)\n"
+         "shape [QUEUE...]                 messages by domain and age (qshape)\n"
+         "delete|hold|release|requeue ID...|ALL|- [QUEUE]   (postsuper -d/-h/-H/-r)\n"
+         "flush [DOMAIN]                   retry deferred mail now (postqueue -f/-s)\n",
+         "cat -e, -h, -b: only the envelope, headers, body\n"
+         "ID - reads the queue IDs from standard input\n"},
+        {"trace", cli_trace, false, "where mail for an address goes, step by step",
+         "ADDRESS                          domain, aliases, mailbox, transport\n", NULL},
+        {"smtpd", cli_smtpd, false, "run the SMTP server in the foreground",
+         "[-e] [-s SERVICE] [ARGS]         run the smtpd program with these arguments\n",
+         "-e  log to stderr\n"
+         "-s  run as this master.cf service\n"},
+        {"start", cli_start, false, "start the mail system (postfix start)", "\n", NULL},
+        {"start-fg", cli_start_fg, false, "run the master in the foreground (postfix start-fg)",
+         "\n", NULL},
+        {"stop", cli_stop, false, "stop the mail system (postfix stop)", "\n", NULL},
+        {"reload", cli_reload, false, "re-read the configuration (postfix reload)", "\n", NULL},
+        {"status", cli_status, false, "is the mail system running (postfix status)", "\n", NULL},
 };
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: postern [-c DIR] [-v] COMMAND [ARGS]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %s\n", commands[i].usage);
+	fprintf(out, "usage: postern [-c DIR] [-v] COMMAND [ARGS]\n"
+	             "       postern COMMAND --help\n"
+	             "       postern --help | --version\n\n"
+	             "commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 	        "\n-c DIR selects the directory of main.cf and master.cf (default %s,\n"
-	        "or $MAIL_CONFIG); every command also accepts -c after its name.\n",
+	        "or $MAIL_CONFIG); every command also accepts -c after its name.\n"
+	        "-v logs more (repeat for more). See postern(1).\n",
 	        DEF_CONFIG_DIR);
 }
+
+/* Print each line of text with prefix before it. */
+static void print_lines(const char *prefix, const char *text)
+{
+	while (*text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		printf("%s%.*s\n", prefix, (int)n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* `postern COMMAND --help` (or -h): synopsis and options, exit 0. */
+static int command_help(const struct command *c)
+{
+	printf("postern %s - %s\n\nusage:\n", c->name, c->summary);
+	for (const char *line = c->synopsis; *line != '\0';) {
+		size_t n = strcspn(line, "\n");
+
+		printf("  postern [-c DIR] [-v] %s%s%.*s\n", c->name, n > 0 ? " " : "", (int)n,
+		       line);
+		line += n + (line[n] == '\n');
+	}
+	if (c->options != NULL) {
+		printf("\n");
+		print_lines("  ", c->options);
+	}
+	printf("\n-c DIR  directory of main.cf and master.cf (default %s)\n"
+	       "-v      more verbose logging\n",
+	       DEF_CONFIG_DIR);
+	return CLI_EXIT_OK;
+}
+
+/* Does the command's argument list ask for help? --help anywhere
+ * before "--", or -h as the first argument where -h means nothing else. */
+static bool wants_help(const struct command *c, int argc, char **argv)
+{
+	if (argc > 1 && !c->h_is_option && strcmp(argv[1], "-h") == 0)
+		return true;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+static const struct option long_options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+};
 
 int main(int argc, char **argv)
 {
@@ -133,7 +225,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* Global options stop at the first non-option: the command name. */
-	while ((opt = getopt(argc, argv, "+c:vh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:vhV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			cli_globals.config_dir = optarg;
@@ -144,6 +236,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return CLI_EXIT_OK;
+		case 'V':
+			printf("postern %s\n", POSTERN_VERSION);
+			return CLI_EXIT_OK;
 		default:
 			usage(stderr);
 			return CLI_EXIT_USAGE;
@@ -153,11 +248,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			char **sub_argv = argv + optind;
 			int sub_argc = argc - optind;
 
+			if (wants_help(&commands[i], sub_argc, sub_argv))
+				return command_help(&commands[i]);
 			optind = 1; /* the subcommand parses its own options */
 			cli_log_open(commands[i].name);
 			return commands[i].run(sub_argc, sub_argv);
