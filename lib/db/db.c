@@ -142,6 +142,16 @@ static void dsn_where(struct config *cfg, const struct db_params *p, str_t *out)
 		str_append(out, config_where(cfg, p->dsn));
 }
 
+/* The password file parameter to name in messages: as for dsn_where, the
+ * one main.cf sets (database_password_file when the read one is left at
+ * its default). */
+static const char *pw_param(struct config *cfg, const struct db_params *p)
+{
+	if (p != &params_write && !config_is_set(cfg, p->password_file))
+		return params_write.password_file;
+	return p->password_file;
+}
+
 int db_settings(struct config *cfg, enum db_access access, struct sql_settings *s, str_t *error)
 {
 	const struct db_params *p = db_access_params(access);
@@ -169,7 +179,7 @@ int db_settings(struct config *cfg, enum db_access access, struct sql_settings *
 	}
 	/* SQLite has no password: the file's permissions protect it. */
 	if (pwfile[0] != '\0' && strncmp(dsn, "sqlite:", 7) != 0 &&
-	    db_read_password_file(p->password_file, pwfile, &password, error) < 0)
+	    db_read_password_file(pw_param(cfg, p), pwfile, &password, error) < 0)
 		return -1;
 	str_init(&msg);
 	ret = sql_dsn_parse(dsn, password, s, &msg);
