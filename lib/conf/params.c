@@ -59,6 +59,8 @@ static const struct param_def params[] = {
 	STR_R("data_directory", DEF_DATA_DIR, "directory for postern's writable data (SQLite database, caches)"),
 	STR("database", "sqlite:$data_directory/postern.db", "postern's own schema: sqlite:/path, mysql://user@host[:port]/db or " "pgsql://user@host[:port]/db"),
 	STR("database_password_file", "", "file holding the database password (readable only by root and mail_owner)"),
+	STR("database_readonly", "$database", "postern's own schema for lookups only (smtpd, qmgr, pickup, db: tables, trace, map query): a DSN like database, for an account that may only SELECT"),
+	STR("database_readonly_password_file", "$database_password_file", "file holding the database_readonly password (readable only by root and mail_owner)"),
 	INT("debug_peer_level", "2", 1, 100, "verbosity added for clients listed in debug_peer_list"),
 	LIST("debug_peer_list", "", "clients (names, addresses, networks) whose sessions are logged in detail"),
 	INT("default_destination_concurrency_limit", "20", 0, INT_MAX32, "parallel deliveries to one destination"),

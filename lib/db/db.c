@@ -1,6 +1,8 @@
 /* db.c - open postern's own database from main.cf (see db.h).
  *
- * Reads the `database` DSN and database_password_file, checks that the
+ * Maps the caller's access (read or write) to its pair of parameters
+ * (database_readonly or database, each with its password file), reads
+ * the DSN and the password file, checks that the
  * password file is private and that an SQLite file exists (or creates it
  * for `postern db init`), and hands the settings to the SQL layer, which
  * connects lazily. Used by table_db.c, db_migrate.c, db_admin.c and the
@@ -21,10 +23,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "conf/config.h"
 
-int db_read_password_file(const char *path, char **password_r, str_t *error)
+/* Why two accounts: the processes that parse network input (smtpd and
+ * everything that only looks up) should not be able to change the
+ * schema's rows even if they are taken over; only virtual (quota_usage),
+ * the command line and the admin get the account that may write. */
+static const struct db_params params_read = {
+        .dsn = "database_readonly",
+        .password_file = "database_readonly_password_file",
+};
+static const struct db_params params_write = {
+        .dsn = "database",
+        .password_file = "database_password_file",
+};
+
+const struct db_params *db_access_params(enum db_access access)
+{
+	switch (access) {
+	case DB_ACCESS_READ:
+		return &params_read;
+	case DB_ACCESS_WRITE:
+		return &params_write;
+	}
+	log_panic("%s: unknown access %d", __func__, (int)access);
+}
+
+int db_read_password_file(const char *param, const char *path, char **password_r, str_t *error)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
@@ -32,16 +59,16 @@ int db_read_password_file(const char *path, char **password_r, str_t *error)
 	size_t len = 0, line;
 
 	if (fd < 0) {
-		str_appendf(error, "database_password_file %s: cannot open: %m", path);
+		str_appendf(error, "%s %s: cannot open: %m", param, path);
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		str_appendf(error, "database_password_file %s: cannot stat: %m", path);
+		str_appendf(error, "%s %s: cannot stat: %m", param, path);
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		str_appendf(error, "database_password_file %s: not a regular file", path);
+		str_appendf(error, "%s %s: not a regular file", param, path);
 		close(fd);
 		return -1;
 	}
@@ -49,10 +76,10 @@ int db_read_password_file(const char *path, char **password_r, str_t *error)
 	 * password everyone on the host has; fixing it takes one chmod. */
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		str_appendf(error,
-		            "database_password_file %s is %s by others (mode %04o): it must be "
+		            "%s %s is %s by others (mode %04o): it must be "
 		            "readable only by root and mail_owner (chmod 0640, owner root, group "
 		            "of mail_owner)",
-		            path, (st.st_mode & S_IROTH) ? "readable" : "writable",
+		            param, path, (st.st_mode & S_IROTH) ? "readable" : "writable",
 		            (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
@@ -64,14 +91,14 @@ int db_read_password_file(const char *path, char **password_r, str_t *error)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			str_appendf(error, "database_password_file %s: read error: %m", path);
+			str_appendf(error, "%s %s: read error: %m", param, path);
 			goto fail;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > DB_PASSWORD_FILE_MAX) {
-			str_appendf(error, "database_password_file %s: larger than %d bytes", path,
+			str_appendf(error, "%s %s: larger than %d bytes", param, path,
 			            DB_PASSWORD_FILE_MAX);
 			goto fail;
 		}
@@ -84,12 +111,11 @@ int db_read_password_file(const char *path, char **password_r, str_t *error)
 	if (line > 0 && buf[line - 1] == '\r')
 		line--;
 	if (line == 0) {
-		str_appendf(error, "database_password_file %s: the first line is empty", path);
+		str_appendf(error, "%s %s: the first line is empty", param, path);
 		goto fail;
 	}
 	if (memchr(buf, '\0', line) != NULL) {
-		str_appendf(error, "database_password_file %s: the password holds a NUL byte",
-		            path);
+		str_appendf(error, "%s %s: the password holds a NUL byte", param, path);
 		goto fail;
 	}
 	*password_r = xstrndup(buf, line);
@@ -104,37 +130,63 @@ fail:
 	return -1;
 }
 
-int db_settings(struct config *cfg, struct sql_settings *s, str_t *error)
+/* Where the DSN of p came from, for messages. database_readonly left at
+ * its default ($database) is the line that set database: that is the
+ * line to fix. */
+static void dsn_where(struct config *cfg, const struct db_params *p, str_t *out)
 {
+	if (p != &params_write && !config_is_set(cfg, p->dsn))
+		str_appendf(out, "%s (%s defaults to $%s)", config_where(cfg, params_write.dsn),
+		            p->dsn, params_write.dsn);
+	else
+		str_append(out, config_where(cfg, p->dsn));
+}
+
+/* The password file parameter to name in messages: as for dsn_where, the
+ * one main.cf sets (database_password_file when the read one is left at
+ * its default). */
+static const char *pw_param(struct config *cfg, const struct db_params *p)
+{
+	if (p != &params_write && !config_is_set(cfg, p->password_file))
+		return params_write.password_file;
+	return p->password_file;
+}
+
+int db_settings(struct config *cfg, enum db_access access, struct sql_settings *s, str_t *error)
+{
+	const struct db_params *p = db_access_params(access);
 	const char *dsn, *pwfile, *why;
 	char *password = NULL;
 	str_t msg;
 	int ret;
 
 	memset(s, 0, sizeof(*s));
-	if (config_expand(cfg, "database", &dsn, &why) < 0) {
+	if (config_expand(cfg, p->dsn, &dsn, &why) < 0) {
 		str_append(error, why);
 		return -1;
 	}
 	if (dsn[0] == '\0') {
+		dsn_where(cfg, p, error);
 		str_appendf(error,
-		            "%s: database is empty: expected sqlite:/path/file.db, "
+		            ": %s is empty: expected sqlite:/path/file.db, "
 		            "mysql://user@host/db or pgsql://user@host/db",
-		            config_where(cfg, "database"));
+		            p->dsn);
 		return -1;
 	}
-	if (config_expand(cfg, "database_password_file", &pwfile, &why) < 0) {
+	if (config_expand(cfg, p->password_file, &pwfile, &why) < 0) {
 		str_append(error, why);
 		return -1;
 	}
 	/* SQLite has no password: the file's permissions protect it. */
 	if (pwfile[0] != '\0' && strncmp(dsn, "sqlite:", 7) != 0 &&
-	    db_read_password_file(pwfile, &password, error) < 0)
+	    db_read_password_file(pw_param(cfg, p), pwfile, &password, error) < 0)
 		return -1;
 	str_init(&msg);
 	ret = sql_dsn_parse(dsn, password, s, &msg);
-	if (ret < 0)
-		str_appendf(error, "%s: %s", config_where(cfg, "database"), str_c(&msg));
+	if (ret < 0) {
+		dsn_where(cfg, p, error);
+		str_appendf(error, ": %s", str_c(&msg));
+	}
 	str_free(&msg);
 	if (password != NULL) {
 		explicit_bzero(password, strlen(password));
@@ -208,8 +260,8 @@ static int sqlite_create(struct config *cfg, const char *path, bool *created_r, 
 	return 0;
 }
 
-int db_open_flags(struct config *cfg, unsigned flags, struct sql_conn **conn_r, bool *created_r,
-                  str_t *error)
+int db_open_flags(struct config *cfg, enum db_access access, unsigned flags,
+                  struct sql_conn **conn_r, bool *created_r, str_t *error)
 {
 	struct sql_settings s;
 	bool created = false;
@@ -217,7 +269,7 @@ int db_open_flags(struct config *cfg, unsigned flags, struct sql_conn **conn_r, 
 	*conn_r = NULL;
 	if (created_r != NULL)
 		*created_r = false;
-	if (db_settings(cfg, &s, error) < 0)
+	if (db_settings(cfg, access, &s, error) < 0)
 		return -1;
 	if (flags & DB_OPEN_NO_QUERY_TIMEOUT)
 		s.query_timeout = 0;
@@ -238,7 +290,7 @@ int db_open_flags(struct config *cfg, unsigned flags, struct sql_conn **conn_r, 
 	return 0;
 }
 
-int db_open(struct config *cfg, struct sql_conn **conn_r, str_t *error)
+int db_open(struct config *cfg, enum db_access access, struct sql_conn **conn_r, str_t *error)
 {
-	return db_open_flags(cfg, 0, conn_r, NULL, error);
+	return db_open_flags(cfg, access, 0, conn_r, NULL, error);
 }

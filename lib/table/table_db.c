@@ -11,7 +11,9 @@
  *   transport_maps          = db:transport
  *   smtpd_sender_login_maps = db:sender_login
  *
- * and these tables answer from the `database` of main.cf (lib/db) with
+ * and these tables answer from the `database_readonly` of main.cf
+ * (lib/db, DB_ACCESS_READ: they only ever SELECT, so the processes that
+ * look up, smtpd first, need no account that may write) with
  * fixed, parameterised queries (sql/README.md describes the schema).
  * Only active rows count: an inactive domain, mailbox, alias or alias
  * domain is "not found", and so is everything in an inactive domain.
@@ -22,7 +24,7 @@
  * its tables are too (table_async.c gives every worker its own copy).
  *
  * On failure: opening fails only for an unknown NAME or a broken
- * `database` setting; every database problem at lookup time (server down,
+ * `database_readonly` setting; every database problem at lookup time (server down,
  * missing SQLite file, no schema) is TABLE_TEMPFAIL with a message naming
  * the table and the server, never "not found".
  */
@@ -102,11 +104,12 @@ static struct db_shared *shared_list;
 
 static struct db_shared *shared_get(struct config *cfg, str_t *error)
 {
+	const struct db_params *p = db_access_params(DB_ACCESS_READ);
 	const char *dsn, *pwfile, *why;
 	struct db_shared *sh;
 
-	if (config_expand(cfg, "database", &dsn, &why) < 0 ||
-	    config_expand(cfg, "database_password_file", &pwfile, &why) < 0) {
+	if (config_expand(cfg, p->dsn, &dsn, &why) < 0 ||
+	    config_expand(cfg, p->password_file, &pwfile, &why) < 0) {
 		str_append(error, why);
 		return NULL;
 	}
@@ -122,7 +125,7 @@ static struct db_shared *shared_get(struct config *cfg, str_t *error)
 	pthread_mutex_unlock(&shared_lock);
 
 	sh = xcalloc(1, sizeof(*sh));
-	if (db_settings(cfg, &sh->set, error) < 0) {
+	if (db_settings(cfg, DB_ACCESS_READ, &sh->set, error) < 0) {
 		free(sh);
 		return NULL;
 	}

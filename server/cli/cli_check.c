@@ -25,6 +25,7 @@
 #include "conf/config.h"
 #include "conf/mastercf.h"
 #include "conf/params.h"
+#include "db/db.h"
 #include "smtp/restrict.h"
 #include "table/table.h"
 
@@ -90,6 +91,29 @@ static void check_table_files(struct config *cfg, strv_t *errors, strv_t *warnin
 	}
 }
 
+/* The password files of both database accounts (db.h); the read one only
+ * when it is another file (by default it is the same). */
+static void check_db_password_files(struct config *cfg, strv_t *errors, strv_t *warnings)
+{
+	const struct db_params *w = db_access_params(DB_ACCESS_WRITE);
+	const struct db_params *r = db_access_params(DB_ACCESS_READ);
+	const char *wfile = "", *rfile = "";
+	char *wcopy;
+
+	if (config_expand(cfg, w->password_file, &wfile, &(const char *){NULL}) < 0)
+		wfile = "";
+	/* a copy: the next expansion may reuse the config's buffer */
+	wcopy = xstrdup(wfile);
+	if (wcopy[0] != '\0')
+		check_secret_file(wcopy, config_where(cfg, w->password_file), "password file",
+		                  errors, warnings);
+	if (config_expand(cfg, r->password_file, &rfile, &(const char *){NULL}) == 0 &&
+	    rfile[0] != '\0' && strcmp(rfile, wcopy) != 0)
+		check_secret_file(rfile, config_where(cfg, r->password_file), "password file",
+		                  errors, warnings);
+	free(wcopy);
+}
+
 /* Open every table of every table-list parameter set in main.cf. */
 static void check_tables(struct config *cfg, strv_t *errors)
 {
@@ -136,7 +160,6 @@ int cli_check(int argc, char **argv)
 	struct master_conf *mc = NULL;
 	strv_t errors = STRV_INIT, warnings = STRV_INIT, services = STRV_INIT;
 	char *master_path;
-	const char *pwfile;
 
 	if (cli_common_options(argc, argv, "c:v") < 0) {
 		fprintf(stderr, "usage: postern check [-c DIR] [-v]\n");
@@ -177,10 +200,7 @@ int cli_check(int argc, char **argv)
 	check_table_files(cfg, &errors, &warnings);
 	check_tables(cfg, &errors);
 	restrict_config_check(cfg, &errors);
-	if (config_expand(cfg, "database_password_file", &pwfile, &(const char *){NULL}) == 0 &&
-	    pwfile[0] != '\0')
-		check_secret_file(pwfile, config_where(cfg, "database_password_file"),
-		                  "password file", &errors, &warnings);
+	check_db_password_files(cfg, &errors, &warnings);
 	{
 		char *main_path = xasprintf("%s/main.cf", cli_globals.config_dir);
 

@@ -71,7 +71,9 @@ int cli_db_open(struct cli_db *d, unsigned flags)
 	if (d->cfg == NULL)
 		return CLI_EXIT_FAIL;
 	str_init(&error);
-	if (db_open_flags(d->cfg, flags, &d->conn, &d->created, &error) < 0) {
+	/* The write account: every command built on cli_db_open (db, user,
+	 * domain, alias) changes rows or the schema, or reports on them. */
+	if (db_open_flags(d->cfg, DB_ACCESS_WRITE, flags, &d->conn, &d->created, &error) < 0) {
 		log_error("%s", str_c(&error));
 		str_free(&error);
 		config_destroy(&d->cfg);

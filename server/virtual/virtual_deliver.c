@@ -136,14 +136,15 @@ static void become_root(struct virtual_agent *va)
 
 /* Mirror the Maildir++ usage of the mailbox into quota_usage. Runs after
  * the identity is back to the agent's own (the database connection is
- * the agent's). Warnings only. */
+ * the agent's). The one write of a daemon, hence `database` (its lookups
+ * go through db: tables on database_readonly). Warnings only. */
 static void mirror_usage(struct virtual_agent *va, const struct mailbox_info *info,
                          const struct maildir_quota_usage *usage)
 {
 	str_t error;
 
 	str_init(&error);
-	if (va->db == NULL && db_open(va->cfg, &va->db, &error) < 0) {
+	if (va->db == NULL && db_open(va->cfg, DB_ACCESS_WRITE, &va->db, &error) < 0) {
 		log_warning("quota_usage for %s not updated: %s", info->key, str_c(&error));
 		str_free(&error);
 		return;

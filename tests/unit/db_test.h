@@ -52,7 +52,7 @@ static inline void test_db_setup(struct test_db *db, bool init, bool demo)
 	if (!init)
 		return;
 	str_init(&error);
-	if (db_open_flags(db->cfg, DB_OPEN_CREATE, &db->conn, NULL, &error) < 0 ||
+	if (db_open_flags(db->cfg, DB_ACCESS_WRITE, DB_OPEN_CREATE, &db->conn, NULL, &error) < 0 ||
 	    db_migrate(db->conn, true, NULL, &error) != SQL_OK ||
 	    (demo && db_load_demo(db->conn, &error) != SQL_OK))
 		fail_msg("setting up %s: %s", db->db_path, str_c(&error));

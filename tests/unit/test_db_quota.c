@@ -53,7 +53,7 @@ static void test_no_schema(void **state)
 	(void)state;
 	str_init(&error);
 	test_db_setup(&db, false, false);
-	if (db_open_flags(db.cfg, DB_OPEN_CREATE, &db.conn, NULL, &error) < 0)
+	if (db_open_flags(db.cfg, DB_ACCESS_WRITE, DB_OPEN_CREATE, &db.conn, NULL, &error) < 0)
 		fail_msg("%s", str_c(&error));
 	assert_int_not_equal(db_quota_usage_set(db.conn, "bob@example.com", 1, 1, &error), SQL_OK);
 	assert_non_null(strstr(str_c(&error), "quota_usage for bob@example.com: "));

@@ -68,7 +68,7 @@ static void test_migrate_sqlite(void **state)
 	str_init(&error);
 
 	/* without the file: an error naming it and db init; no file made */
-	assert_int_equal(db_open(db.cfg, &db.conn, &error), -1);
+	assert_int_equal(db_open(db.cfg, DB_ACCESS_WRITE, &db.conn, &error), -1);
 	assert_non_null(strstr(str_c(&error), db.db_path));
 	assert_non_null(strstr(str_c(&error), "run postern db init"));
 	assert_null(db.conn);
@@ -77,7 +77,9 @@ static void test_migrate_sqlite(void **state)
 	/* init creates it 0640 even under umask 077 */
 	str_reset(&error);
 	old_umask = umask(077);
-	assert_int_equal(db_open_flags(db.cfg, DB_OPEN_CREATE, &db.conn, &created, &error), 0);
+	assert_int_equal(
+	        db_open_flags(db.cfg, DB_ACCESS_WRITE, DB_OPEN_CREATE, &db.conn, &created, &error),
+	        0);
 	umask(old_umask);
 	assert_true(created);
 	assert_int_equal(stat(db.db_path, &sb), 0);
@@ -114,7 +116,9 @@ static void test_migrate_sqlite(void **state)
 
 	/* a second DB_OPEN_CREATE keeps the file */
 	sql_conn_destroy(&db.conn);
-	assert_int_equal(db_open_flags(db.cfg, DB_OPEN_CREATE, &db.conn, &created, &error), 0);
+	assert_int_equal(
+	        db_open_flags(db.cfg, DB_ACCESS_WRITE, DB_OPEN_CREATE, &db.conn, &created, &error),
+	        0);
 	assert_false(created);
 
 	/* the demo twice: the same rows */
@@ -166,7 +170,8 @@ static void test_create_needs_directory(void **state)
 	str_init(&error);
 	text = xasprintf("database = sqlite:%s/missing/postern.db\n", dir);
 	cfg = test_db_config(text);
-	assert_int_equal(db_open_flags(cfg, DB_OPEN_CREATE, &conn, NULL, &error), -1);
+	assert_int_equal(db_open_flags(cfg, DB_ACCESS_WRITE, DB_OPEN_CREATE, &conn, NULL, &error),
+	                 -1);
 	assert_non_null(strstr(str_c(&error), "missing/postern.db"));
 	assert_non_null(strstr(str_c(&error), "directory does not exist"));
 	assert_null(conn);
@@ -210,11 +215,14 @@ static void test_password_file(void **state)
 		password = NULL;
 		str_reset(&error);
 		if (cases[i].password != NULL) {
-			if (db_read_password_file(path, &password, &error) < 0)
+			if (db_read_password_file("database_password_file", path, &password,
+			                          &error) < 0)
 				fail_msg("case %zu: %s", i, str_c(&error));
 			assert_string_equal(password, cases[i].password);
 		} else {
-			assert_int_equal(db_read_password_file(path, &password, &error), -1);
+			assert_int_equal(db_read_password_file("database_password_file", path,
+			                                       &password, &error),
+			                 -1);
 			if (strstr(str_c(&error), cases[i].error) == NULL ||
 			    strstr(str_c(&error), path) == NULL)
 				fail_msg("case %zu: expected [%s] naming %s, got [%s]", i,
@@ -229,12 +237,15 @@ static void test_password_file(void **state)
 	big[DB_PASSWORD_FILE_MAX + 1] = '\0';
 	path = write_mode(dir, "big", big, 0600);
 	str_reset(&error);
-	assert_int_equal(db_read_password_file(path, &password, &error), -1);
+	assert_int_equal(db_read_password_file("database_password_file", path, &password, &error),
+	                 -1);
 	assert_non_null(strstr(str_c(&error), "larger than 4096 bytes"));
 	free(path);
 	free(big);
 	str_reset(&error);
-	assert_int_equal(db_read_password_file("/nonexistent/pw", &password, &error), -1);
+	assert_int_equal(db_read_password_file("database_password_file", "/nonexistent/pw",
+	                                       &password, &error),
+	                 -1);
 	assert_non_null(strstr(str_c(&error), "/nonexistent/pw"));
 	str_free(&error);
 	test_rmtree(&dir);
@@ -256,7 +267,7 @@ static void test_settings(void **state)
 	                 "database_password_file = %s\n",
 	                 pw);
 	cfg = test_db_config(text);
-	assert_int_equal(db_settings(cfg, &s, &error), 0);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), 0);
 	assert_int_equal(s.type, SQL_MYSQL);
 	assert_string_equal(s.user, "postern");
 	assert_string_equal(s.password, "hunter2");
@@ -269,7 +280,7 @@ static void test_settings(void **state)
 
 	/* a password in the DSN is refused, naming the line, never echoed */
 	cfg = test_db_config("\ndatabase = pgsql://postern:hunter2@db1.example/mail\n");
-	assert_int_equal(db_settings(cfg, &s, &error), -1);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), -1);
 	assert_non_null(strstr(str_c(&error), "main.cf, line 2"));
 	assert_non_null(strstr(str_c(&error), "database_password_file"));
 	assert_null(strstr(str_c(&error), "hunter2"));
@@ -279,7 +290,7 @@ static void test_settings(void **state)
 	str_reset(&error);
 	cfg = test_db_config("database = pgsql://postern@db1.example/mail\n"
 	                     "database_password_file = /nonexistent/pw\n");
-	assert_int_equal(db_settings(cfg, &s, &error), -1);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), -1);
 	assert_non_null(strstr(str_c(&error), "database_password_file /nonexistent/pw"));
 	config_destroy(&cfg);
 
@@ -287,7 +298,7 @@ static void test_settings(void **state)
 	str_reset(&error);
 	cfg = test_db_config("database = sqlite:/var/lib/x.db\n"
 	                     "database_password_file = /nonexistent/pw\n");
-	assert_int_equal(db_settings(cfg, &s, &error), 0);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), 0);
 	assert_int_equal(s.type, SQL_SQLITE);
 	assert_string_equal(s.dbname, "/var/lib/x.db");
 	assert_null(s.password);
@@ -296,18 +307,87 @@ static void test_settings(void **state)
 
 	/* the default: $data_directory/postern.db */
 	cfg = test_db_config("data_directory = /srv/postern\n");
-	assert_int_equal(db_settings(cfg, &s, &error), 0);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), 0);
 	assert_string_equal(s.dbname, "/srv/postern/postern.db");
 	sql_settings_free(&s);
 	config_destroy(&cfg);
 
 	/* empty */
 	cfg = test_db_config("database =\n");
-	assert_int_equal(db_settings(cfg, &s, &error), -1);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), -1);
 	assert_non_null(strstr(str_c(&error), "database is empty"));
 	config_destroy(&cfg);
 
 	free(pw);
+	str_free(&error);
+	test_rmtree(&dir);
+}
+
+/* Which account each access uses: database_readonly (and its password
+ * file) default to database's, and once set, only DB_ACCESS_READ uses
+ * them. */
+static void test_access(void **state)
+{
+	struct sql_settings s;
+	struct config *cfg;
+	char *dir = test_tmpdir(), *rw, *ro, *text;
+	str_t error;
+
+	(void)state;
+	str_init(&error);
+	rw = write_mode(dir, "rw", "write-secret\n", 0600);
+	ro = write_mode(dir, "ro", "read-secret\n", 0640);
+	assert_string_equal(db_access_params(DB_ACCESS_WRITE)->dsn, "database");
+	assert_string_equal(db_access_params(DB_ACCESS_READ)->dsn, "database_readonly");
+
+	/* nothing set: both accesses are the one account */
+	text = xasprintf("database = mysql://postern@db1.example/mail\n"
+	                 "database_password_file = %s\n",
+	                 rw);
+	cfg = test_db_config(text);
+	for (int a = DB_ACCESS_READ; a <= DB_ACCESS_WRITE; a++) {
+		assert_int_equal(db_settings(cfg, (enum db_access)a, &s, &error), 0);
+		assert_string_equal(s.user, "postern");
+		assert_string_equal(s.password, "write-secret");
+		sql_settings_free(&s);
+	}
+	config_destroy(&cfg);
+	free(text);
+
+	/* both set: read and write are told apart */
+	text = xasprintf("database = pgsql://postern@db1.example/mail\n"
+	                 "database_password_file = %s\n"
+	                 "database_readonly = pgsql://postern_ro@db2.example:5433/mail\n"
+	                 "database_readonly_password_file = %s\n",
+	                 rw, ro);
+	cfg = test_db_config(text);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_READ, &s, &error), 0);
+	assert_string_equal(s.user, "postern_ro");
+	assert_int_equal(s.hosts.n, 1);
+	assert_string_equal(s.hosts.v[0], "db2.example:5433");
+	assert_string_equal(s.password, "read-secret");
+	sql_settings_free(&s);
+	assert_int_equal(db_settings(cfg, DB_ACCESS_WRITE, &s, &error), 0);
+	assert_string_equal(s.user, "postern");
+	assert_string_equal(s.password, "write-secret");
+	sql_settings_free(&s);
+	config_destroy(&cfg);
+	free(text);
+
+	/* errors name the read parameters */
+	cfg = test_db_config("database_readonly = pgsql://ro@db2.example/mail\n"
+	                     "database_readonly_password_file = /nonexistent/ro\n");
+	assert_int_equal(db_settings(cfg, DB_ACCESS_READ, &s, &error), -1);
+	assert_non_null(strstr(str_c(&error), "database_readonly_password_file /nonexistent/ro"));
+	config_destroy(&cfg);
+	str_reset(&error);
+	cfg = test_db_config("database_readonly =\n");
+	assert_int_equal(db_settings(cfg, DB_ACCESS_READ, &s, &error), -1);
+	assert_non_null(strstr(str_c(&error), "database_readonly is empty"));
+	config_destroy(&cfg);
+
+	free(rw);
+	free(ro);
 	str_free(&error);
 	test_rmtree(&dir);
 }
@@ -321,6 +401,7 @@ int main(void)
 	        cmocka_unit_test(test_create_needs_directory),
 	        cmocka_unit_test(test_password_file),
 	        cmocka_unit_test(test_settings),
+	        cmocka_unit_test(test_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
