@@ -288,11 +288,13 @@ int sql_dsn_parse(const char *dsn, const char *password, struct sql_settings *s,
 	if (at != NULL) {
 		if (memchr(p, ':', (size_t)(at - p)) != NULL) {
 			/* Why: main.cf is world-readable; the password belongs in
-			 * database_password_file (readable by root and mail_owner). */
+			 * the DSN's password file (database_password_file or
+			 * database_readonly_password_file: root and mail_owner). */
 			dsn_error(error, dsn,
 			          "a password in the DSN is refused (main.cf is readable by "
 			          "everyone): remove \":password\" and put the password in "
-			          "database_password_file");
+			          "its password file (database_password_file, or "
+			          "database_readonly_password_file for database_readonly)");
 			goto fail;
 		}
 		if (at == p) {
