@@ -31,6 +31,12 @@ void cli_log_open(const char *command);
  * printed why); the caller prints its usage. */
 int cli_common_options(int argc, char **argv, const char *optstring);
 
+struct config;
+/* Warn on stderr about each parameter set in main.cf or as a master.cf -o
+ * override (config directory cli_globals.config_dir) that is accepted but
+ * not implemented yet, naming file and line. */
+void cli_warn_not_yet(struct config *cfg);
+
 int cli_conf(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_map(int argc, char **argv);
