@@ -897,7 +897,6 @@ static bool same_value(const struct param_def *def, const char *a, const char *b
 	uint64_t ta, tb;
 	strv_t la = STRV_INIT, lb = STRV_INIT;
 	const char *why;
-	bool same;
 
 	switch (def->type) {
 	case PARAM_BOOL:
@@ -918,7 +917,8 @@ static bool same_value(const struct param_def *def, const char *a, const char *b
 	case PARAM_LIST:
 	case PARAM_TABLES:
 		if (strv_split_list(&la, a, &why) == 0 && strv_split_list(&lb, b, &why) == 0) {
-			same = la.n == lb.n;
+			bool same = la.n == lb.n;
+
 			for (size_t i = 0; same && i < la.n; i++)
 				same = strcmp(la.v[i], lb.v[i]) == 0;
 			strv_free(&la);

@@ -80,7 +80,8 @@ static void load_sources(const char *dir, const char *skip, str_t *out)
 		path = xasprintf("%s/%s", dir, de->d_name);
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 			load_sources(path, skip, out);
-		} else if (n > 2 && strcmp(de->d_name + n - 2, ".c") == 0 && strcmp(path, skip) != 0) {
+		} else if (n > 2 && strcmp(de->d_name + n - 2, ".c") == 0 &&
+		           strcmp(path, skip) != 0) {
 			FILE *f = fopen(path, "r");
 			str_t text;
 			char buf[65536];
@@ -150,8 +151,8 @@ static void find_read(const struct param_def *defs, size_t n, const char *source
 
 /* Names of implemented parameters nobody reads go to unread; names of
  * parameters marked not yet that are read go to wrongly_marked. */
-static void check_table(const struct param_def *defs, size_t n, const char *source,
-                        strv_t *unread, strv_t *wrongly_marked)
+static void check_table(const struct param_def *defs, size_t n, const char *source, strv_t *unread,
+                        strv_t *wrongly_marked)
 {
 	bool *read = xcalloc(n > 0 ? n : 1, sizeof(*read));
 
@@ -224,7 +225,9 @@ static void test_scan_finds_offenders(void **state)
 	        {.name = "fake_unread_default_ref", .type = PARAM_STR, .defval = "$fake_orphan"},
 	        {.name = "fake_orphan", .type = PARAM_STR, .defval = ""},
 	        {.name = "fake_not_yet", .type = PARAM_STR, .defval = "", .status = PARAM_NOT_YET},
-	        {.name = "fake_not_yet_read", .type = PARAM_STR, .defval = "",
+	        {.name = "fake_not_yet_read",
+	         .type = PARAM_STR,
+	         .defval = "",
 	         .status = PARAM_NOT_YET},
 	        {.name = "fake_info", .type = PARAM_STR, .defval = "", .status = PARAM_INFO},
 	};
@@ -241,7 +244,8 @@ static void test_scan_finds_offenders(void **state)
 	check_table(defs, sizeof(defs) / sizeof(defs[0]), str_c(&source), &unread, &wrong);
 	a = join(&unread);
 	b = join(&wrong);
-	assert_string_equal(a, "fake_unread fake_only_in_comment fake_unread_default_ref fake_orphan");
+	assert_string_equal(a,
+	                    "fake_unread fake_only_in_comment fake_unread_default_ref fake_orphan");
 	assert_string_equal(b, "fake_not_yet_read");
 	free(a);
 	free(b);
