@@ -887,3 +887,84 @@ int config_validate(struct config *cfg, const strv_t *service_names, strv_t *err
 	strv_free(&names);
 	return nerrors;
 }
+
+/* ---- parameters accepted but not implemented yet -------------------- */
+
+static bool same_value(const struct param_def *def, const char *a, const char *b)
+{
+	bool ba, bb;
+	int64_t ia, ib;
+	uint64_t ta, tb;
+	strv_t la = STRV_INIT, lb = STRV_INIT;
+	const char *why;
+
+	switch (def->type) {
+	case PARAM_BOOL:
+		if (parse_bool(a, &ba) == 0 && parse_bool(b, &bb) == 0)
+			return ba == bb;
+		break;
+	case PARAM_INT:
+	case PARAM_SIZE:
+		if (parse_int64(a, INT64_MIN, INT64_MAX, &ia) == 0 &&
+		    parse_int64(b, INT64_MIN, INT64_MAX, &ib) == 0)
+			return ia == ib;
+		break;
+	case PARAM_TIME:
+		if (parse_time(a, def->time_unit, UINT64_MAX, &ta) == 0 &&
+		    parse_time(b, def->time_unit, UINT64_MAX, &tb) == 0)
+			return ta == tb;
+		break;
+	case PARAM_LIST:
+	case PARAM_TABLES:
+		if (strv_split_list(&la, a, &why) == 0 && strv_split_list(&lb, b, &why) == 0) {
+			bool same = la.n == lb.n;
+
+			for (size_t i = 0; same && i < la.n; i++)
+				same = strcmp(la.v[i], lb.v[i]) == 0;
+			strv_free(&la);
+			strv_free(&lb);
+			return same;
+		}
+		strv_free(&la);
+		strv_free(&lb);
+		break;
+	default:
+		break;
+	}
+	return strcmp(a, b) == 0;
+}
+
+bool config_not_yet_set(struct config *cfg, const char *name)
+{
+	const struct param_def *def = param_find(name);
+	const char *value, *error;
+	char *copy;
+	str_t dflt;
+	bool differs;
+
+	if (!param_not_yet(def) || !config_is_set(cfg, name))
+		return false;
+	/* A value that does not expand is set to something: say so too. */
+	if (config_expand(cfg, name, &value, &error) < 0)
+		return true;
+	copy = xstrdup(value);
+	str_init(&dflt);
+	differs = config_expand_text(cfg, def->defval, &dflt, &error) < 0 ||
+	          !same_value(def, copy, str_c(&dflt));
+	str_free(&dflt);
+	free(copy);
+	return differs;
+}
+
+void config_not_yet_warnings(struct config *cfg, strv_t *warnings)
+{
+	strv_t names = STRV_INIT;
+
+	config_set_names(cfg, &names);
+	for (size_t i = 0; i < names.n; i++)
+		if (config_not_yet_set(cfg, names.v[i]))
+			strv_add_owned(warnings,
+			               xasprintf("%s: %s is accepted but not implemented yet",
+			                         config_where(cfg, names.v[i]), names.v[i]));
+	strv_free(&names);
+}

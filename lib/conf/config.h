@@ -109,4 +109,12 @@ void config_note_references(struct config *cfg, const char *text);
 int config_validate(struct config *cfg, const strv_t *service_names, strv_t *errors,
                     strv_t *warnings);
 
+/* True when name is a parameter that is accepted but not implemented yet
+ * (params.h PARAM_NOT_YET), is set in cfg, and its value differs from its
+ * default (compared as values: "No" is "no", "60s" is "1m"). */
+bool config_not_yet_set(struct config *cfg, const char *name);
+/* Append "WHERE: NAME is accepted but not implemented yet" for each
+ * parameter of cfg for which config_not_yet_set() holds. */
+void config_not_yet_warnings(struct config *cfg, strv_t *warnings);
+
 #endif

@@ -692,3 +692,29 @@ struct config *mastercf_service_config(const struct config *main_cfg,
 	}
 	return cfg;
 }
+
+void mastercf_not_yet_warnings(const struct config *main_cfg, const struct master_conf *mc,
+                               strv_t *warnings)
+{
+	for (size_t i = 0; mc != NULL && i < mc->n; i++) {
+		const struct master_service *s = &mc->services[i];
+		struct config *svc;
+
+		if (s->override_names.n == 0)
+			continue;
+		svc = mastercf_service_config(main_cfg, s);
+		for (size_t o = 0; o < s->override_names.n; o++) {
+			const char *name = s->override_names.v[o];
+			bool seen = false;
+
+			for (size_t p = 0; p < o; p++)
+				seen = seen || strcmp(s->override_names.v[p], name) == 0;
+			if (!seen && config_not_yet_set(svc, name))
+				strv_add_owned(
+				        warnings,
+				        xasprintf("%s: %s is accepted but not implemented yet",
+				                  config_where(svc, name), name));
+		}
+		config_destroy(&svc);
+	}
+}

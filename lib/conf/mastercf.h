@@ -108,4 +108,10 @@ struct config;
 struct config *mastercf_service_config(const struct config *main_cfg,
                                        const struct master_service *service);
 
+/* Append "FILE, line N (service NAME/TYPE): PARAM is accepted but not
+ * implemented yet" for each -o override in mc of a parameter that is not
+ * implemented yet (see config_not_yet_set), once per service and name. */
+void mastercf_not_yet_warnings(const struct config *main_cfg, const struct master_conf *mc,
+                               strv_t *warnings);
+
 #endif

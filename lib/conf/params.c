@@ -21,16 +21,32 @@
 #define SIZE_MAX63 INT64_MAX
 
 /* clang-format off */
-#define P(n, t, d, lo, hi, u, r, dyn, h) {n, t, d, lo, hi, u, r, dyn, h}
-#define STR(n, d, h) P(n, PARAM_STR, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define STR_R(n, d, h) P(n, PARAM_STR, d, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_STATIC, h)
-#define BOOL(n, d, h) P(n, PARAM_BOOL, d, 0, 1, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define INT(n, d, lo, hi, h) P(n, PARAM_INT, d, lo, hi, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define SIZE(n, d, lo, h) P(n, PARAM_SIZE, d, lo, SIZE_MAX63, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define TIME(n, d, u, h) P(n, PARAM_TIME, d, 0, INT_MAX32, u, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define LIST(n, d, h) P(n, PARAM_LIST, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
-#define LIST_R(n, d, h) P(n, PARAM_LIST, d, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_STATIC, h)
-#define MAPS(n, d, h) P(n, PARAM_TABLES, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+/* E() is one entry with its status; the kind macros below come in two
+ * forms, STR(...) for an implemented parameter, NOT_YET(STR, ...) for
+ * one that is accepted but not acted on yet and INFO(STR, ...) for one
+ * that is informational only (see enum param_status). */
+#define E(s, n, t, d, lo, hi, u, r, dyn, h) {n, t, d, lo, hi, u, r, dyn, h, s}
+#define P(...) E(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define STR_(s, n, d, h) E(s, n, PARAM_STR, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define STR_R_(s, n, d, h) E(s, n, PARAM_STR, d, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_STATIC, h)
+#define BOOL_(s, n, d, h) E(s, n, PARAM_BOOL, d, 0, 1, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define INT_(s, n, d, lo, hi, h) E(s, n, PARAM_INT, d, lo, hi, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define SIZE_(s, n, d, lo, h) E(s, n, PARAM_SIZE, d, lo, SIZE_MAX63, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define TIME_(s, n, d, u, h) E(s, n, PARAM_TIME, d, 0, INT_MAX32, u, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define LIST_(s, n, d, h) E(s, n, PARAM_LIST, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define LIST_R_(s, n, d, h) E(s, n, PARAM_LIST, d, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_STATIC, h)
+#define MAPS_(s, n, d, h) E(s, n, PARAM_TABLES, d, 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_STATIC, h)
+#define STR(...) STR_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define STR_R(...) STR_R_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define BOOL(...) BOOL_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define INT(...) INT_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define SIZE(...) SIZE_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define TIME(...) TIME_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define LIST(...) LIST_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define LIST_R(...) LIST_R_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define MAPS(...) MAPS_(PARAM_IMPLEMENTED, __VA_ARGS__)
+#define NOT_YET(kind, ...) kind##_(PARAM_NOT_YET, __VA_ARGS__)
+#define INFO(kind, ...) kind##_(PARAM_INFO, __VA_ARGS__)
 /* clang-format on */
 
 /* One parameter per line reads best as a table. */
@@ -42,18 +58,18 @@ static const struct param_def params[] = {
 	BOOL("allow_percent_hack", "yes", "rewrite user%domain@mydomain to user@domain for local domains only"),
 	BOOL("allow_untrusted_routing", "no", "relay sender-routed addresses (user%host@domain, host!user) from untrusted clients"),
 	BOOL("always_add_missing_headers", "no", "add missing From:, Date:, Message-ID: headers to all mail, not only local submissions"),
-	TIME("anvil_rate_time_unit", "60s", 's', "time unit over which client connection and message rates are counted"),
-	TIME("anvil_status_update_time", "600s", 's', "how often the rate limiter logs its peak statistics"),
+	NOT_YET(TIME, "anvil_rate_time_unit", "60s", 's', "time unit over which client connection and message rates are counted"),
+	NOT_YET(TIME, "anvil_status_update_time", "600s", 's', "how often the rate limiter logs its peak statistics"),
 	BOOL("append_at_myorigin", "yes", "append @$myorigin to addresses without a domain"),
 	BOOL("append_dot_mydomain", "no", "append .$mydomain to addresses of the form user@host"),
 	MAPS("body_checks", "", "tables of patterns applied to each message body line"),
 	SIZE("body_checks_size_limit", "51200", 0, "bytes of each body part that body_checks inspect"),
 	TIME("bounce_queue_lifetime", "5d", 'd', "how long a bounce message is retried before it is given up"),
 	SIZE("bounce_size_limit", "50000", 0, "bytes of the original message returned in a bounce"),
-	BOOL("broken_sasl_auth_clients", "no", "also announce AUTH in the old AUTH=mech form for broken clients"),
-	STR("command_directory", DEF_COMMAND_DIR, "where the postern command is installed"),
-	STR("compatibility_level", "3.6", "accepted for main.cf compatibility with Postfix; defaults here are Postfix 3.6+ ones"),
-	P("config_directory", PARAM_STR, DEF_CONFIG_DIR, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_DYN_CONFIG_DIR, "directory of main.cf and master.cf (set with -c DIR)"),
+	NOT_YET(BOOL, "broken_sasl_auth_clients", "no", "also announce AUTH in the old AUTH=mech form for broken clients"),
+	INFO(STR, "command_directory", DEF_COMMAND_DIR, "where the postern command is installed"),
+	NOT_YET(STR, "compatibility_level", "3.6", "accepted for main.cf compatibility with Postfix; defaults here are Postfix 3.6+ ones"),
+	E(PARAM_INFO, "config_directory", PARAM_STR, DEF_CONFIG_DIR, 0, 0, 0, PARAM_RELOAD_RESTART, PARAM_DYN_CONFIG_DIR, "directory of main.cf and master.cf (set with -c DIR)"),
 	STR("content_filter", "", "transport:nexthop to which every received message is sent for filtering"),
 	STR_R("daemon_directory", DEF_DAEMON_DIR, "where the postern daemons are installed"),
 	STR_R("data_directory", DEF_DATA_DIR, "directory for postern's writable data (SQLite database, caches)"),
@@ -61,8 +77,8 @@ static const struct param_def params[] = {
 	STR("database_password_file", "", "file holding the database password (readable only by root and mail_owner)"),
 	STR("database_readonly", "$database", "postern's own schema for lookups only (smtpd, qmgr, pickup, db: tables, trace, map query): a DSN like database, for an account that may only SELECT"),
 	STR("database_readonly_password_file", "$database_password_file", "file holding the database_readonly password (readable only by root and mail_owner)"),
-	INT("debug_peer_level", "2", 1, 100, "verbosity added for clients listed in debug_peer_list"),
-	LIST("debug_peer_list", "", "clients (names, addresses, networks) whose sessions are logged in detail"),
+	NOT_YET(INT, "debug_peer_level", "2", 1, 100, "verbosity added for clients listed in debug_peer_list"),
+	NOT_YET(LIST, "debug_peer_list", "", "clients (names, addresses, networks) whose sessions are logged in detail"),
 	INT("default_destination_concurrency_limit", "20", 0, INT_MAX32, "parallel deliveries to one destination"),
 	INT("default_destination_recipient_limit", "50", 0, INT_MAX32, "recipients per delivery to one destination"),
 	INT("default_process_limit", "100", 0, INT_MAX32, "processes per service when master.cf says -"),
@@ -80,21 +96,21 @@ static const struct param_def params[] = {
 	SIZE("header_size_limit", "102400", 1, "bytes of one message header, continuation lines included"),
 	INT("hopcount_limit", "50", 1, INT_MAX32, "Received: headers after which mail is bounced as looping"),
 	LIST_R("inet_interfaces", "all", "addresses the SMTP services listen on: all, loopback-only, or a list"),
-	LIST_R("inet_protocols", "all", "IP versions used: all, ipv4, ipv6"),
+	NOT_YET(LIST_R, "inet_protocols", "all", "IP versions used: all, ipv4, ipv6"),
 	INT("invalid_hostname_reject_code", "501", 400, 599, "reply code for reject_invalid_helo_hostname"),
 	INT("line_length_limit", "2048", 1, INT_MAX32, "longest SMTP line or message line stored unsplit"),
 	MAPS("local_recipient_maps", "", "valid recipients in local domains besides virtual_alias_maps (postern has no local delivery)"),
 	STR("local_transport", "local:$myhostname", "transport:nexthop for mydestination domains (postern has no local delivery agent yet)"),
 	STR("mail_name", "postern", "the server name shown in the SMTP greeting and Received headers"),
 	STR_R("mail_owner", "postern", "unprivileged user that owns the queue and runs the daemons"),
-	STR("mail_version", POSTERN_VERSION, "postern's version (read-only)"),
-	SIZE("mailbox_size_limit", "51200000", 0, "largest mailbox file for mbox delivery (0 = unlimited)"),
+	INFO(STR, "mail_version", POSTERN_VERSION, "postern's version (read-only)"),
+	NOT_YET(SIZE, "mailbox_size_limit", "51200000", 0, "largest mailbox file for mbox delivery (0 = unlimited)"),
 	STR("maillog_file", "", "log to this file instead of syslog"),
 	TIME("maximal_backoff_time", "4000s", 's', "longest wait between delivery attempts of a deferred message"),
 	TIME("maximal_queue_lifetime", "5d", 'd', "how long a message is retried before it is bounced"),
 	LIST("message_drop_headers", "bcc, content-length, resent-bcc, return-path", "message headers that cleanup removes"),
 	SIZE("message_size_limit", "10240000", 0, "largest message accepted, in bytes (0 = unlimited)"),
-	STR("milter_macro_daemon_name", "$myhostname", "daemon name given to content filters"),
+	NOT_YET(STR, "milter_macro_daemon_name", "$myhostname", "daemon name given to content filters"),
 	MAPS("mime_header_checks", "$header_checks", "tables of patterns applied to MIME part headers"),
 	INT("mime_nesting_limit", "100", 1, INT_MAX32, "deepest nesting of MIME multipart and message/rfc822 parts tracked"),
 	TIME("minimal_backoff_time", "300s", 's', "shortest wait between delivery attempts of a deferred message"),
@@ -102,11 +118,11 @@ static const struct param_def params[] = {
 	P("mydomain", PARAM_STR, "", 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_DYN_DOMAIN, "this machine's domain (default: myhostname without its first label)"),
 	P("myhostname", PARAM_STR, "", 0, 0, 0, PARAM_RELOAD_LIVE, PARAM_DYN_HOSTNAME, "this machine's fully qualified name (default: from the system)"),
 	LIST("mynetworks", "127.0.0.0/8 [::1]/128", "trusted client networks (permit_mynetworks)"),
-	STR("mynetworks_style", "host", "accepted for compatibility; postern's mynetworks default is the loopback networks"),
+	NOT_YET(STR, "mynetworks_style", "host", "accepted for compatibility; postern's mynetworks default is the loopback networks"),
 	STR("myorigin", "$myhostname", "domain appended to locally submitted addresses without one"),
 	MAPS("nested_header_checks", "$header_checks", "tables of patterns applied to headers of attached messages"),
 	INT("non_fqdn_reject_code", "504", 400, 599, "reply code for reject_non_fqdn_helo_hostname, _sender, _recipient"),
-	LIST("notify_classes", "resource, software", "problems reported to the postmaster"),
+	NOT_YET(LIST, "notify_classes", "resource, software", "problems reported to the postmaster"),
 	INT("nullmx_reject_code", "556", 400, 599, "reply code when a sender or recipient domain has a null MX (RFC 7505)"),
 	LIST("parent_domain_matches_subdomains", "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps", "parameters where a domain also matches its subdomains"),
 	BOOL("password_allow_plaintext", "no", "accept {PLAIN} and {CLEARTEXT} stored passwords when verifying"),
@@ -114,7 +130,7 @@ static const struct param_def params[] = {
 	LIST("propagate_unmatched_extensions", "canonical, virtual", "lookups that pass an unmatched address extension (user+ext) on to the result"),
 	LIST_R("proxy_interfaces", "", "addresses reached through a proxy or NAT, counted as this machine"),
 	INT("qmgr_message_active_limit", "20000", 1, INT_MAX32, "messages in the active queue at once"),
-	INT("qmgr_message_recipient_limit", "20000", 1, INT_MAX32, "recipients held in memory at once"),
+	NOT_YET(INT, "qmgr_message_recipient_limit", "20000", 1, INT_MAX32, "recipients held in memory at once"),
 	STR_R("queue_directory", DEF_QUEUE_DIR, "the mail queue"),
 	SIZE("queue_minfree", "0", 0, "free bytes required in the queue file system to accept mail"),
 	TIME("queue_run_delay", "300s", 's', "how often the deferred queue is scanned"),
@@ -129,30 +145,30 @@ static const struct param_def params[] = {
 	BOOL("resolve_dequoted_address", "yes", "resolve a quoted local part after removing the quotes"),
 	BOOL("resolve_null_domain", "no", "resolve user@ (empty domain) as if it were local"),
 	BOOL("resolve_numeric_domain", "no", "resolve user@ipaddress as local when the address is this machine's"),
-	TIME("smtp_connect_timeout", "30s", 's', "time limit for the outbound SMTP connection"),
-	LIST("smtp_connection_cache_destinations", "", "destinations for which outbound connections are kept open"),
-	BOOL("smtp_connection_cache_on_demand", "yes", "keep outbound connections open to destinations with a backlog"),
-	TIME("smtp_connection_cache_time_limit", "2s", 's', "how long an idle outbound connection is kept"),
-	TIME("smtp_helo_timeout", "300s", 's', "time limit for the remote greeting and EHLO reply"),
-	BOOL("smtp_sasl_auth_enable", "no", "authenticate to remote servers (relayhost) with SASL"),
-	MAPS("smtp_sasl_password_maps", "", "per-destination username:password for outbound SASL"),
-	LIST("smtp_sasl_security_options", "noplaintext, noanonymous", "SASL mechanisms the client may use"),
-	LIST("smtp_sasl_tls_security_options", "$smtp_sasl_security_options", "SASL mechanisms the client may use over TLS"),
-	STR("smtp_tls_cert_file", "", "client certificate for outbound TLS"),
-	STR("smtp_tls_key_file", "$smtp_tls_cert_file", "client private key for outbound TLS"),
-	INT("smtp_tls_loglevel", "0", 0, 4, "outbound TLS logging detail"),
-	LIST("smtp_tls_mandatory_protocols", ">=TLSv1", "TLS versions allowed with mandatory outbound TLS"),
-	LIST("smtp_tls_protocols", ">=TLSv1", "TLS versions allowed with opportunistic outbound TLS"),
-	STR("smtp_tls_security_level", "", "outbound TLS: none, may, encrypt, verify, secure"),
-	STR("smtp_tls_session_cache_database", "", "accepted for compatibility; postern keeps TLS sessions in memory"),
-	BOOL("smtp_use_tls", "no", "obsolete: use smtp_tls_security_level = may"),
+	NOT_YET(TIME, "smtp_connect_timeout", "30s", 's', "time limit for the outbound SMTP connection"),
+	NOT_YET(LIST, "smtp_connection_cache_destinations", "", "destinations for which outbound connections are kept open"),
+	NOT_YET(BOOL, "smtp_connection_cache_on_demand", "yes", "keep outbound connections open to destinations with a backlog"),
+	NOT_YET(TIME, "smtp_connection_cache_time_limit", "2s", 's', "how long an idle outbound connection is kept"),
+	NOT_YET(TIME, "smtp_helo_timeout", "300s", 's', "time limit for the remote greeting and EHLO reply"),
+	NOT_YET(BOOL, "smtp_sasl_auth_enable", "no", "authenticate to remote servers (relayhost) with SASL"),
+	NOT_YET(MAPS, "smtp_sasl_password_maps", "", "per-destination username:password for outbound SASL"),
+	NOT_YET(LIST, "smtp_sasl_security_options", "noplaintext, noanonymous", "SASL mechanisms the client may use"),
+	NOT_YET(LIST, "smtp_sasl_tls_security_options", "$smtp_sasl_security_options", "SASL mechanisms the client may use over TLS"),
+	NOT_YET(STR, "smtp_tls_cert_file", "", "client certificate for outbound TLS"),
+	NOT_YET(STR, "smtp_tls_key_file", "$smtp_tls_cert_file", "client private key for outbound TLS"),
+	NOT_YET(INT, "smtp_tls_loglevel", "0", 0, 4, "outbound TLS logging detail"),
+	NOT_YET(LIST, "smtp_tls_mandatory_protocols", ">=TLSv1", "TLS versions allowed with mandatory outbound TLS"),
+	NOT_YET(LIST, "smtp_tls_protocols", ">=TLSv1", "TLS versions allowed with opportunistic outbound TLS"),
+	NOT_YET(STR, "smtp_tls_security_level", "", "outbound TLS: none, may, encrypt, verify, secure"),
+	NOT_YET(STR, "smtp_tls_session_cache_database", "", "accepted for compatibility; postern keeps TLS sessions in memory"),
+	NOT_YET(BOOL, "smtp_use_tls", "no", "obsolete: use smtp_tls_security_level = may"),
 	STR("smtpd_banner", "$myhostname ESMTP $mail_name", "text after 220 in the SMTP greeting"),
-	INT("smtpd_client_auth_rate_limit", "0", 0, INT_MAX32, "AUTH commands per client per anvil_rate_time_unit (0 = no limit)"),
-	INT("smtpd_client_connection_count_limit", "50", 0, INT_MAX32, "simultaneous connections per client (0 = no limit)"),
-	INT("smtpd_client_connection_rate_limit", "0", 0, INT_MAX32, "connections per client per anvil_rate_time_unit (0 = no limit)"),
-	LIST("smtpd_client_event_limit_exceptions", "$mynetworks", "clients exempt from the rate limits"),
-	INT("smtpd_client_message_rate_limit", "0", 0, INT_MAX32, "messages per client per anvil_rate_time_unit (0 = no limit)"),
-	INT("smtpd_client_recipient_rate_limit", "0", 0, INT_MAX32, "recipients per client per anvil_rate_time_unit (0 = no limit)"),
+	NOT_YET(INT, "smtpd_client_auth_rate_limit", "0", 0, INT_MAX32, "AUTH commands per client per anvil_rate_time_unit (0 = no limit)"),
+	NOT_YET(INT, "smtpd_client_connection_count_limit", "50", 0, INT_MAX32, "simultaneous connections per client (0 = no limit)"),
+	NOT_YET(INT, "smtpd_client_connection_rate_limit", "0", 0, INT_MAX32, "connections per client per anvil_rate_time_unit (0 = no limit)"),
+	NOT_YET(LIST, "smtpd_client_event_limit_exceptions", "$mynetworks", "clients exempt from the rate limits"),
+	NOT_YET(INT, "smtpd_client_message_rate_limit", "0", 0, INT_MAX32, "messages per client per anvil_rate_time_unit (0 = no limit)"),
+	NOT_YET(INT, "smtpd_client_recipient_rate_limit", "0", 0, INT_MAX32, "recipients per client per anvil_rate_time_unit (0 = no limit)"),
 	LIST("smtpd_client_restrictions", "", "restrictions applied when a client connects"),
 	LIST("smtpd_data_restrictions", "", "restrictions applied at DATA"),
 	BOOL("smtpd_delay_reject", "yes", "apply client, HELO and sender restrictions at RCPT TO"),
@@ -172,25 +188,25 @@ static const struct param_def params[] = {
 	BOOL("smtpd_reject_unlisted_recipient", "yes", "reject unknown recipients in local, virtual and relay domains"),
 	BOOL("smtpd_reject_unlisted_sender", "no", "reject unknown senders in local, virtual and relay domains"),
 	LIST("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", "relay control at RCPT TO"),
-	BOOL("smtpd_sasl_auth_enable", "no", "offer SMTP AUTH"),
-	STR("smtpd_sasl_local_domain", "", "realm appended to SASL user names without one"),
-	STR("smtpd_sasl_path", "smtpd", "Cyrus SASL application name (smtpd.conf) or Dovecot auth socket path"),
-	LIST("smtpd_sasl_security_options", "noanonymous", "SASL mechanisms offered"),
-	LIST("smtpd_sasl_tls_security_options", "$smtpd_sasl_security_options", "SASL mechanisms offered over TLS"),
-	STR("smtpd_sasl_type", "cyrus", "SASL server implementation: cyrus or dovecot"),
-	MAPS("smtpd_sender_login_maps", "", "which SASL login may use which sender address"),
+	NOT_YET(BOOL, "smtpd_sasl_auth_enable", "no", "offer SMTP AUTH"),
+	NOT_YET(STR, "smtpd_sasl_local_domain", "", "realm appended to SASL user names without one"),
+	NOT_YET(STR, "smtpd_sasl_path", "smtpd", "Cyrus SASL application name (smtpd.conf) or Dovecot auth socket path"),
+	NOT_YET(LIST, "smtpd_sasl_security_options", "noanonymous", "SASL mechanisms offered"),
+	NOT_YET(LIST, "smtpd_sasl_tls_security_options", "$smtpd_sasl_security_options", "SASL mechanisms offered over TLS"),
+	NOT_YET(STR, "smtpd_sasl_type", "cyrus", "SASL server implementation: cyrus or dovecot"),
+	NOT_YET(MAPS, "smtpd_sender_login_maps", "", "which SASL login may use which sender address"),
 	LIST("smtpd_sender_restrictions", "", "restrictions applied at MAIL FROM"),
 	INT("smtpd_soft_error_limit", "10", 1, INT_MAX32, "errors after which each reply is delayed"),
 	TIME("smtpd_timeout", "300s", 's', "time limit for a client command or data line"),
-	BOOL("smtpd_tls_auth_only", "no", "offer AUTH only after STARTTLS"),
-	STR("smtpd_tls_cert_file", "", "server certificate (PEM, full chain)"),
-	STR("smtpd_tls_key_file", "$smtpd_tls_cert_file", "server private key (PEM)"),
-	INT("smtpd_tls_loglevel", "0", 0, 4, "inbound TLS logging detail"),
-	LIST("smtpd_tls_mandatory_protocols", ">=TLSv1", "TLS versions allowed when TLS is mandatory"),
-	LIST("smtpd_tls_protocols", ">=TLSv1", "TLS versions allowed with opportunistic TLS"),
-	BOOL("smtpd_tls_received_header", "no", "record the TLS protocol and cipher in the Received header"),
-	STR("smtpd_tls_security_level", "", "inbound TLS: none, may, encrypt"),
-	STR("smtpd_tls_session_cache_database", "", "accepted for compatibility; postern keeps TLS sessions in memory"),
+	NOT_YET(BOOL, "smtpd_tls_auth_only", "no", "offer AUTH only after STARTTLS"),
+	NOT_YET(STR, "smtpd_tls_cert_file", "", "server certificate (PEM, full chain)"),
+	NOT_YET(STR, "smtpd_tls_key_file", "$smtpd_tls_cert_file", "server private key (PEM)"),
+	NOT_YET(INT, "smtpd_tls_loglevel", "0", 0, 4, "inbound TLS logging detail"),
+	NOT_YET(LIST, "smtpd_tls_mandatory_protocols", ">=TLSv1", "TLS versions allowed when TLS is mandatory"),
+	NOT_YET(LIST, "smtpd_tls_protocols", ">=TLSv1", "TLS versions allowed with opportunistic TLS"),
+	NOT_YET(BOOL, "smtpd_tls_received_header", "no", "record the TLS protocol and cipher in the Received header"),
+	NOT_YET(STR, "smtpd_tls_security_level", "", "inbound TLS: none, may, encrypt"),
+	NOT_YET(STR, "smtpd_tls_session_cache_database", "", "accepted for compatibility; postern keeps TLS sessions in memory"),
 	BOOL("smtputf8_enable", "yes", "offer SMTPUTF8 (RFC 6531) and accept UTF-8 addresses with it"),
 	BOOL("strict_rfc821_envelopes", "no", "require <> around MAIL FROM and RCPT TO addresses"),
 	BOOL("swap_bangpath", "yes", "rewrite site!user to user@site"),

@@ -36,6 +36,18 @@ enum param_dynamic {
 	PARAM_DYN_CONFIG_DIR, /* config_directory: -c DIR or the built-in path */
 };
 
+/* Whether postern does what the parameter says. */
+enum param_status {
+	PARAM_IMPLEMENTED = 0,
+	/* Parsed, checked and shown, but nothing acts on it yet: setting it to
+	 * anything but its default draws a warning naming file and line. */
+	PARAM_NOT_YET,
+	/* Informational: its value is for people and for $name expansion in
+	 * other values (mail_version, command_directory); no behaviour hangs
+	 * on it, so there is nothing to implement and nothing to warn about. */
+	PARAM_INFO,
+};
+
 struct param_def {
 	const char *name;
 	enum param_type type;
@@ -45,6 +57,7 @@ struct param_def {
 	enum param_reload reload;
 	enum param_dynamic dynamic;
 	const char *help;
+	enum param_status status;
 };
 
 /* The definition of name, or NULL when postern does not know it. */
@@ -56,6 +69,11 @@ const struct param_def *param_at(size_t i);
  * error messages ("a number from 0 to 100", "yes or no", ...). The
  * result is written into buf (of size len) and returned. */
 const char *param_expectation(const struct param_def *def, char *buf, size_t len);
+/* True when def is accepted but not implemented yet. */
+static inline int param_not_yet(const struct param_def *def)
+{
+	return def != NULL && def->status == PARAM_NOT_YET;
+}
 /* Parameters per transport (master.cf service name + suffix), like
  * relay_destination_concurrency_limit: true when name has such a suffix
  * and *prefix_len_r is set to the length of the service name. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/fs.h"
@@ -708,4 +709,22 @@ void queue_scan_close(struct queue_scan **scanp)
 	walker_close(&scan->walk);
 	free(scan->heap);
 	xfree(scanp);
+}
+
+int queue_dir_space_ok(const struct queue_dir *qd, uint64_t minfree, uint64_t size_limit,
+                       uint64_t *free_r)
+{
+	struct statvfs sv;
+	uint64_t avail, need;
+
+	*free_r = 0;
+	if (statvfs(queue_dir_root(qd), &sv) < 0)
+		return -1;
+	avail = (uint64_t)sv.f_bavail;
+	avail = sv.f_frsize != 0 && avail > UINT64_MAX / sv.f_frsize ? UINT64_MAX
+	                                                             : avail * sv.f_frsize;
+	*free_r = avail;
+	/* 1.5 x the limit without overflow: the limit is at most INT64_MAX */
+	need = size_limit + size_limit / 2;
+	return avail > minfree && avail > need ? 1 : 0;
 }

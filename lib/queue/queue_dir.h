@@ -81,6 +81,15 @@ struct queue_dir *queue_dir_new(const char *path, unsigned depth, unsigned hashe
 void queue_dir_destroy(struct queue_dir **qdp);
 const char *queue_dir_root(const struct queue_dir *qd);
 
+/* Free space of the queue file system, Postfix's rule (postconf(5)
+ * queue_minfree): new mail is taken in only while the bytes available to
+ * unprivileged writers are more than queue_minfree and more than 1.5 x
+ * message_size_limit (a limit of 0 leaves out that term). Returns 1 when
+ * there is room, 0 when not, -1 when the space cannot be measured (errno
+ * set); *free_r gets the free bytes. */
+int queue_dir_space_ok(const struct queue_dir *qd, uint64_t minfree, uint64_t size_limit,
+                       uint64_t *free_r);
+
 /* Create the root (0755 when missing) and every queue directory (0700),
  * and set their mode; when uid is not (uid_t)-1 also their owner (run as
  * root by `postern start`/master). Idempotent. */

@@ -32,6 +32,12 @@ void cli_log_open(const char *command);
  * printed why); the caller prints its usage. */
 int cli_common_options(int argc, char **argv, const char *optstring);
 
+struct config;
+/* Warn on stderr about each parameter set in main.cf or as a master.cf -o
+ * override (config directory cli_globals.config_dir) that is accepted but
+ * not implemented yet, naming file and line. */
+void cli_warn_not_yet(struct config *cfg);
+
 int cli_conf(int argc, char **argv);
 /* `postern conf --man`: write the postern-conf(5) page, generated from
  * the parameter table, to out (cli_conf_man.c); the exit status. */

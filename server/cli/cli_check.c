@@ -197,6 +197,8 @@ int cli_check(int argc, char **argv)
 		config_destroy(&svc);
 	}
 	config_validate(cfg, &services, &errors, &warnings);
+	config_not_yet_warnings(cfg, &warnings);
+	mastercf_not_yet_warnings(cfg, mc, &warnings);
 	check_table_files(cfg, &errors, &warnings);
 	check_tables(cfg, &errors);
 	restrict_config_check(cfg, &errors);

@@ -346,6 +346,7 @@ int cli_conf(int argc, char **argv)
 	for (size_t i = 0; i < config_parse_warnings(cfg)->n; i++)
 		log_warning("%s", config_parse_warnings(cfg)->v[i]);
 	strv_free(&errors);
+	cli_warn_not_yet(cfg);
 	if (master)
 		status = show_master(cfg, argc, argv);
 	else if (edit_set || edit_unset)

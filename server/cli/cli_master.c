@@ -59,6 +59,11 @@ static int run_master(int argc, char **argv, bool foreground)
 	if (cfg == NULL)
 		return CLI_EXIT_FAIL;
 	program = daemon_program_path(cfg, "master");
+	/* The master logs these to the mail log; a terminal that started it
+	 * in the background sees them here (in the foreground, master's own
+	 * log is the terminal). */
+	if (!foreground)
+		cli_warn_not_yet(cfg);
 	config_destroy(&cfg);
 	strv_add(&args, program);
 	strv_add(&args, "-c");

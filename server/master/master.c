@@ -225,6 +225,19 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 	master_reap(arg);
 }
 
+/* Parameters set to something postern does not act on yet, logged at
+ * start and at each reload so that the mail log says what is ignored. */
+static void warn_not_yet(struct config *cfg, const struct master_conf *conf)
+{
+	strv_t warnings = STRV_INIT;
+
+	config_not_yet_warnings(cfg, &warnings);
+	mastercf_not_yet_warnings(cfg, conf, &warnings);
+	for (size_t i = 0; i < warnings.n; i++)
+		log_warning("%s", warnings.v[i]);
+	strv_free(&warnings);
+}
+
 static void on_reload(struct daemon *d, void *ctx)
 {
 	struct master *m = ctx;
@@ -244,6 +257,7 @@ static void on_reload(struct daemon *d, void *ctx)
 	} else if (master_services_load(m, cfg, conf, &error) < 0) {
 		log_warning("reload failed: %s: keeping the running configuration", str_c(&error));
 	} else {
+		warn_not_yet(cfg, conf);
 		config_destroy(&m->main_cfg);
 		m->main_cfg = cfg;
 		cfg = NULL;
@@ -284,6 +298,7 @@ int main(int argc, char **argv)
 	m.base = daemon_event_base(d, NULL, on_reload, &m);
 	if (master_services_load(&m, m.main_cfg, d->master, &error) < 0)
 		startup_fatal("%s", str_c(&error));
+	warn_not_yet(m.main_cfg, d->master);
 	if (!opt_foreground)
 		ready_fd = detach();
 	if (event_reinit(m.base) < 0)

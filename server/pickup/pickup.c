@@ -80,6 +80,7 @@ struct pickup {
 	char *maildrop_dir;
 	char *socket_path;
 	uint64_t size_limit;
+	uint64_t queue_minfree;
 	size_t line_limit;
 	bool append_at_myorigin, append_dot_mydomain;
 	const char *myorigin, *mydomain, *myhostname, *mail_name;
@@ -378,6 +379,22 @@ static void remove_stale_temp(struct pickup *p, DIR *d, const char *name)
 	(void)p;
 }
 
+/* The queue's free space (queue_minfree, 1.5 x message_size_limit), as
+ * smtpd checks it: while it is short, maildrop files stay where they are
+ * and the next scan (wake-up or timer) tries again. */
+static bool space_ok(struct pickup *p)
+{
+	uint64_t avail;
+
+	if (queue_dir_space_ok(p->qd, p->queue_minfree, p->size_limit, &avail) != 0)
+		return true;
+	log_warning("not enough free space in mail queue: %llu bytes < %s: maildrop files wait "
+	            "for the next scan",
+	            (unsigned long long)avail,
+	            avail <= p->queue_minfree ? "queue_minfree" : "1.5*message size limit");
+	return false;
+}
+
 /* One pass over maildrop/. Names are collected first so that files
  * renamed into the directory meanwhile do not disturb readdir. */
 static void pickup_scan(struct pickup *p)
@@ -400,6 +417,10 @@ static void pickup_scan(struct pickup *p)
 			strv_add(&names, e->d_name);
 	}
 	closedir(d);
+	if (names.n > 0 && !space_ok(p)) {
+		strv_free(&names);
+		return;
+	}
 	for (size_t i = 0; i < names.n; i++) {
 		if (pickup_file(p, names.v[i]) == PICKUP_DONE)
 			done++;
@@ -499,6 +520,7 @@ int main(int argc, char **argv)
 	if (config_get_int(p.cfg, "message_size_limit", &limit, &err) < 0)
 		log_fatal("%s", err);
 	p.size_limit = (uint64_t)limit;
+	p.queue_minfree = (uint64_t)config_int(p.cfg, "queue_minfree");
 	p.line_limit = (size_t)config_int(p.cfg, "line_length_limit");
 	p.append_at_myorigin = config_bool(p.cfg, "append_at_myorigin");
 	p.append_dot_mydomain = config_bool(p.cfg, "append_dot_mydomain");

@@ -51,6 +51,7 @@ static void settings_read(struct smtpd_settings *set, struct config *cfg)
 	set->mail_name = config_str(cfg, "mail_name");
 	set->line_limit = (size_t)config_int(cfg, "line_length_limit");
 	set->size_limit = (uint64_t)config_int(cfg, "message_size_limit");
+	set->queue_minfree = (uint64_t)config_int(cfg, "queue_minfree");
 	set->rcpt_limit = config_int(cfg, "smtpd_recipient_limit");
 	set->hop_limit = config_int(cfg, "hopcount_limit");
 	set->timeout = config_time(cfg, "smtpd_timeout");

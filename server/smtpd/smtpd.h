@@ -50,6 +50,7 @@ struct smtpd_settings {
 	const char *mail_name;
 	size_t line_limit; /* line_length_limit */
 	uint64_t size_limit; /* message_size_limit; 0 = none */
+	uint64_t queue_minfree; /* queue_minfree, bytes */
 	int64_t rcpt_limit; /* smtpd_recipient_limit */
 	int64_t hop_limit; /* hopcount_limit */
 	uint64_t timeout; /* smtpd_timeout, seconds */

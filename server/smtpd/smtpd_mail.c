@@ -2,7 +2,8 @@
  *
  * Called from the dispatch table. The address is parsed by
  * address_parse_path() (its replies are sent unchanged); SIZE, BODY,
- * SMTPUTF8, RET, ENVID and AUTH are checked here; then
+ * SMTPUTF8, RET, ENVID and AUTH are checked here, then the queue's free
+ * space (queue_minfree, 452 4.3.1 like Postfix); then
  * smtpd_sender_restrictions run asynchronously and the reply waits.
  *
  * SECURITY: the argument is client text. The address parser bounds every
@@ -13,10 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
 #include "address/address.h"
 #include "address/xtext.h"
+#include "queue/queue_dir.h"
 #include "queue/queue_file.h"
 #include "smtpd.h"
 
@@ -92,6 +95,31 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 	return 0;
 }
 
+/* Postfix's smtpd_check_queue(): refuse new mail while the queue file
+ * system is short of space (queue_dir_space_ok()), so that a full disk
+ * defers senders instead of failing half-written queue files. A file
+ * system that cannot be measured does not stop mail (cleanup's writes
+ * still fail safely). -1 after sending the 452 reply. */
+static int queue_space(struct smtpd_session *s)
+{
+	uint64_t avail;
+	const char *reply = "452 4.3.1 Insufficient system storage";
+
+	if (queue_dir_space_ok(s->lis->server->qd, s->set->queue_minfree, s->set->size_limit,
+	                       &avail) != 0)
+		return 0;
+	if (avail <= s->set->queue_minfree)
+		log_warning("not enough free space in mail queue: %llu bytes < queue_minfree",
+		            (unsigned long long)avail);
+	else
+		log_warning("not enough free space in mail queue: %llu bytes < 1.5*message "
+		            "size limit",
+		            (unsigned long long)avail);
+	smtpd_log_reject(s, "MAIL", reply, NULL);
+	smtpd_reply_error(s, "%s", reply);
+	return -1;
+}
+
 static void mail_done(const struct restrict_result *r, void *ctx)
 {
 	struct smtpd_session *s = ctx;
@@ -136,7 +164,7 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	smtpd_transaction_reset(s);
-	if (mail_params(s, path) < 0) {
+	if (mail_params(s, path) < 0 || queue_space(s) < 0) {
 		smtpd_transaction_reset(s);
 		mail_path_destroy(&path);
 		return;

@@ -241,6 +241,7 @@ static void agent_open(struct virtual_agent *va, struct daemon *d)
 		log_fatal("%s", why);
 	va->delimiters = xstrdup(value);
 	va->minimum_uid = (uid_t)n;
+	va->mailbox_limit = (uint64_t)config_int(va->cfg, "virtual_mailbox_limit");
 	if (config_expand(va->cfg, "virtual_mailbox_base", &va->base, &why) < 0)
 		log_fatal("%s", why);
 	va->root = geteuid() == 0;

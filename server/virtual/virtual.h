@@ -27,6 +27,7 @@ struct virtual_agent {
 	const char *base; /* virtual_mailbox_base */
 	uid_t minimum_uid; /* virtual_minimum_uid */
 	bool overquota_bounce; /* virtual_overquota_bounce */
+	uint64_t mailbox_limit; /* virtual_mailbox_limit: bytes per maildir file; 0 = none */
 	bool root; /* started as root: deliver as the mailbox owner */
 	gid_t *root_groups; /* root's supplementary groups, restored after each delivery */
 	int n_root_groups;

@@ -155,6 +155,19 @@ static void mirror_usage(struct virtual_agent *va, const struct mailbox_info *in
 	str_free(&error);
 }
 
+/* Size of the maildir file maildir_deliver() writes for this message: its
+ * Return-Path and Delivered-To lines (one byte each per character, LF
+ * ended) and the content as queued. */
+static uint64_t maildir_file_size(const struct virtual_message *msg, const char *rcpt)
+{
+	uint64_t size = msg->content_length;
+
+	if (msg->sender != NULL)
+		size += strlen("Return-Path: <>\n") + strlen(msg->sender);
+	size += strlen("Delivered-To: \n") + strlen(rcpt);
+	return size;
+}
+
 void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg,
                      const char *recipient, const char *orig_recipient, struct virtual_outcome *out)
 {
@@ -198,6 +211,14 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 		goto done;
 	}
 
+	/* virtual_mailbox_limit: Postfix's virtual(8) caps each maildir file
+	 * (a file size limit, EFBIG) and bounces what does not fit as
+	 * 5.2.2 with the write error's text. Checked before any file is made. */
+	if (va->mailbox_limit > 0 && maildir_file_size(msg, rcpt) > va->mailbox_limit) {
+		set_outcome(out, DELIVERY_ACTION_BOUNCED, "5.2.2",
+		            "maildir delivery failed: error writing message: %s", strerror(EFBIG));
+		goto done;
+	}
 	{
 		struct maildir_request req = {
 		        .base_dir = va->base,

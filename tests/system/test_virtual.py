@@ -397,6 +397,40 @@ def test_missing_uid_defers(env, soft):
                              "no uid in virtual_uid_maps")
 
 
+def test_virtual_mailbox_limit(env):
+    """virtual_mailbox_limit caps each maildir file (the headers virtual
+    adds included): one byte over is a 5.2.2 bounce as Postfix's virtual(8)
+    gives for a file over its size limit; exactly the limit is delivered."""
+    [res] = deliver(env.socket, env.qid, "alice@example.com")
+    assert res["action"] == "sent", res
+    newest = max(maildir_files(env, "example.com/alice"),
+                 key=lambda f: os.path.getmtime(os.path.join(env.vmail, "example.com/alice/new",
+                                                             f)))
+    alice_size = os.path.getsize(os.path.join(env.vmail, "example.com/alice/new", newest))
+    # bob's file is two bytes shorter ("bob" in Delivered-To, not "alice").
+    limit = alice_size - 2
+    conf = os.path.join(env.sd.tmpdir, "conf-limit")
+    shutil.copytree(env.conf, conf)
+    with open(os.path.join(conf, "main.cf"), "a") as f:
+        f.write(f"virtual_mailbox_limit = {limit}\nmessage_size_limit = 0\n")
+    path = os.path.join(env.sd.tmpdir, "virtual-limit.sock")
+    agent = Agent(env.build, conf, os.path.join(env.sd.tmpdir, "virtual-limit.out"),
+                  listen_path=path)
+    try:
+        before = maildir_files(env, "example.com/alice")
+        out = deliver(path, env.qid, "alice@example.com", "bob@example.com")
+        assert out[0] == {"action": "bounced", "status": "5.2.2",
+                          "reason": "maildir delivery failed: error writing message: "
+                                    "File too large"}, out
+        assert out[1]["action"] == "sent", out
+        assert maildir_files(env, "example.com/alice") == before
+        assert os.listdir(os.path.join(env.vmail, "example.com/alice/tmp")) == []
+        m = LOG_RE.match(wait_log(env, r"to=<alice@example.com>.*status=bounced"))
+        assert m and m["dsn"] == "5.2.2"
+    finally:
+        assert agent.stop() == 0
+
+
 def test_bad_requests_get_error_and_the_agent_goes_on(env):
     # Wrong version: error, then the agent closes the connection.
     with connect(env.socket) as s:
