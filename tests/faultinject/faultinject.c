@@ -20,11 +20,15 @@
  *   FAULTINJECT_MARK=a|b|... a socket write (write, writev, send, sendto,
  *      sendmsg) whose data contains one of these '|'-separated strings is
  *      traced as "mark <string>": the moment a reply left the daemon.
- *   FAULTINJECT_FAIL=substring  fsync/fdatasync of a file whose path
- *      contains substring may fail with EIO, as armed by:
+ *   FAULTINJECT_FAIL=glob  fsync/fdatasync of a file or directory whose
+ *      path matches this fnmatch(3) pattern may fail with EIO, as armed
+ *      by FAULTINJECT_ARM. '*' also matches '/': "*" "/incoming/tmp.*"
+ *      (written without the quotes' break) is a queue writer's file,
+ *      "*" "/incoming" its directory.
  *   FAULTINJECT_ARM=file   holds a number N: the N-th matching call from
- *      now fails (the file is then removed: one failure), 0 makes every
- *      matching call fail while the file exists. No file, no failure. The
+ *      now fails (the file is then removed, or holds -1 where it cannot
+ *      be: one failure), 0 makes every matching call fail while the file
+ *      exists. No file (or a negative number), no failure. The
  *      count is shared by all processes (flock), so a test arms a fault
  *      whichever daemon process meets it.
  *   FAULTINJECT_DELAY_MS=ms  sleep this long before an injected failure
@@ -36,6 +40,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,7 +154,7 @@ static int should_fail(const char *path)
 	int fd, fail = 0;
 	ssize_t len;
 
-	if (pat == NULL || arm == NULL || pat[0] == '\0' || strstr(path, pat) == NULL)
+	if (pat == NULL || arm == NULL || pat[0] == '\0' || fnmatch(pat, path, 0) != 0)
 		return 0;
 	fd = open(arm, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -158,15 +163,17 @@ static int should_fail(const char *path)
 		len = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[len > 0 ? len : 0] = '\0';
 		n = strtol(buf, NULL, 10);
-		if (n <= 0) {
+		if (n == 0 && buf[0] == '0') {
 			fail = 1;
-		} else if (n == 1) {
-			fail = 1;
-			(void)unlink(arm);
-		} else {
-			len = snprintf(buf, sizeof(buf), "%ld\n", n - 1);
+		} else if (buf[0] != '-') {
+			/* n - 1 left; "-1" (disarmed) stays where the
+			 * directory does not let this process unlink. */
+			fail = n == 1;
+			len = snprintf(buf, sizeof(buf), "%ld\n", n == 1 ? -1L : n - 1);
 			if (ftruncate(fd, 0) == 0)
 				(void)pwrite(fd, buf, (size_t)len, 0);
+			if (fail)
+				(void)unlink(arm);
 		}
 	}
 	close(fd);
