@@ -63,8 +63,7 @@ typedef int (*linkat_fn)(int, const char *, int, const char *, int);
 typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
 typedef ssize_t (*send_fn)(int, const void *, size_t, int);
-typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *,
-                             socklen_t);
+typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 
 /* The next definition of name after this library (libc's). */
@@ -90,11 +89,11 @@ static ssize_t raw_write(int fd, const void *buf, size_t len)
 
 static void fd_path(int fd, char *out, size_t size)
 {
-	char link[64];
+	char proc[64];
 	ssize_t n;
 
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, out, size - 1);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, out, size - 1);
 	if (n < 0)
 		n = snprintf(out, size, "fd:%d", fd) < 0 ? 0 : (ssize_t)strlen(out);
 	out[n] = '\0';
@@ -149,10 +148,7 @@ static void trace(const char *op, const char *path, const char *path2, int resul
 static int should_fail(const char *path)
 {
 	const char *pat = getenv("FAULTINJECT_FAIL"), *arm = getenv("FAULTINJECT_ARM");
-	char buf[32];
-	long n;
 	int fd, fail = 0;
-	ssize_t len;
 
 	if (pat == NULL || arm == NULL || pat[0] == '\0' || fnmatch(pat, path, 0) != 0)
 		return 0;
@@ -160,7 +156,10 @@ static int should_fail(const char *path)
 	if (fd < 0)
 		return 0;
 	if (flock(fd, LOCK_EX) == 0) {
-		len = pread(fd, buf, sizeof(buf) - 1, 0);
+		char buf[32];
+		ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+		long n;
+
 		buf[len > 0 ? len : 0] = '\0';
 		n = strtol(buf, NULL, 10);
 		if (n == 0 && buf[0] == '0') {

@@ -268,6 +268,8 @@ def poke_qmgr(ms):
     try:
         s.connect(os.path.join(ms.sd.queue, "public", "qmgr"))
         s.sendall(b"W")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # qmgr read the wakeup and hung up first
     finally:
         s.close()
 
