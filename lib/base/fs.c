@@ -194,12 +194,26 @@ int fs_durable_commit(struct fs_durable **fp, const char *path, enum fs_commit_m
 		int saved = errno;
 
 		/* The file is in place but not known durable: the caller
-		 * reports failure. A new file (NOREPLACE: a queue file) is
-		 * removed, since the 4xx reply makes the client send it
-		 * again; a replaced file keeps its new content, as the old
-		 * one is gone either way. */
-		if (mode == FS_COMMIT_NOREPLACE)
-			unlink(path);
+		 * reports failure. A replaced file keeps its new content, as
+		 * the old one is gone either way. A new file (NOREPLACE: a
+		 * queue file) is taken back, since the 4xx reply makes the
+		 * client send it again.
+		 *
+		 * Why a rename back and not unlink(path): from the rename on,
+		 * a consumer (qmgr) may have taken the file, by renaming it
+		 * away. unlink(path) could not tell: it would fail quietly
+		 * and the 4xx would make the client send a message that is
+		 * being delivered anyway (a duplicate). Renaming path back to
+		 * the temporary name either wins (nobody took it: no one ever
+		 * will, and it is removed) or fails with ENOENT (taken): then
+		 * errno is EALREADY, so the caller can look for the file
+		 * where the consumer put it and make that durable instead. */
+		if (mode == FS_COMMIT_NOREPLACE) {
+			if (rename(path, f->tmp_path) == 0)
+				(void)unlink(f->tmp_path);
+			else if (errno == ENOENT)
+				saved = EALREADY;
+		}
 		free(f->tmp_path);
 		free(f);
 		*fp = NULL;

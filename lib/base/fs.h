@@ -45,7 +45,10 @@ int fs_durable_write(struct fs_durable *f, const void *data, size_t len, str_t *
  * fsync path's directory. Only a 0 return means the file is on disk under
  * its name. On success *fp is freed and set to NULL; on failure the
  * temporary file is removed, *fp is freed and set to NULL, and the target
- * is untouched. */
+ * is untouched, with one exception: FS_COMMIT_NOREPLACE whose directory
+ * fsync failed after another process had already renamed path away
+ * returns -1 with errno EALREADY; the complete, fsync'd file is then
+ * wherever that process put it. */
 int fs_durable_commit(struct fs_durable **fp, const char *path, enum fs_commit_mode mode,
                       str_t *error);
 /* Close and remove the temporary file, free *fp and set it to NULL; does

@@ -464,6 +464,30 @@ uint64_t queue_writer_content_size(const struct queue_writer *w)
 	return w->content_length;
 }
 
+/* After EALREADY from fs_durable_commit: find where qmgr moved the file
+ * and fsync that directory; true when that made it durable. */
+static bool committed_elsewhere(struct queue_writer *w, str_t *error)
+{
+	enum queue_name where;
+	str_t found;
+	bool ok;
+
+	/* Not found anywhere: qmgr has already finished with it. */
+	str_init(&found);
+	switch (queue_dir_find(w->qd, w->id, &where, &found, error)) {
+	case 0:
+		ok = true;
+		break;
+	case 1:
+		ok = fs_sync_dir_of(str_c(&found), error) == 0;
+		break;
+	default:
+		ok = false;
+	}
+	str_free(&found);
+	return ok;
+}
+
 int queue_writer_commit(struct queue_writer *w, enum queue_name queue, str_t *error)
 {
 	unsigned char patch[16], size[8];
@@ -508,8 +532,20 @@ int queue_writer_commit(struct queue_writer *w, enum queue_name queue, str_t *er
 	if (fs_durable_commit(&w->file, str_c(&path), FS_COMMIT_NOREPLACE, &w->err_text) < 0) {
 		int saved = errno;
 
+		/* Why not fail at once: EALREADY means qmgr took the file
+		 * from incoming/ while the directory fsync was failing; it
+		 * is delivering it. A 4xx now would make the client send it
+		 * again: a duplicate in the common case. The file itself is
+		 * fsync'd; if the directory that holds it now syncs, the
+		 * message is durable and the commit stands. If that fails
+		 * too, the 4xx stands: at least once, never lost. */
+		if (saved == EALREADY && committed_elsewhere(w, &w->err_text)) {
+			str_free(&path);
+			w->committed = true;
+			return 0;
+		}
 		str_free(&path);
-		return writer_fail(w, saved, error);
+		return writer_fail(w, saved == EALREADY ? EIO : saved, error);
 	}
 	str_free(&path);
 	w->committed = true;

@@ -96,7 +96,11 @@ static int append_record(const struct queue_dir *qd, const char *id, unsigned ch
 		str_appendf(error, "fdatasync %s: %m", str_c(&path));
 		goto close;
 	}
-	if (sync && st.st_size == 0 && fs_sync_dir_of(str_c(&path), error) < 0)
+	/* Why the directory on every synced append, not only when this
+	 * append created the log: an earlier unsynced append (a deferral
+	 * reason) may have created it, and its entry is as needed as its
+	 * data. */
+	if (sync && fs_sync_dir_of(str_c(&path), error) < 0)
 		goto close;
 	ret = 0;
 close:

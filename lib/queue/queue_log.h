@@ -58,12 +58,15 @@ struct queue_log_entry {
 };
 
 /* Append an entry to id's log (created on first use); with sync,
- * fdatasync it (and its directory when new) before returning. */
+ * fdatasync it and fsync its directory before returning (which makes
+ * every earlier unsynced append durable too). */
 int queue_log_append(const struct queue_dir *qd, const char *id,
                      const struct queue_log_entry *entry, bool sync, str_t *error);
 
 /* Record that final address (of the queue file's recipient rcpt_index)
- * is done with state (delivered or bounced). */
+ * is done with state (delivered or bounced); sync as for
+ * queue_log_append(). qmgr syncs the last final of each recipient, so a
+ * power loss cannot make the retry deliver a done final again. */
 int queue_log_append_final(const struct queue_dir *qd, const char *id, size_t rcpt_index,
                            enum queue_rcpt_state state, const char *address, bool sync,
                            str_t *error);

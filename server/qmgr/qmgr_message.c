@@ -419,11 +419,25 @@ static void log_pending(struct qmgr_msg *msg, struct qmgr_rcpt *r, time_t now)
 	for (size_t j = 0; j < r->nfinals; j++) {
 		const struct qmgr_final *f = r->finals[j];
 
+		/* Why sync: this record is all that stops the retry from
+		 * delivering f->address again; unsynced, a power loss in the
+		 * next seconds loses it and re-delivers. The last final of
+		 * the recipient syncs the log once for all of them (fdatasync
+		 * covers every earlier append), so the cost is one
+		 * fdatasync (plus one directory fsync when the log is new)
+		 * per deferred alias recipient with finals done, paid only
+		 * on that partial-failure path. */
+		bool last = true;
+
+		for (size_t k = j + 1; k < r->nfinals; k++)
+			if (r->finals[k]->outcome == QMGR_SENT ||
+			    r->finals[k]->outcome == QMGR_BOUNCED)
+				last = false;
 		if ((f->outcome == QMGR_SENT || f->outcome == QMGR_BOUNCED) &&
 		    queue_log_append_final(msg->q->qd, msg->id, r->index,
 		                           f->outcome == QMGR_SENT ? QUEUE_RCPT_DELIVERED
 		                                                   : QUEUE_RCPT_BOUNCED,
-		                           f->address, false, &error) < 0) {
+		                           f->address, last, &error) < 0) {
 			log_warning("%s: %s", msg->id, str_c(&error));
 			str_reset(&error);
 		}
