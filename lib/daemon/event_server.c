@@ -195,8 +195,8 @@ static void count_use(struct event_server *srv)
 		begin_drain(srv, "max_use reached");
 }
 
-static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
 	struct es_listener *l = arg;
 
@@ -253,9 +253,10 @@ static void lis_start(struct event_server *srv, struct es_listener *l)
 		l->evls = xcalloc(l->n_fds, sizeof(*l->evls));
 		for (size_t i = 0; i < l->n_fds; i++) {
 			evutil_make_socket_nonblocking(l->fds[i]);
-			l->evls[i] = evconnlistener_new(srv->d->base, on_accept, l,
-			                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-			                                ES_BACKLOG, l->fds[i]);
+			l->evls[i] =
+			        evconnlistener_new(srv->d->base, on_accept, l,
+			                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+			                           ES_BACKLOG, l->fds[i]);
 			if (l->evls[i] == NULL)
 				log_fatal("service %s: cannot listen on descriptor %d: %m",
 				          l->service, l->fds[i]);
@@ -357,8 +358,7 @@ int event_server_main(const struct event_server_spec *spec, int argc, char **arg
 			log_fatal("cannot watch master's liveness pipe");
 	}
 	set_limits(&srv);
-	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION,
-	         d->config_dir);
+	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, d->config_dir);
 	status = daemon_run(d);
 
 	if (spec->finish != NULL)

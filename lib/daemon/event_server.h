@@ -70,8 +70,8 @@ struct event_server_spec {
 	                       void *ctx);
 	/* Stream: a new connection (non-blocking, close-on-exec); the
 	 * callee owns fd. */
-	void (*on_accept)(struct event_server *srv, void *listener_ctx, int fd,
-	                  struct sockaddr *sa, int salen);
+	void (*on_accept)(struct event_server *srv, void *listener_ctx, int fd, struct sockaddr *sa,
+	                  int salen);
 	/* Trigger: woken up; mask of TRIGGER_MASK() bits seen (trigger.h). */
 	void (*on_trigger)(struct event_server *srv, unsigned mask, void *ctx);
 	/* SIGTERM/SIGINT, before the loop ends; may be NULL. */

@@ -23,8 +23,8 @@ static void close_all(int *fds, size_t n)
 	free(fds);
 }
 
-int listen_inet(const char *service, const char *host, const char *port, int backlog,
-                int **fds_r, size_t *n_r, str_t *error)
+int listen_inet(const char *service, const char *host, const char *port, int backlog, int **fds_r,
+                size_t *n_r, str_t *error)
 {
 	struct addrinfo hints, *res, *ai;
 	int *fds = NULL;

@@ -20,7 +20,7 @@
  * Returns 0 with the descriptors in *fds_r (an array the caller frees)
  * and their number in *n_r (at least 1), or -1 with "service NAME: ..."
  * appended to error and nothing left open. */
-int listen_inet(const char *service, const char *host, const char *port, int backlog,
-                int **fds_r, size_t *n_r, str_t *error);
+int listen_inet(const char *service, const char *host, const char *port, int backlog, int **fds_r,
+                size_t *n_r, str_t *error);
 
 #endif

@@ -23,8 +23,7 @@ static void safe_name(str_t *out, const char *name)
 		str_append_c(out, *p == '/' ? '_' : *p);
 }
 
-char *pidfile_path(const char *queue_directory, const char *program, const char *service,
-                   long pid)
+char *pidfile_path(const char *queue_directory, const char *program, const char *service, long pid)
 {
 	str_t path;
 
@@ -68,8 +67,8 @@ int pidfile_write(const char *path, str_t *error)
 	return rc;
 }
 
-void pidfile_remove_stale(const char *queue_directory, const char *program,
-                          const char *service, long pid)
+void pidfile_remove_stale(const char *queue_directory, const char *program, const char *service,
+                          long pid)
 {
 	const char *base = strrchr(program, '/');
 	char *path = pidfile_path(queue_directory, base != NULL ? base + 1 : program, service, pid);
@@ -82,10 +81,9 @@ void pidfile_remove_all(const char *queue_directory)
 {
 	char *dir = xasprintf("%s/pid", queue_directory);
 	DIR *dp = opendir(dir);
-	const struct dirent *e;
 
 	if (dp != NULL) {
-		while ((e = readdir(dp)) != NULL) {
+		for (const struct dirent *e = readdir(dp); e != NULL; e = readdir(dp)) {
 			size_t len = strlen(e->d_name);
 			char *path;
 

@@ -26,8 +26,7 @@
 
 /* The pid file path of a process (service may be NULL). A '/' in the
  * program or service name becomes '_'. Owned by the caller. */
-char *pidfile_path(const char *queue_directory, const char *program, const char *service,
-                   long pid);
+char *pidfile_path(const char *queue_directory, const char *program, const char *service, long pid);
 
 /* Create queue_directory/pid when missing (mode 0755, or 01775 with group
  * gid when gid is not (gid_t)-1: run as root). Returns 0, or -1 with
@@ -39,8 +38,8 @@ int pidfile_dir_create(const char *queue_directory, gid_t gid, str_t *error);
 int pidfile_write(const char *path, str_t *error);
 
 /* Remove the file of a process that is gone; a missing file is fine. */
-void pidfile_remove_stale(const char *queue_directory, const char *program,
-                          const char *service, long pid);
+void pidfile_remove_stale(const char *queue_directory, const char *program, const char *service,
+                          long pid);
 
 /* Remove every daemon pid file in queue_directory/pid ("*.pid" other than
  * master.pid): for master at start, when no child of its can be alive. */

@@ -77,8 +77,8 @@ int privilege_drop(uid_t uid, gid_t gid, str_t *error)
 		str_appendf(error,
 		            "privileges not dropped: uids %ld/%ld/%ld gids %ld/%ld/%ld, expected "
 		            "%ld and %ld",
-		            (long)ruid, (long)euid, (long)suid, (long)rgid, (long)egid,
-		            (long)sgid, (long)uid, (long)gid);
+		            (long)ruid, (long)euid, (long)suid, (long)rgid, (long)egid, (long)sgid,
+		            (long)uid, (long)gid);
 		return -1;
 	}
 	if (setuid(0) == 0) {

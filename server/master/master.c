@@ -128,8 +128,8 @@ static void owner_setup(struct master *m)
 		startup_fatal("%s", str_c(&error));
 	queue_dir_destroy(&qd);
 	/* Daemons write their own pid files here (pidfile.h). */
-	if (pidfile_dir_create(config_str(m->main_cfg, "queue_directory"), m->owner_gid,
-	                       &error) < 0)
+	if (pidfile_dir_create(config_str(m->main_cfg, "queue_directory"), m->owner_gid, &error) <
+	    0)
 		startup_fatal("%s", str_c(&error));
 	/* Every daemon appends to maillog_file: master made it (as root) when
 	 * it opened its own log. */

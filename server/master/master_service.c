@@ -477,8 +477,8 @@ static void reaped(struct master *m, pid_t pid, int status)
 			if (slot->pid != pid)
 				continue;
 			log_status(s->program, pid, status);
-			pidfile_remove_stale(config_str(m->main_cfg, "queue_directory"),
-			                     s->command, s->name, pid);
+			pidfile_remove_stale(config_str(m->main_cfg, "queue_directory"), s->command,
+			                     s->name, pid);
 			slot->pid = 0;
 			/* Exit status 0 is a daemon that retired (max_idle,
 			 * max_use): replace it soon, without backoff. */
