@@ -231,16 +231,39 @@ static void on_accept_error(struct evconnlistener *ev, void *arg)
 		event_base_once(l->srv->d->base, -1, EV_TIMEOUT, on_resume, ev, &tv);
 }
 
+/* A wake-up connection's byte (or EOF, or 5 s without one): read it,
+ * close, and tell the service. Why wait for the byte rather than close
+ * at accept: the poker writes after connecting, and a connection closed
+ * under it makes its write fail (EPIPE). */
+static void on_trigger_client(evutil_socket_t fd, short what, void *arg)
+{
+	struct es_listener *l = arg;
+	char buf[64];
+	ssize_t n = (what & EV_READ) != 0 ? read(fd, buf, sizeof(buf)) : 0;
+	unsigned mask = 0;
+
+	close(fd);
+	for (ssize_t i = 0; i < n; i++)
+		mask |= TRIGGER_MASK(buf[i]);
+	if (l->srv->draining)
+		return;
+	l->srv->spec->on_trigger(l->srv, mask != 0 ? mask : TRIGGER_MASK(TRIGGER_WAKEUP),
+	                         l->srv->spec->ctx);
+	count_use(l->srv);
+}
+
 static void on_trigger(evutil_socket_t fd, short what, void *arg)
 {
 	struct es_listener *l = arg;
-	unsigned mask = trigger_accept_all(fd);
+	struct timeval tv = {5, 0};
+	int client;
 
 	(void)what;
-	if (l->srv->draining)
-		return;
-	l->srv->spec->on_trigger(l->srv, mask, l->srv->spec->ctx);
-	count_use(l->srv);
+	while ((client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (event_base_once(l->srv->d->base, client, EV_READ, on_trigger_client, l, &tv) <
+		    0)
+			close(client);
+	}
 }
 
 static void lis_start(struct event_server *srv, struct es_listener *l)
