@@ -106,6 +106,8 @@ static const struct param_def params[] = {
 	INFO(STR, "mail_version", POSTERN_VERSION, "postern's version (read-only)"),
 	NOT_YET(SIZE, "mailbox_size_limit", "51200000", 0, "largest mailbox file for mbox delivery (0 = unlimited)"),
 	STR("maillog_file", "", "log to this file instead of syslog"),
+	TIME("max_idle", "100s", 's', "how long a daemon run by master waits for a new connection before it exits (smtpd)"),
+	INT("max_use", "100", 1, INT_MAX32, "connections a daemon run by master takes before it drains and exits (smtpd)"),
 	TIME("maximal_backoff_time", "4000s", 's', "longest wait between delivery attempts of a deferred message"),
 	TIME("maximal_queue_lifetime", "5d", 'd', "how long a message is retried before it is bounced"),
 	LIST("message_drop_headers", "bcc, content-length, resent-bcc, return-path", "message headers that cleanup removes"),

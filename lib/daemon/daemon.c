@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/file.h>
@@ -28,18 +31,25 @@
 #include "conf/config.h"
 #include "conf/log_config.h"
 #include "conf/mastercf.h"
+#include "daemon/pidfile.h"
+#include "daemon/privilege.h"
+#include "queue/queue_dir.h"
 
-#define DAEMON_COMMON_OPTIONS "c:vs:l:eV"
+#define DAEMON_COMMON_OPTIONS "c:vs:l:em:RV"
 
 static void daemon_usage(const struct daemon_spec *spec)
 {
 	fprintf(stderr,
-	        "usage: %s [-c DIR] [-v] [-e] [-s SERVICE] [-l FD]...%s%s\n"
+	        "usage: %s [-V] [-c DIR] [-v] [-e] [-R] [-s SERVICE] [-l FD]... [-m FD]%s%s\n"
+	        "  -V          print the version and exit\n"
 	        "  -c DIR      configuration directory (main.cf, master.cf)\n"
 	        "  -v          more verbose logging (repeat for more)\n"
 	        "  -e          log to stderr when maillog_file is not set\n"
 	        "  -s SERVICE  run as this master.cf service (its -o overrides apply)\n"
-	        "  -l FD       serve this listening socket (handed over by master)\n",
+	        "  -l FD       serve this listening socket (handed over by master)\n"
+	        "  -m FD       master's liveness pipe: exit when master is gone\n"
+	        "  -R          stay root when started as root (debugging only; logs a\n"
+	        "              warning; never in production)\n",
 	        spec->program, spec->extra_usage != NULL ? " " : "",
 	        spec->extra_usage != NULL ? spec->extra_usage : "");
 	exit(64);
@@ -94,6 +104,17 @@ static void daemon_parse_args(struct daemon *d, const struct daemon_spec *spec, 
 			        xreallocarray(d->listen_fds, d->n_listen_fds + 1, sizeof(int));
 			d->listen_fds[d->n_listen_fds++] = (int)fd;
 			break;
+		case 'm':
+			if (parse_uint64(optarg, 0, 65535, &fd) < 0) {
+				fprintf(stderr, "%s: bad -m file descriptor: %s\n", spec->program,
+				        optarg);
+				daemon_usage(spec);
+			}
+			d->master_fd = (int)fd;
+			break;
+		case 'R':
+			d->stay_root = true;
+			break;
 		default:
 			if (ch != '?' && spec->option != NULL &&
 			    spec->option(ch, optarg, spec->ctx) == 0)
@@ -109,6 +130,47 @@ static void daemon_parse_args(struct daemon *d, const struct daemon_spec *spec, 
 	}
 }
 
+/* The liveness watcher of daemons without an event loop of ours (the
+ * delivery agents): a thread that waits for master's pipe to close and
+ * then sends this process SIGTERM, which the daemon handles as it
+ * handles `postern stop`. Why a thread: those daemons block in accept()
+ * or ppoll() on their own descriptors; why all signals blocked in it:
+ * the process-directed SIGTERM must reach the thread that waits for it. */
+static void *daemon_master_watch(void *arg)
+{
+	struct pollfd pfd = {.fd = (int)(intptr_t)arg, .events = POLLIN};
+	char c;
+
+	for (;;) {
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (read(pfd.fd, &c, 1) == 0)
+			break;
+	}
+	log_info("master is gone: terminating");
+	(void)kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static void daemon_watch_master_thread(struct daemon *d)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, daemon_master_watch, (void *)(intptr_t)d->master_fd) != 0)
+		log_fatal("cannot start the master liveness watcher");
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 struct daemon *daemon_init(const struct daemon_spec *spec, int argc, char **argv)
 {
 	struct daemon *d = xcalloc(1, sizeof(*d));
@@ -120,6 +182,7 @@ struct daemon *daemon_init(const struct daemon_spec *spec, int argc, char **argv
 	int rc;
 
 	d->program = spec->program;
+	d->master_fd = -1;
 	d->config_dir = xstrdup(env != NULL && env[0] != '\0' ? env : DEF_CONFIG_DIR);
 	(void)log_open(spec->program, LOG_TARGET_STDERR, NULL, &(const char *){NULL});
 	daemon_parse_args(d, spec, argc, argv);
@@ -158,9 +221,86 @@ struct daemon *daemon_init(const struct daemon_spec *spec, int argc, char **argv
 	}
 	str_free(&error);
 	log_set_verbose(d->verbose);
+	if (d->master_fd >= 0) {
+		(void)fcntl(d->master_fd, F_SETFD, FD_CLOEXEC);
+		if (!spec->watches_master)
+			daemon_watch_master_thread(d);
+	}
 	log_debug(1, "daemon %s: config_directory %s, service %s", spec->program, d->config_dir,
 	          d->service_name != NULL ? d->service_name : "(none)");
 	return d;
+}
+
+/* Run as root, before the drop: give mail_owner the queue (as master's
+ * owner_setup does), the pid directory and the log file, which the
+ * daemon goes on writing after the drop. */
+static void daemon_owner_setup(struct daemon *d, const struct privilege_owner *owner)
+{
+	const char *queue = config_str(d->cfg, "queue_directory");
+	const char *maillog = config_str(d->cfg, "maillog_file");
+	struct queue_dir *qd;
+	unsigned mask = 0;
+	str_t error;
+
+	str_init(&error);
+	if (queue_dir_hash_names(config_str(d->cfg, "hash_queue_names"), &mask, &error) < 0)
+		log_fatal("hash_queue_names: %s", str_c(&error));
+	qd = queue_dir_new(queue, (unsigned)config_int(d->cfg, "hash_queue_depth"), mask);
+	if (queue_dir_create(qd, owner->uid, owner->gid, &error) < 0)
+		log_fatal("queue_directory %s: %s", queue, str_c(&error));
+	queue_dir_destroy(&qd);
+	if (pidfile_dir_create(queue, owner->gid, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	if (maillog[0] != '\0' && chown(maillog, owner->uid, owner->gid) < 0 && errno != ENOENT)
+		log_warning("chown %s to %s: %m", maillog, owner->name);
+	str_free(&error);
+}
+
+void daemon_drop_privileges(struct daemon *d, bool needs_root)
+{
+	struct privilege_owner owner;
+	str_t error;
+
+	if (geteuid() != 0 && getuid() != 0)
+		return; /* unprivileged already: started so, or master dropped */
+	if (needs_root) {
+		log_debug(1, "%s keeps root privileges", d->program);
+		return;
+	}
+	if (d->service != NULL && !d->service->unpriv) {
+		log_debug(1, "service %s: unpriv column n: keeping root privileges",
+		          d->service->name);
+		return;
+	}
+	if (d->stay_root) {
+		log_warning("running as root (-R): for debugging only, never in production");
+		return;
+	}
+	str_init(&error);
+	if (privilege_owner_lookup(config_str(d->cfg, "mail_owner"), &owner, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	daemon_owner_setup(d, &owner);
+	if (privilege_drop(owner.uid, owner.gid, &error) < 0)
+		log_fatal("cannot drop privileges to mail_owner %s: %s", owner.name, str_c(&error));
+	log_debug(1, "running as mail_owner %s (uid %ld)", owner.name, (long)owner.uid);
+	privilege_owner_free(&owner);
+	str_free(&error);
+}
+
+void daemon_write_pid(struct daemon *d)
+{
+	const char *queue = config_str(d->cfg, "queue_directory");
+	str_t error;
+
+	str_init(&error);
+	if (pidfile_dir_create(queue, (gid_t)-1, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	free(d->pid_path);
+	d->pid_path = pidfile_path(queue, d->program, d->service_name, (long)getpid());
+	if (pidfile_write(d->pid_path, &error) < 0)
+		log_fatal("pid file: %s", str_c(&error));
+	d->pid_owner = getpid();
+	str_free(&error);
 }
 
 struct config *daemon_service_config(struct daemon *d, const struct master_service *service)
@@ -309,6 +449,9 @@ void daemon_destroy(struct daemon **dp)
 			event_free(d->sig_events[i]);
 	if (d->base != NULL)
 		event_base_free(d->base);
+	if (d->pid_path != NULL && d->pid_owner == getpid())
+		(void)unlink(d->pid_path);
+	free(d->pid_path);
 	config_destroy(&d->cfg);
 	config_destroy(&d->main_cfg);
 	mastercf_destroy(&d->master);

@@ -7,7 +7,8 @@
  *   - options: -c DIR (configuration directory; default $MAIL_CONFIG or
  *     the built-in one), -v (more verbose logging, repeatable), -s SERVICE
  *     (the master.cf service this process runs as: "smtp", "pickup",
- *     "127.0.0.1:10025"; its -o overrides apply), -l FD (a listening
+ *     "127.0.0.1:10025"; its -o overrides apply), -m FD, -R (below),
+ *     -l FD (a listening
  *     socket handed over by master, repeatable; when given, the daemon
  *     serves those instead of binding sockets itself), -e (log to stderr
  *     when maillog_file is not set; for running in the foreground), plus
@@ -26,15 +27,28 @@
  * the log, exit status 1 (EX_USAGE 64 for a bad command line). Nothing in
  * here fails later on.
  *
- * Not yet: privilege drop (chroot/setgid/setuid as mail_owner) belongs
- * here and comes with master (issue 6); daemons run as whoever starts
- * them until then.
+ *   - privileges (daemon_drop_privileges, privilege.h): started as root,
+ *     a daemon drops to mail_owner (setgroups, setgid, setuid, checked)
+ *     before it serves anything, unless its master.cf unpriv column is n,
+ *     its program needs root (pickup, for now) or -R (debugging only)
+ *     says otherwise; master drops unpriv children itself before exec;
+ *   - -m FD: master's liveness pipe. Master keeps the write end and
+ *     nobody writes to it: when master dies, however it dies, the pipe
+ *     reports end-of-file in every child. The event-server skeleton
+ *     drains and exits then; other daemons get SIGTERM from a watcher
+ *     thread. Why a pipe and not getppid() or PR_SET_PDEATHSIG: no race
+ *     with a master that died before the child looked, no polling, and
+ *     PDEATHSIG is cleared by the very uid changes daemons make;
+ *   - pid files (daemon_write_pid, pidfile.h).
+ *
+ * Not yet: chroot (master.cf chroot column is accepted and ignored).
  */
 #ifndef POSTERN_DAEMON_H
 #define POSTERN_DAEMON_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/str.h"
 
@@ -55,8 +69,10 @@ typedef void daemon_signal_fn(struct daemon *d, void *ctx);
 
 struct daemon_spec {
 	const char *program; /* "smtpd": the log name's second half */
-	const char *extra_options; /* getopt letters beyond "c:vs:l:e", or NULL */
+	const char *extra_options; /* getopt letters beyond "c:vs:l:em:RV", or NULL */
 	const char *extra_usage; /* shown after the common options, or NULL */
+	bool watches_master; /* the caller watches -m FD itself (event_server.h);
+	                      * otherwise a thread does and sends SIGTERM */
 	daemon_option_fn *option; /* for extra_options; may be NULL */
 	void *ctx;
 };
@@ -67,6 +83,8 @@ struct daemon {
 	char *service_name; /* -s SERVICE, or NULL */
 	int verbose; /* number of -v */
 	bool log_stderr; /* -e */
+	bool stay_root; /* -R: do not drop root (debugging) */
+	int master_fd; /* -m FD: master's liveness pipe, or -1 */
 	int *listen_fds; /* -l FD..., in order given */
 	size_t n_listen_fds;
 	struct config *main_cfg; /* main.cf as read */
@@ -83,12 +101,29 @@ struct daemon {
 	daemon_signal_fn *on_reload;
 	void *sig_ctx;
 	int exit_status;
+	char *pid_path; /* daemon_write_pid() */
+	pid_t pid_owner; /* the process that wrote it (not a forked child) */
 };
 
 /* Parse the command line, read main.cf and master.cf, apply the
  * service's overrides and open logging. Exits on any error (see above).
  * Returns the daemon, never NULL; free with daemon_destroy(). */
 struct daemon *daemon_init(const struct daemon_spec *spec, int argc, char **argv);
+
+/* Give up root for good, unless this process must keep it. Nothing
+ * happens when it does not run as root (started by a user, or master
+ * dropped already). As root it keeps root when needs_root (pickup, until
+ * the postdrop helper exists), when its -s service's unpriv column says n
+ * (virtual), or with -R (logged as a warning: debugging only). Otherwise
+ * it looks up mail_owner, gives it the queue directory, the pid
+ * directory and maillog_file, and drops to it (privilege.h). Exits
+ * (log_fatal) when mail_owner is missing or has uid 0, or when any step
+ * fails: a daemon never serves as root by accident. */
+void daemon_drop_privileges(struct daemon *d, bool needs_root);
+
+/* Write this process's pid file (pidfile.h) under queue_directory/pid;
+ * daemon_destroy() removes it. Exits (log_fatal) when it cannot. */
+void daemon_write_pid(struct daemon *d);
 
 /* The configuration a given master.cf service runs with: main.cf plus
  * that service's -o overrides (for a daemon that serves several

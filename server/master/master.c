@@ -22,15 +22,18 @@
  * running configuration stays.
  *
  * SECURITY: parses only configuration files. It runs as whoever starts
- * it (root in production: it binds privileged ports); children are meant
- * to drop to mail_owner in master_service.c before exec (not done yet).
+ * it (root in production: it binds privileged ports); children whose
+ * unpriv column is y or - drop to mail_owner in master_service.c before
+ * exec (privilege.h), and the daemon skeleton checks again.
+ *
+ * Children learn that master is gone through the liveness pipe (-m FD,
+ * daemon.h): however master dies, even by SIGKILL, they drain and exit.
  */
 #include "master.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +51,8 @@
 #include "conf/config.h"
 #include "daemon/daemon.h"
 #include "conf/mastercf.h"
+#include "daemon/pidfile.h"
+#include "daemon/privilege.h"
 #include "queue/queue_dir.h"
 
 #define MASTER_STOP_TIMEOUT 10
@@ -99,33 +104,33 @@ static void owner_setup(struct master *m)
 {
 	const char *name = config_str(m->main_cfg, "mail_owner");
 	const char *maillog = config_str(m->main_cfg, "maillog_file");
-	struct passwd *pw;
+	struct privilege_owner owner;
 	struct queue_dir *qd;
 	unsigned mask = 0;
 	str_t error;
 
+	str_init(&error);
 	if (geteuid() != 0) {
 		log_info("not running as root: every service runs as uid %ld", (long)geteuid());
+		str_free(&error);
 		return;
 	}
-	pw = getpwnam(name);
-	if (pw == NULL)
-		startup_fatal("mail_owner: unknown user \"%s\" (create it, e.g. adduser --system "
-		              "--group --no-create-home %s)",
-		              name, name);
-	if (pw->pw_uid == 0)
-		startup_fatal("mail_owner: user \"%s\" has uid 0: it must be an unprivileged user",
-		              name);
+	if (privilege_owner_lookup(name, &owner, &error) < 0)
+		startup_fatal("%s", str_c(&error));
 	m->privileged = true;
-	m->owner_uid = pw->pw_uid;
-	m->owner_gid = pw->pw_gid;
-	str_init(&error);
+	m->owner_uid = owner.uid;
+	m->owner_gid = owner.gid;
+	privilege_owner_free(&owner);
 	(void)queue_dir_hash_names(config_str(m->main_cfg, "hash_queue_names"), &mask, &error);
 	qd = queue_dir_new(config_str(m->main_cfg, "queue_directory"),
 	                   (unsigned)config_int(m->main_cfg, "hash_queue_depth"), mask);
 	if (queue_dir_create(qd, m->owner_uid, m->owner_gid, &error) < 0)
 		startup_fatal("%s", str_c(&error));
 	queue_dir_destroy(&qd);
+	/* Daemons write their own pid files here (pidfile.h). */
+	if (pidfile_dir_create(config_str(m->main_cfg, "queue_directory"), m->owner_gid, &error) <
+	    0)
+		startup_fatal("%s", str_c(&error));
 	/* Every daemon appends to maillog_file: master made it (as root) when
 	 * it opened its own log. */
 	if (maillog[0] != '\0' && chown(maillog, m->owner_uid, m->owner_gid) < 0 && errno != ENOENT)
@@ -286,6 +291,7 @@ int main(int argc, char **argv)
 	int ready_fd = -1, status;
 
 	memset(&m, 0, sizeof(m));
+	m.alive_fd = m.alive_wfd = -1;
 	str_init(&error);
 	m.d = d;
 	m.main_cfg = config_clone(d->main_cfg);
@@ -304,6 +310,19 @@ int main(int argc, char **argv)
 	if (event_reinit(m.base) < 0)
 		log_fatal("cannot reinitialise the event loop");
 	write_pid(dir);
+	/* No child of an earlier master can be alive (the lock says so):
+	 * their pid files are stale. */
+	pidfile_remove_all(config_str(m.main_cfg, "queue_directory"));
+	{
+		int fds[2];
+
+		/* The liveness pipe (daemon.h, -m FD): made after detach so
+		 * that only this process holds the write end. */
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			log_fatal("pipe: %m");
+		m.alive_fd = fds[0];
+		m.alive_wfd = fds[1];
+	}
 	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, d->config_dir);
 	if (ready_fd >= 0)
 		detach_done(ready_fd);
@@ -320,6 +339,10 @@ int main(int argc, char **argv)
 		free(pid_path);
 	}
 	event_free(chld);
+	if (m.alive_fd >= 0) {
+		close(m.alive_fd);
+		close(m.alive_wfd);
+	}
 	master_services_free(&m);
 	config_destroy(&m.main_cfg);
 	free(dir);

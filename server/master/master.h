@@ -65,6 +65,8 @@ struct master {
 	pid_t *retired; /* children told to drain at a reload, not restarted */
 	size_t n_retired;
 	bool stopping;
+	int alive_fd; /* read end of the liveness pipe, passed as -m FD */
+	int alive_wfd; /* write end: held, never written; closes when master dies */
 };
 
 /* Make the services of conf (with main.cf cfg) the running ones: bind

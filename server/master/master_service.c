@@ -4,7 +4,8 @@
  * keeps a number of process slots filled: an inet service gets its
  * listening sockets bound here (before any privilege drop, so ports
  * below 1024 work) and handed to each child as "-l FD"; every child runs
- * "PROGRAM -c DIR -s SERVICE [-v...] [-e] [-l FD...] [ARGS]".
+ * "PROGRAM -c DIR [-v...] [-e] -s SERVICE -m FD [-l FD...] [ARGS]"
+ * (-m: the liveness pipe, daemon.h).
  *
  * How many processes: an inet service runs min(maxproc, CPUs) processes
  * sharing its sockets (maxproc "-" is default_process_limit, 0 is no
@@ -38,7 +39,8 @@
  * SECURITY: runs as whoever started master (root in production). Run as
  * root, master gives the unix sockets and their directories to
  * mail_owner, and each child whose master.cf "unpriv" column is y (or -)
- * drops to mail_owner (setgroups, setgid, setuid) between fork and exec,
+ * drops to mail_owner (privilege_drop(): setgroups, setgid, setuid,
+ * checked) between fork and exec,
  * after its listeners were bound. Two programs keep root: those whose
  * unpriv column says n (virtual, which switches to each mailbox owner per
  * delivery), and pickup, which must read maildrop files owned by any
@@ -50,9 +52,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +64,9 @@
 #include "base/mem.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/listen.h"
+#include "daemon/pidfile.h"
+#include "daemon/privilege.h"
 #include "conf/mastercf.h"
 #include "daemon/trigger.h"
 
@@ -142,53 +144,14 @@ static struct master_listener *listener_bind_unix(const struct master_service *s
 	return l;
 }
 
-/* Bind host:port (host NULL: every address). */
+/* Bind host:port (host NULL: every address): listen.h. */
 static struct master_listener *listener_bind(const struct master_service *svc, str_t *error)
 {
 	struct master_listener *l = xcalloc(1, sizeof(*l));
-	struct addrinfo hints, *res, *ai;
-	int rc;
 
 	l->key = xasprintf("%s:%s", svc->host != NULL ? svc->host : "*", svc->port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	rc = getaddrinfo(svc->host, svc->port, &hints, &res);
-	if (rc != 0) {
-		str_appendf(error, "service %s: cannot resolve %s: %s", svc->name, l->key,
-		            gai_strerror(rc));
-		listener_close(&l);
-		return NULL;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		int on = 1;
-
-		if (fd < 0)
-			continue;
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-		if (ai->ai_family == AF_INET6)
-			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, MASTER_BACKLOG) < 0) {
-			int err = errno;
-
-			close(fd);
-			/* Why skip: a host without IPv6 still serves IPv4 on "all". */
-			if (svc->host == NULL && ai->ai_family == AF_INET6 && err == EADDRNOTAVAIL)
-				continue;
-			str_appendf(error, "service %s: bind %s: %s", svc->name, l->key,
-			            strerror(err));
-			freeaddrinfo(res);
-			listener_close(&l);
-			return NULL;
-		}
-		l->fds = xreallocarray(l->fds, l->n_fds + 1, sizeof(int));
-		l->fds[l->n_fds++] = fd;
-	}
-	freeaddrinfo(res);
-	if (l->n_fds == 0) {
-		str_appendf(error, "service %s: nothing to listen on for %s", svc->name, l->key);
+	if (listen_inet(svc->name, svc->host, svc->port, MASTER_BACKLOG, &l->fds, &l->n_fds,
+	                error) < 0) {
 		listener_close(&l);
 		return NULL;
 	}
@@ -391,6 +354,14 @@ static void spawn_exec(struct master_slot *slot)
 		strv_add(&argv, "-e");
 	strv_add(&argv, "-s");
 	strv_add(&argv, s->name);
+	if (s->m->alive_fd >= 0) {
+		char *num = xasprintf("%d", s->m->alive_fd);
+
+		(void)fcntl(s->m->alive_fd, F_SETFD, 0); /* this program only */
+		strv_add(&argv, "-m");
+		strv_add(&argv, num);
+		free(num);
+	}
 	if (s->listener != NULL) {
 		for (size_t i = 0; i < s->listener->n_fds; i++) {
 			int fd = s->listener->fds[i];
@@ -405,12 +376,15 @@ static void spawn_exec(struct master_slot *slot)
 	for (size_t i = 0; i < s->args.n; i++)
 		strv_add(&argv, s->args.v[i]);
 	if (s->m->privileged && s->unpriv && strcmp(s->command, "pickup") != 0) {
-		gid_t gid = s->m->owner_gid;
+		str_t error;
 
-		if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(s->m->owner_uid) < 0) {
-			log_error("cannot drop privileges to mail_owner for %s: %m", s->program);
+		str_init(&error);
+		if (privilege_drop(s->m->owner_uid, s->m->owner_gid, &error) < 0) {
+			log_error("cannot drop privileges to mail_owner for %s: %s", s->program,
+			          str_c(&error));
 			_exit(1);
 		}
+		str_free(&error);
 	}
 	execv(s->program, argv.v);
 	log_error("cannot run %s: %m", s->program);
@@ -503,8 +477,13 @@ static void reaped(struct master *m, pid_t pid, int status)
 			if (slot->pid != pid)
 				continue;
 			log_status(s->program, pid, status);
+			pidfile_remove_stale(config_str(m->main_cfg, "queue_directory"), s->command,
+			                     s->name, pid);
 			slot->pid = 0;
-			if (time(NULL) - slot->started >= MASTER_RUN_RESET)
+			/* Exit status 0 is a daemon that retired (max_idle,
+			 * max_use): replace it soon, without backoff. */
+			if (time(NULL) - slot->started >= MASTER_RUN_RESET ||
+			    (WIFEXITED(status) && WEXITSTATUS(status) == 0))
 				slot->backoff = 1;
 			if (!m->stopping)
 				slot_schedule(slot);

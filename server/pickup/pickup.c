@@ -58,6 +58,7 @@
 #include "cleanup/cleanup.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/event_server.h"
 #include "queue/maildrop.h"
 #include "conf/mastercf.h"
 #include "queue/queue_dir.h"
@@ -78,14 +79,12 @@ struct pickup {
 	struct queue_dir *qd;
 	struct cleanup_settings *cleanup;
 	char *maildrop_dir;
-	char *socket_path;
 	uint64_t size_limit;
 	uint64_t queue_minfree;
 	size_t line_limit;
 	bool append_at_myorigin, append_dot_mydomain;
 	const char *myorigin, *mydomain, *myhostname, *mail_name;
-	int listen_fd;
-	struct event *listen_ev, *timer_ev;
+	struct event *timer_ev;
 	uid_t owner_uid; /* mail_owner when run as root, else -1 */
 	gid_t owner_gid;
 };
@@ -438,31 +437,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	pickup_scan(arg);
 }
 
-/* A client's byte (or EOF, or a timeout): done with it. */
-static void on_client(evutil_socket_t fd, short what, void *arg)
+/* A wake-up on public/pickup (the skeleton read and closed it). */
+static void on_trigger(struct event_server *es, unsigned mask, void *ctx)
 {
-	char buf[64];
-
-	(void)what;
-	(void)arg;
-	(void)!read(fd, buf, sizeof(buf));
-	close(fd);
-}
-
-static void on_accept(evutil_socket_t fd, short what, void *arg)
-{
-	struct pickup *p = arg;
-	struct timeval tv = {5, 0};
-	int client;
-
-	(void)what;
-	while ((client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		/* The connection is the wake-up; read the byte (or wait a
-		 * moment for it) so that the client's write never fails. */
-		if (event_base_once(p->d->base, client, EV_READ, on_client, NULL, &tv) < 0)
-			close(client);
-	}
-	pickup_scan(p);
+	(void)es;
+	(void)mask;
+	pickup_scan(ctx);
 }
 
 /* ---- Setup ---- */
@@ -492,10 +472,12 @@ static void make_dirs(struct pickup *p)
 	str_free(&error);
 }
 
-int main(int argc, char **argv)
+/* After the skeleton's privilege step (pickup keeps root: see the
+ * SECURITY note above): settings, directories, the scan timer. */
+static void pickup_init(struct event_server *es, void *ctx)
 {
-	static const struct daemon_spec spec = {.program = "pickup"};
-	struct daemon *d = daemon_init(&spec, argc, argv);
+	struct pickup *pp = ctx;
+	struct daemon *d = event_server_daemon(es);
 	const struct master_service *svc = d->service;
 	struct pickup p;
 	struct timeval tv;
@@ -503,7 +485,6 @@ int main(int argc, char **argv)
 	str_t error;
 	int64_t limit;
 	const char *err;
-	int status;
 
 	memset(&p, 0, sizeof(p));
 	str_init(&error);
@@ -516,7 +497,6 @@ int main(int argc, char **argv)
 	p.qd = queue_dir_new(config_str(p.cfg, "queue_directory"),
 	                     (unsigned)config_int(p.cfg, "hash_queue_depth"), mask);
 	p.maildrop_dir = xasprintf("%s/%s", queue_dir_root(p.qd), MAILDROP_DIR_NAME);
-	p.socket_path = xasprintf("%s/public/pickup", queue_dir_root(p.qd));
 	if (config_get_int(p.cfg, "message_size_limit", &limit, &err) < 0)
 		log_fatal("%s", err);
 	p.size_limit = (uint64_t)limit;
@@ -548,42 +528,48 @@ int main(int argc, char **argv)
 		}
 	}
 	make_dirs(&p);
-	if (d->n_listen_fds > 0) {
-		/* master bound public/pickup and handed it over. */
-		p.listen_fd = d->listen_fds[0];
-		free(p.socket_path);
-		p.socket_path = NULL;
-	} else {
-		/* Anyone may wake pickup up: it only scans. */
-		p.listen_fd = unix_listen(p.socket_path, 0666, 64, &error);
-		if (p.listen_fd < 0)
-			log_fatal("%s", str_c(&error));
-	}
-	daemon_event_base(d, NULL, NULL, NULL);
-	p.listen_ev = event_new(d->base, p.listen_fd, EV_READ | EV_PERSIST, on_accept, &p);
-	event_add(p.listen_ev, NULL);
 	if (wakeup > 0) {
-		p.timer_ev = event_new(d->base, -1, EV_PERSIST, on_timer, &p);
+		p.timer_ev = event_new(d->base, -1, EV_PERSIST, on_timer, pp); /* *pp = p below */
 		tv.tv_sec = wakeup;
 		tv.tv_usec = 0;
 		event_add(p.timer_ev, &tv);
 	}
 	log_info("starting: maildrop %s, wakeup %us", p.maildrop_dir, wakeup);
+	*pp = p;
 	/* Files written while pickup was down come first. */
-	pickup_scan(&p);
-	status = daemon_run(d);
+	pickup_scan(pp);
+	str_free(&error);
+}
 
+static void pickup_finish(struct event_server *es, void *ctx)
+{
+	struct pickup *pp = ctx;
+	struct pickup p = *pp;
+
+	(void)es;
 	if (p.timer_ev != NULL)
 		event_free(p.timer_ev);
-	event_free(p.listen_ev);
-	close(p.listen_fd);
-	if (p.socket_path != NULL)
-		(void)unlink(p.socket_path);
 	cleanup_settings_destroy(&p.cleanup);
 	queue_dir_destroy(&p.qd);
 	free(p.maildrop_dir);
-	free(p.socket_path);
-	str_free(&error);
-	daemon_destroy(&d);
-	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static struct pickup p;
+	/* needs_root: pickup reads maildrop files of every local user (no
+	 * postdrop helper yet); master keeps it root too (master_service.c). */
+	static const struct event_server_spec spec = {
+	        .daemon = {.program = "pickup"},
+	        .mode = EVENT_SERVER_TRIGGER,
+	        .default_socket = "public/pickup",
+	        .needs_root = true,
+	        .long_lived = true,
+	        .init = pickup_init,
+	        .on_trigger = on_trigger,
+	        .finish = pickup_finish,
+	        .ctx = &p,
+	};
+
+	return event_server_main(&spec, argc, argv);
 }

@@ -1,7 +1,9 @@
 /* qmgr.c - the queue manager: main, recovery, scans and wake-ups.
  *
  * One process (master.cf: "qmgr unix n - n 300 1 qmgr"), one libevent
- * loop plus the resolver thread (qmgr_resolve.c). It owns the queue:
+ * loop plus the resolver thread (qmgr_resolve.c), on the event-server
+ * skeleton (event_server.h: trigger mode, long-lived, runs as
+ * mail_owner). It owns the queue:
  *
  *   - at start, every message left in active/ by a crash or kill goes
  *     back to incoming/ (its recipients already done are skipped: the
@@ -38,6 +40,7 @@
 #include "message/bounce.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/event_server.h"
 #include "conf/mastercf.h"
 #include "daemon/trigger.h"
 #include "qmgr.h"
@@ -149,13 +152,13 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	daemon_stop(q->d, 0);
 }
 
-/* SIGUSR1 from master at a reload. */
-static void on_drain(struct daemon *d, void *ctx)
+/* SIGUSR1 from master at a reload, or master gone. */
+static void on_drain(struct event_server *es, void *ctx)
 {
 	struct qmgr *q = ctx;
 	struct timeval tv = {QMGR_DRAIN_MAX, 0};
 
-	(void)d;
+	(void)es;
 	if (q->draining)
 		return;
 	q->draining = true;
@@ -168,11 +171,11 @@ static void on_drain(struct daemon *d, void *ctx)
 	evtimer_add(q->drain_timer, &tv);
 }
 
-static void on_trigger(evutil_socket_t fd, short what, void *arg)
+static void on_trigger(struct event_server *es, unsigned mask, void *ctx)
 {
-	(void)what;
-	(void)trigger_accept_all(fd);
-	qmgr_schedule_incoming_scan(arg);
+	(void)es;
+	(void)mask;
+	qmgr_schedule_incoming_scan(ctx);
 }
 
 static void on_deferred_timer(evutil_socket_t fd, short what, void *arg)
@@ -277,99 +280,96 @@ static void settings(struct qmgr *q)
 	str_free(&error);
 }
 
-int main(int argc, char **argv)
+/* After the privilege drop: the queue, timers, the resolver, the lock. */
+static void qmgr_init(struct event_server *es, void *ctx)
 {
-	static const struct daemon_spec spec = {.program = "qmgr"};
-	struct daemon *d = daemon_init(&spec, argc, argv);
+	struct qmgr *q = ctx;
+	struct daemon *d = event_server_daemon(es);
 	const struct master_service *svc = d->service;
-	struct qmgr q;
 	struct timeval tv;
 	unsigned wakeup = 300;
 	str_t error;
-	int status;
 
-	memset(&q, 0, sizeof(q));
 	str_init(&error);
-	q.d = d;
-	q.cfg = d->cfg;
-	TAILQ_INIT(&q.msgs);
-	q.active_ids = hash_new(NULL);
-	settings(&q);
+	q->d = d;
+	q->cfg = d->cfg;
+	q->base = d->base;
+	TAILQ_INIT(&q->msgs);
+	q->active_ids = hash_new(NULL);
+	settings(q);
 	if (svc == NULL)
 		svc = mastercf_find(d->master, "qmgr", NULL);
 	if (svc != NULL && svc->wakeup > 0)
 		wakeup = svc->wakeup;
-
-	daemon_event_base(d, on_stop, NULL, &q);
-	q.base = d->base;
-	q.dests = qmgr_dests_new();
-	if (d->n_listen_fds > 0) {
-		q.listen_fd = d->listen_fds[0];
-	} else {
-		q.socket_path = xasprintf("%s/public", queue_dir_root(q.qd));
-		(void)mkdir(q.socket_path, 0755);
-		free(q.socket_path);
-		q.socket_path = xasprintf("%s/public/qmgr", queue_dir_root(q.qd));
-		q.listen_fd = unix_listen(q.socket_path, 0666, 1024, &error);
-		if (q.listen_fd < 0)
-			log_fatal("%s", str_c(&error));
-	}
-	if (qmgr_resolver_start(&q, &error) < 0)
+	q->dests = qmgr_dests_new();
+	if (qmgr_resolver_start(q, &error) < 0)
 		log_fatal("%s", str_c(&error));
-	q.listen_ev = event_new(q.base, q.listen_fd, EV_READ | EV_PERSIST, on_trigger, &q);
-	event_add(q.listen_ev, NULL);
-	q.incoming_ev = event_new(q.base, -1, 0, on_incoming, &q);
-	q.incoming_timer = event_new(q.base, -1, EV_PERSIST, on_incoming, &q);
+	q->incoming_ev = event_new(q->base, -1, 0, on_incoming, q);
+	q->incoming_timer = event_new(q->base, -1, EV_PERSIST, on_incoming, q);
 	tv.tv_sec = wakeup < INCOMING_SCAN_MAX ? wakeup : INCOMING_SCAN_MAX;
 	tv.tv_usec = 0;
-	event_add(q.incoming_timer, &tv);
-	q.deferred_timer = event_new(q.base, -1, EV_PERSIST, on_deferred_timer, &q);
-	tv.tv_sec = (time_t)config_time(q.cfg, "queue_run_delay");
+	event_add(q->incoming_timer, &tv);
+	q->deferred_timer = event_new(q->base, -1, EV_PERSIST, on_deferred_timer, q);
+	tv.tv_sec = (time_t)config_time(q->cfg, "queue_run_delay");
 	if (tv.tv_sec < 1)
 		tv.tv_sec = 1;
-	event_add(q.deferred_timer, &tv);
-
-	daemon_set_drain(d, on_drain);
+	event_add(q->deferred_timer, &tv);
 	{
-		char *active = xasprintf("%s/active", queue_dir_root(q.qd));
+		char *active = xasprintf("%s/active", queue_dir_root(q->qd));
 
-		q.lock_fd = open(active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (q.lock_fd < 0)
+		q->lock_fd = open(active, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (q->lock_fd < 0)
 			log_fatal("open %s: %m", active);
 		free(active);
 	}
-	q.lock_timer = evtimer_new(q.base, on_lock_timer, &q);
-	log_info("starting: queue %s, active limit %zu", queue_dir_root(q.qd), q.active_limit);
-	take_queue(&q);
-	status = daemon_run(d);
+	q->lock_timer = evtimer_new(q->base, on_lock_timer, q);
+	log_info("starting: queue %s, active limit %zu", queue_dir_root(q->qd), q->active_limit);
+	take_queue(q);
+	str_free(&error);
+}
 
-	q.stopping = true;
-	qmgr_resolver_stop(&q.resolver);
-	hash_destroy(&q.dests);
-	while (!TAILQ_EMPTY(&q.msgs)) {
-		struct qmgr_msg *msg = TAILQ_FIRST(&q.msgs);
+static void qmgr_finish(struct event_server *es, void *ctx)
+{
+	struct qmgr *q = ctx;
 
-		TAILQ_REMOVE(&q.msgs, msg, link);
+	(void)es;
+	q->stopping = true;
+	qmgr_resolver_stop(&q->resolver);
+	hash_destroy(&q->dests);
+	while (!TAILQ_EMPTY(&q->msgs)) {
+		struct qmgr_msg *msg = TAILQ_FIRST(&q->msgs);
+
+		TAILQ_REMOVE(&q->msgs, msg, link);
 		qmgr_message_free(msg);
 	}
-	hash_destroy(&q.active_ids);
-	event_free(q.listen_ev);
-	event_free(q.incoming_ev);
-	event_free(q.incoming_timer);
-	event_free(q.deferred_timer);
-	event_free(q.lock_timer);
-	if (q.drain_timer != NULL)
-		event_free(q.drain_timer);
-	close(q.lock_fd);
-	if (q.socket_path != NULL) {
-		close(q.listen_fd);
-		(void)unlink(q.socket_path);
-		free(q.socket_path);
-	}
-	bounce_settings_destroy(&q.bounce);
-	queue_dir_destroy(&q.qd);
-	free(q.private_dir);
-	str_free(&error);
-	daemon_destroy(&d);
-	return status;
+	hash_destroy(&q->active_ids);
+	event_free(q->incoming_ev);
+	event_free(q->incoming_timer);
+	event_free(q->deferred_timer);
+	event_free(q->lock_timer);
+	if (q->drain_timer != NULL)
+		event_free(q->drain_timer);
+	close(q->lock_fd);
+	bounce_settings_destroy(&q->bounce);
+	queue_dir_destroy(&q->qd);
+	free(q->private_dir);
+}
+
+int main(int argc, char **argv)
+{
+	static struct qmgr q;
+	static const struct event_server_spec spec = {
+	        .daemon = {.program = "qmgr"},
+	        .mode = EVENT_SERVER_TRIGGER,
+	        .default_socket = "public/qmgr",
+	        .long_lived = true,
+	        .init = qmgr_init,
+	        .on_trigger = on_trigger,
+	        .on_stop = on_stop,
+	        .on_drain = on_drain,
+	        .finish = qmgr_finish,
+	        .ctx = &q,
+	};
+
+	return event_server_main(&spec, argc, argv);
 }

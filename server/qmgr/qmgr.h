@@ -114,9 +114,6 @@ struct qmgr {
 	struct event *incoming_ev; /* scan incoming soon */
 	struct event *deferred_timer;
 	struct event *incoming_timer;
-	struct event *listen_ev;
-	int listen_fd;
-	char *socket_path; /* bound by qmgr itself (no -l): removed at exit */
 	bool incoming_cut; /* a scan stopped at the active limit */
 	bool stopping;
 	bool owns_queue; /* holds the queue lock (see qmgr.c) */

@@ -77,11 +77,11 @@ struct smtpd_listener {
 	struct restrict_engine *engine;
 	struct cleanup_settings *cleanup;
 	struct smtpd_quota *quota; /* NULL: no over-quota check */
-	struct evconnlistener *ev;
 };
 
 struct smtpd_server {
 	struct daemon *daemon;
+	struct event_server *es; /* the skeleton (event_server.h) */
 	struct event_base *base;
 	struct table_async *pool;
 	struct dns *dns; /* the resolver of every listener */
@@ -90,8 +90,6 @@ struct smtpd_server {
 	size_t n_listeners;
 	size_t n_sessions;
 	struct smtpd_session *sessions; /* every open session, for shutdown */
-	struct evconnlistener **accepting; /* every listening socket, to drain */
-	size_t n_accepting;
 	bool draining; /* SIGUSR1 from master: exit when the last session ends */
 };
 

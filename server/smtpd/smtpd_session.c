@@ -30,6 +30,7 @@
 #include "base/mem.h"
 #include "smtpd.h"
 #include "daemon/daemon.h"
+#include "daemon/event_server.h"
 #include "dns/dns.h"
 #include "table/table_async.h"
 
@@ -549,8 +550,8 @@ static void session_free(struct smtpd_session *s)
 	free(s->name_buf);
 	free(s->reverse_buf);
 	s->lis->server->n_sessions--;
-	if (s->lis->server->draining && s->lis->server->n_sessions == 0)
-		daemon_stop(s->lis->server->daemon, 0);
+	if (s->lis->server->n_sessions == 0)
+		event_server_idle(s->lis->server->es);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else

@@ -11,6 +11,7 @@
 """
 
 import asyncio
+import os
 import socket
 import uuid
 
@@ -94,6 +95,11 @@ def _cmd(sock, line, timeout=15):
 def test_slow_lookup_stalls_only_its_session(postern_build, mariadb, tmp_path):
     name = "smtpd_slow_" + uuid.uuid4().hex[:8]
     mariadb.create_database(name)
+    # smtpd started as root drops to mail_owner: the table file must be
+    # readable by it, which pytest's 0700 tmp_path is not.
+    os.chmod(tmp_path, 0o755)
+    for parent in (tmp_path.parent, tmp_path.parent.parent):
+        os.chmod(parent, os.stat(parent).st_mode | 0o011)
     cf = tmp_path / "slow.cf"
     cf.write_text(f"hosts = inet:{mariadb.host}:{mariadb.port}\nuser = {mariadb.user}\n"
                   f"password = {mariadb.password}\ndbname = {name}\n"

@@ -114,13 +114,13 @@ class Smtpd:
             # A greeting: 220, or a client reject that replaces it.
             return re.match(rb"^[2-5]\d\d[ -]", data) is not None
 
-    def start(self, attempts=3):
+    def start(self, attempts=3, args=()):
         os.makedirs(self.queue, exist_ok=True)
         for attempt in range(attempts):
             self.port = None
             self.write_config()
             binary = os.path.join(self.build, "bin", "smtpd")
-            self.proc = ServerProcess("smtpd", [binary, "-c", self.confdir],
+            self.proc = ServerProcess("smtpd", [binary, "-c", self.confdir, *args],
                                       os.path.join(self.tmpdir, "smtpd.out"),
                                       extra_logs=[self.maillog])
             self.proc.start()
