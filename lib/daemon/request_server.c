@@ -27,6 +27,8 @@
 #include "daemon/daemon.h"
 #include "daemon/trigger.h"
 
+#include <config.h> /* POSTERN_VERSION */
+
 #define REQUEST_READ_SIZE 16384
 
 static volatile sig_atomic_t stop_signal;
@@ -277,12 +279,19 @@ static int open_listener(struct daemon *d, const char *service)
 	return fd;
 }
 
-int request_server_run(struct daemon *d, const struct request_server_spec *spec)
+int request_server_main(const struct request_server_spec *spec, int argc, char **argv)
 {
+	struct daemon *d = daemon_init(&spec->daemon, argc, argv);
 	int listen_fd;
 
 	setup_signals();
 	listen_fd = open_listener(d, spec->service);
+	/* From here on the agent holds what it serves with. */
+	daemon_drop_privileges(d, spec->needs_root);
+	daemon_write_pid(d);
+	if (spec->init != NULL)
+		spec->init(d, spec->ctx);
+	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, d->config_dir);
 	while (stop_signal == 0) {
 		int fd;
 
@@ -301,5 +310,8 @@ int request_server_run(struct daemon *d, const struct request_server_spec *spec)
 	log_info("terminating on signal %d", (int)stop_signal);
 	if (d->n_listen_fds == 0)
 		close(listen_fd);
+	if (spec->finish != NULL)
+		spec->finish(d, spec->ctx);
+	daemon_destroy(&d);
 	return 0;
 }

@@ -267,25 +267,35 @@ static void agent_close(struct virtual_agent *va)
 	free(va->root_groups);
 }
 
+static void agent_init(struct daemon *d, void *ctx)
+{
+	struct virtual_agent *va = ctx;
+
+	agent_open(va, d);
+	log_info("starting: virtual_mailbox_base %s%s", va->base,
+	         va->root ? ", delivering as each mailbox owner" : ", delivering as this user");
+}
+
+static void agent_finish(struct daemon *d, void *ctx)
+{
+	(void)d;
+	agent_close(ctx);
+}
+
 int main(int argc, char **argv)
 {
-	static const struct daemon_spec spec = {.program = "virtual"};
-	struct daemon *d = daemon_init(&spec, argc, argv);
-	struct virtual_agent va;
-	const struct request_server_spec server = {
+	static struct virtual_agent va;
+	static const struct request_server_spec spec = {
+	        .daemon = {.program = "virtual"},
 	        .service = "virtual",
 	        .idle_timeout = VIRTUAL_IDLE_TIMEOUT,
+	        /* Root switches to each mailbox owner around a delivery. */
+	        .needs_root = true,
+	        .init = agent_init,
 	        .handle = handle_request,
+	        .finish = agent_finish,
 	        .ctx = &va,
 	};
-	int status;
 
-	memset(&va, 0, sizeof(va));
-	agent_open(&va, d);
-	log_info("starting: virtual_mailbox_base %s%s", va.base,
-	         va.root ? ", delivering as each mailbox owner" : ", delivering as this user");
-	status = request_server_run(d, &server);
-	agent_close(&va);
-	daemon_destroy(&d);
-	return status;
+	return request_server_main(&spec, argc, argv);
 }
