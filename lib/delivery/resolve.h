@@ -1,9 +1,9 @@
 /* resolve.h - where a recipient's mail goes: virtual alias expansion,
  * domain class, mailbox, quota and transport, with every step recorded.
  *
- * Used by `postern trace ADDRESS` now and meant for qmgr (issue 6).
- * Synchronous: every table lookup blocks (table.h); qmgr will call it
- * from a worker thread or through table_async.h later.
+ * Used by `postern trace ADDRESS`, qmgr (qmgr_resolve.c, in a worker
+ * thread) and smtpd's RCPT-time quota check (in table_async jobs).
+ * Synchronous: every table lookup blocks (table.h).
  *
  * What is done, in Postfix's order (cleanup virtual alias expansion, then
  * trivial-rewrite's resolve and transport lookup):

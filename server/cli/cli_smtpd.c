@@ -1,6 +1,6 @@
-/* cli_smtpd.c - `postern smtpd [ARGS]`: run the SMTP server in the
- * foreground (until master exists, issue 6, this is how it is started;
- * afterwards it stays for debugging).
+/* cli_smtpd.c - `postern smtpd [ARGS]`: run the SMTP server alone in the
+ * foreground, for debugging (`postern start` runs it under master). Run
+ * as root it drops to mail_owner like any daemon (-R keeps root).
  *
  * Execs the smtpd program with "-c DIR" (postern's -c or $MAIL_CONFIG),
  * "-v" for each of postern's -v, and ARGS unchanged. The program is the
