@@ -80,6 +80,11 @@ static void describe(FILE *out, const struct param_def *def)
 	              ? "; a change needs \\fBpostern stop\\fR and \\fBpostern start\\fR.\n"
 	              : "; \\fBpostern reload\\fR applies a change.\n",
 	      out);
+	if (param_not_yet(def))
+		fputs(".br\nAccepted but not implemented yet: a value other than the default draws "
+		      "a warning from \\fBpostern check\\fR, \\fBpostern conf\\fR and "
+		      "\\fBpostern start\\fR.\n",
+		      out);
 }
 
 int cli_conf_man(FILE *out)
@@ -115,6 +120,8 @@ int cli_conf_man(FILE *out)
 	      "Names and defaults are Postfix\\(aqs wherever Postfix has the parameter.\n"
 	      ".PP\n"
 	      "A parameter not listed here draws a warning naming the file and line;\n"
+	      "so does one marked below as accepted but not implemented yet, when it is\n"
+	      "set to anything but its default;\n"
 	      "a value that does not fit its type is an error naming the file, the line\n"
 	      "and what was expected.\n"
 	      "Parameters of one transport may be set with the master.cf service name\n"
