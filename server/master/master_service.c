@@ -39,11 +39,10 @@
  * root, master gives the unix sockets and their directories to
  * mail_owner, and each child whose master.cf "unpriv" column is y (or -)
  * drops to mail_owner (setgroups, setgid, setuid) between fork and exec,
- * after its listeners were bound. Two programs keep root: those whose
- * unpriv column says n (virtual, which switches to each mailbox owner per
- * delivery), and pickup, which must read maildrop files owned by any
- * local user and switches to mail_owner for everything it writes (no
- * setgid postdrop helper yet: INSTALL section 6).
+ * after its listeners were bound. Only a service whose unpriv column
+ * says n keeps root (virtual, which becomes the mailbox owner itself).
+ * pickup is unprivileged like any other: the setgid postdrop helper
+ * writes maildrop files it can read (server/postdrop).
  */
 #include "master.h"
 
@@ -404,7 +403,7 @@ static void spawn_exec(struct master_slot *slot)
 	}
 	for (size_t i = 0; i < s->args.n; i++)
 		strv_add(&argv, s->args.v[i]);
-	if (s->m->privileged && s->unpriv && strcmp(s->command, "pickup") != 0) {
+	if (s->m->privileged && s->unpriv) {
 		gid_t gid = s->m->owner_gid;
 
 		if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(s->m->owner_uid) < 0) {
