@@ -130,7 +130,8 @@ static int writer_record(struct maildrop_writer *w, char type, const void *a, si
 
 	head[0] = (unsigned char)type;
 	put_u32(head + 1, (uint32_t)(alen + blen));
-	if (fs_write_all(fd, head, sizeof(head)) < 0 || (alen > 0 && fs_write_all(fd, a, alen) < 0) ||
+	if (fs_write_all(fd, head, sizeof(head)) < 0 ||
+	    (alen > 0 && fs_write_all(fd, a, alen) < 0) ||
 	    (blen > 0 && fs_write_all(fd, b, blen) < 0))
 		return writer_fail(w, errno != 0 ? errno : EIO, error, "write");
 	return 0;
@@ -430,7 +431,8 @@ enum maildrop_status maildrop_relay(int in_fd, struct maildrop_writer *w, uid_t 
 	r = stream_read(in_fd, head, sizeof(head));
 	if (r != 0) {
 		free(buf);
-		return r < 0 ? sys_error(error, "read input") : relay_bad(error, 0, "no file header");
+		return r < 0 ? sys_error(error, "read input")
+		             : relay_bad(error, 0, "no file header");
 	}
 	if (memcmp(head, MAILDROP_MAGIC, 8) != 0 || head[8] != 0 || head[9] != MAILDROP_VERSION) {
 		free(buf);
@@ -458,7 +460,8 @@ enum maildrop_status maildrop_relay(int in_fd, struct maildrop_writer *w, uid_t 
 				/* The one trusted record, written after every
 				 * submitted attribute, before the content. */
 				uid_written = true;
-				if (maildrop_writer_attr(w, MAILDROP_ATTR_SUBMIT_UID, uidbuf, error) < 0) {
+				if (maildrop_writer_attr(w, MAILDROP_ATTR_SUBMIT_UID, uidbuf,
+				                         error) < 0) {
 					status = relay_write_failed();
 					break;
 				}
@@ -535,7 +538,8 @@ enum maildrop_status maildrop_relay(int in_fd, struct maildrop_writer *w, uid_t 
 		} else if (type == REC_ATTR) {
 			const char *nul = memchr(buf, '\0', len);
 
-			if (nul == NULL || memchr(nul + 1, '\0', len - (size_t)(nul - buf) - 1) != NULL) {
+			if (nul == NULL ||
+			    memchr(nul + 1, '\0', len - (size_t)(nul - buf) - 1) != NULL) {
 				status = relay_bad(error, off, "bad attribute");
 				break;
 			}

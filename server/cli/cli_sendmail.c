@@ -351,8 +351,8 @@ static int drop_commit(struct sm_drop *d)
 }
 
 /* Append one content line (LF added when complete). */
-static int drop_line(const struct sm_context *ctx, struct sm_drop *d, const char *line,
-                     size_t len, bool complete, str_t *error)
+static int drop_line(const struct sm_context *ctx, struct sm_drop *d, const char *line, size_t len,
+                     bool complete, str_t *error)
 {
 	if (maildrop_writer_content(d->w, line, len, error) < 0 ||
 	    (complete && maildrop_writer_content(d->w, "\n", 1, error) < 0))

@@ -129,9 +129,10 @@ static void owner_setup(struct master *m)
 		              name);
 	gr = getgrnam(group);
 	if (gr == NULL)
-		startup_fatal("setgid_group: unknown group \"%s\" (create it, e.g. addgroup --system "
-		              "%s, and install postdrop setgid to it)",
-		              group, group);
+		startup_fatal(
+		        "setgid_group: unknown group \"%s\" (create it, e.g. addgroup --system "
+		        "%s, and install postdrop setgid to it)",
+		        group, group);
 	m->privileged = true;
 	m->owner_uid = pw->pw_uid;
 	m->owner_gid = pw->pw_gid;

@@ -181,7 +181,8 @@ static int submit_uid(const struct maildrop *m, uid_t *uid_r, const char **why_r
 		return -1;
 	}
 	/* At most 10 digits: a 32-bit uid, never (uid_t)-1. */
-	if (value[0] == '\0' || strlen(value) > 10 || strspn(value, "0123456789") != strlen(value)) {
+	if (value[0] == '\0' || strlen(value) > 10 ||
+	    strspn(value, "0123456789") != strlen(value)) {
 		*why_r = "bad submit_uid record: expected a decimal uid";
 		return -1;
 	}
@@ -194,7 +195,6 @@ static int submit_uid(const struct maildrop *m, uid_t *uid_r, const char **why_r
 	*uid_r = (uid_t)v;
 	return 0;
 }
-
 
 /* Feed the content to cleanup line by line: lines without their LF,
  * pieces of line_length_limit with more = true for longer ones.
@@ -337,8 +337,7 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	}
 	/* Postfix's pickup log line: the uid postdrop vouches for and the
 	 * sender as submitted. */
-	log_info("%s: uid=%lu from=<%s>", cleanup_id(c), (unsigned long)uid,
-	         maildrop_sender(m));
+	log_info("%s: uid=%lu from=<%s>", cleanup_id(c), (unsigned long)uid, maildrop_sender(m));
 	qualify(p, maildrop_sender(m), &addr);
 	cleanup_sender(c, addr.buf, NULL, QUEUE_RET_NONE);
 	for (size_t i = 0; i < maildrop_rcpt_count(m); i++) {
@@ -497,11 +496,14 @@ static void make_dirs(struct pickup *p)
 		const struct group *gr = getgrnam(config_str(p->cfg, "setgid_group"));
 
 		if (gr == NULL)
-			log_fatal("setgid_group: no such group \"%s\"", config_str(p->cfg, "setgid_group"));
-		if (maildrop_dir_create(queue_dir_root(p->qd), p->owner_uid, gr->gr_gid, &error) < 0)
+			log_fatal("setgid_group: no such group \"%s\"",
+			          config_str(p->cfg, "setgid_group"));
+		if (maildrop_dir_create(queue_dir_root(p->qd), p->owner_uid, gr->gr_gid, &error) <
+		    0)
 			log_fatal("%s", str_c(&error));
 	} else if (access(p->maildrop_dir, R_OK | W_OK | X_OK) < 0) {
-		log_fatal("%s: %m (master creates it, mode %04o)", p->maildrop_dir, MAILDROP_DIR_MODE);
+		log_fatal("%s: %m (master creates it, mode %04o)", p->maildrop_dir,
+		          MAILDROP_DIR_MODE);
 	}
 	if (mkdir(public_dir, 0755) < 0 && errno != EEXIST)
 		log_fatal("mkdir %s: %m", public_dir);

@@ -131,10 +131,11 @@ static int maildrop_dir_check(const char *dir, struct config *cfg)
 	 * unprivileged user (no root master) has no postdrop group. */
 	if (st.st_uid != pw->pw_uid || (st.st_mode & 07777) != MAILDROP_DIR_MODE ||
 	    (st.st_gid != gr->gr_gid && getuid() != st.st_uid)) {
-		log_error("%s: expected a directory owned by %s, group %s, mode %04o; found uid %lu, "
-		          "gid %lu, mode %04o",
-		          dir, owner, group, MAILDROP_DIR_MODE, (unsigned long)st.st_uid,
-		          (unsigned long)st.st_gid, (unsigned)(st.st_mode & 07777));
+		log_error(
+		        "%s: expected a directory owned by %s, group %s, mode %04o; found uid %lu, "
+		        "gid %lu, mode %04o",
+		        dir, owner, group, MAILDROP_DIR_MODE, (unsigned long)st.st_uid,
+		        (unsigned long)st.st_gid, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -169,7 +170,8 @@ int main(int argc, char **argv)
 		return EX_USAGE_;
 	}
 	if (config_dir_allowed(config_dir, &why) < 0) {
-		log_error("%s: not a configuration directory postdrop may use: %s", config_dir, why);
+		log_error("%s: not a configuration directory postdrop may use: %s", config_dir,
+		          why);
 		return EX_USAGE_;
 	}
 	if (config_load(config_dir, &cfg, &errors) < 0) {
