@@ -85,6 +85,14 @@ ensure_mail_owner() {
     echo "deps: creating the system user postern (mail_owner)"
     $SUDO adduser --system --group --no-create-home --home /nonexistent --quiet postern
 }
+# The group of the setgid postdrop helper (setgid_group = postdrop):
+# `make install` installs postdrop setgid to it and master gives it
+# queue_directory/maildrop (mode 1730).
+ensure_setgid_group() {
+    getent group postdrop >/dev/null && return 0
+    echo "deps: creating the system group postdrop (setgid_group)"
+    $SUDO addgroup --system --quiet postdrop
+}
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -92,6 +100,7 @@ done
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
     ensure_mail_owner
+    ensure_setgid_group
     exit 0
 fi
 echo "deps: installing$missing"
@@ -115,3 +124,4 @@ case " $missing " in
     ;;
 esac
 ensure_mail_owner
+ensure_setgid_group

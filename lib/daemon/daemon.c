@@ -280,7 +280,7 @@ void daemon_drop_privileges(struct daemon *d, bool needs_root)
 	if (privilege_owner_lookup(config_str(d->cfg, "mail_owner"), &owner, &error) < 0)
 		log_fatal("%s", str_c(&error));
 	daemon_owner_setup(d, &owner);
-	if (privilege_drop(owner.uid, owner.gid, &error) < 0)
+	if (privilege_drop(owner.uid, owner.gid, (gid_t)-1, &error) < 0)
 		log_fatal("cannot drop privileges to mail_owner %s: %s", owner.name, str_c(&error));
 	log_debug(1, "running as mail_owner %s (uid %ld)", owner.name, (long)owner.uid);
 	privilege_owner_free(&owner);

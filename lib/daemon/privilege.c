@@ -48,15 +48,16 @@ void privilege_owner_free(struct privilege_owner *owner)
 	owner->name = NULL;
 }
 
-int privilege_drop(uid_t uid, gid_t gid, str_t *error)
+int privilege_drop(uid_t uid, gid_t gid, gid_t extra_gid, str_t *error)
 {
+	gid_t groups[2] = {gid, extra_gid};
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
 
 	/* Why this order: setgroups and setgid need root, so they come
 	 * before setuid; the supplementary groups go first so that no group
 	 * of root's survives. */
-	if (setgroups(1, &gid) < 0) {
+	if (setgroups(extra_gid != (gid_t)-1 && extra_gid != gid ? 2 : 1, groups) < 0) {
 		str_appendf(error, "setgroups(%ld): %s", (long)gid, strerror(errno));
 		return -1;
 	}

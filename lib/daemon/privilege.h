@@ -31,11 +31,12 @@ int privilege_owner_lookup(const char *name, struct privilege_owner *owner_r, st
 /* Free owner->name; the struct itself belongs to the caller. */
 void privilege_owner_free(struct privilege_owner *owner);
 
-/* Become uid/gid for good: setgroups({gid}), setgid(gid), setuid(uid),
+/* Become uid/gid for good: setgroups({gid} or {gid, extra_gid}; pass
+ * (gid_t)-1 for none), setgid(gid), setuid(uid),
  * in that order, then verify that real, effective and saved uid and gid
  * are the new ones and that setuid(0) fails. Call as root only. Returns
  * 0, or -1 with the step that failed appended to error; the process is
  * then in an unknown state and must exit (callers make that fatal). */
-int privilege_drop(uid_t uid, gid_t gid, str_t *error);
+int privilege_drop(uid_t uid, gid_t gid, gid_t extra_gid, str_t *error);
 
 #endif

@@ -232,6 +232,40 @@ static int open_maildir(const struct maildir_request *req, struct maildir_result
 	return fd;
 }
 
+int maildir_open_existing(const char *base_dir, const char *maildir)
+{
+	const char *p = maildir;
+	str_t comp;
+	int fd;
+
+	if (base_dir[0] == '\0') {
+		base_dir = "/";
+		while (*p == '/')
+			p++;
+	}
+	if (!maildir_path_ok(p)) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	str_init(&comp);
+	while (fd >= 0 && *p != '\0') {
+		const char *slash = strchr(p, '/');
+		int next, err;
+
+		str_reset(&comp);
+		str_append_n(&comp, p, (size_t)(slash - p));
+		next = openat(fd, str_c(&comp), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = errno;
+		close(fd);
+		fd = next;
+		errno = err;
+		p = slash + 1;
+	}
+	str_free(&comp);
+	return fd;
+}
+
 static int open_subdir(int maildir_fd, const char *name, const struct maildir_request *req,
                        struct maildir_result *res)
 {

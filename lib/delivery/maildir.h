@@ -77,6 +77,15 @@ void maildir_result_free(struct maildir_result *res);
  * delivery is logged as a warning and does not fail the delivery. */
 int maildir_deliver(const struct maildir_request *req, struct maildir_result *res);
 
+/* Open the existing Maildir maildir ("example.com/alice/", the table's
+ * value) below base_dir with the walk maildir_deliver() uses: every
+ * component opened with O_NOFOLLOW | O_DIRECTORY from base_dir, nothing
+ * created. base_dir "" takes an absolute maildir from "/". The
+ * directory's fd, or -1 with errno: EINVAL for a path with "", "." or
+ * ".." components, ELOOP or ENOTDIR when a component is a symlink or
+ * not a directory. For the quota readers (maildir_quota.h). */
+int maildir_open_existing(const char *base_dir, const char *maildir);
+
 /* A unique Maildir file name "<sec>.M<usec>P<pid>Q<n>.<host>" (the spec's
  * time.MusecPpid plus a per-process counter), with '/' and ':' in host
  * written as \057 and \072; host NULL = gethostname(). Appended to out. */

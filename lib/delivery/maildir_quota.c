@@ -12,7 +12,12 @@
  * SECURITY: maildirsize and the Maildir are writable by the mailbox owner,
  * so their content is untrusted: the file is read with a size bound, every
  * line is parsed strictly, sums are overflow-checked, and a malformed file
- * is rebuilt rather than trusted.
+ * is rebuilt rather than trusted. The owner may also plant links: the
+ * Maildir is reached by maildir_open_existing()'s O_NOFOLLOW walk from
+ * virtual_mailbox_base, and maildirsize is opened O_NOFOLLOW | O_NONBLOCK
+ * and used only when it is a regular file (a symlink or FIFO counts as
+ * absent for the delivery agent, which renames a rebuilt file over it,
+ * and as unknown usage for the read-only callers).
  */
 #include "delivery/maildir_quota.h"
 
@@ -164,19 +169,48 @@ bool maildir_quota_full(const struct maildir_quota_usage *usage, uint64_t size)
 	return l->count != 0 && used_count >= l->count;
 }
 
-int maildir_quota_peek(const char *maildir_path, struct maildir_quota_usage *usage_r, str_t *error)
+/* Open maildirsize in the Maildir open on maildir_fd for reading: never
+ * through a symlink (ELOOP), never blocking on a FIFO the owner planted,
+ * and only a regular file (else EINVAL). The fd or -1 (errno). */
+static int quota_open_read(int maildir_fd)
 {
-	char *path = xasprintf("%s/" QUOTA_FILE, maildir_path);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(maildir_fd, QUOTA_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int err = S_ISREG(st.st_mode) ? errno : EINVAL;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+int maildir_quota_peek(const char *base_dir, const char *maildir,
+                       struct maildir_quota_usage *usage_r, str_t *error)
+{
+	int dir_fd = maildir_open_existing(base_dir, maildir);
+	int fd;
 	char buf[2 * MAILDIR_QUOTA_MAX_FILE];
 	ssize_t n;
 
-	free(path);
 	memset(usage_r, 0, sizeof(*usage_r));
+	if (dir_fd < 0) {
+		if (errno == ENOENT)
+			return 0; /* no Maildir yet: nothing counted */
+		str_appendf(error, "maildir %s unreadable: %m", maildir);
+		return -1;
+	}
+	fd = quota_open_read(dir_fd);
+	close(dir_fd);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		str_append(error, QUOTA_FILE " unreadable");
+		str_append(error, errno == ELOOP ? QUOTA_FILE " is a symbolic link: not read"
+		                                 : QUOTA_FILE " unreadable");
 		return -1;
 	}
 	n = read(fd, buf, sizeof(buf));
@@ -398,12 +432,15 @@ int maildir_quota_read_at(int maildir_fd, const struct maildir_quota_limits *lim
                           struct maildir_quota_usage *usage_r, str_t *error)
 {
 	struct maildir_quota_limits want = {0, 0};
-	int fd = openat(maildir_fd, QUOTA_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* Why a symlink or a non-regular file counts as absent: it is not
+	 * read (a link could name any file the agent can read, a FIFO would
+	 * hang it); rebuild() renames a fresh file over the name. */
+	int fd = quota_open_read(maildir_fd);
 	bool need = true;
 	str_t data;
 
 	memset(usage_r, 0, sizeof(*usage_r));
-	if (fd < 0 && errno != ENOENT && errno != ELOOP) {
+	if (fd < 0 && errno != ENOENT && errno != ELOOP && errno != EINVAL) {
 		str_appendf(error, "open " QUOTA_FILE ": %m");
 		return -1;
 	}
@@ -445,14 +482,15 @@ int maildir_quota_read_at(int maildir_fd, const struct maildir_quota_limits *lim
 	return rebuild(maildir_fd, &want, usage_r, error);
 }
 
-int maildir_quota_usage(const char *maildir_path, const struct maildir_quota_limits *limits,
+int maildir_quota_usage(const char *base_dir, const char *maildir,
+                        const struct maildir_quota_limits *limits,
                         struct maildir_quota_usage *usage_r, str_t *error)
 {
-	int fd = open(maildir_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = maildir_open_existing(base_dir, maildir);
 	int ret;
 
 	if (fd < 0) {
-		str_appendf(error, "open maildir %s: %m", maildir_path);
+		str_appendf(error, "open maildir %s below %s: %m", maildir, base_dir);
 		return -1;
 	}
 	ret = maildir_quota_read_at(fd, limits, usage_r, error);
@@ -462,7 +500,11 @@ int maildir_quota_usage(const char *maildir_path, const struct maildir_quota_lim
 
 int maildir_quota_add_at(int maildir_fd, int64_t bytes, int64_t count, str_t *error)
 {
-	int fd = openat(maildir_fd, QUOTA_FILE, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
+	 * hanging the agent; only a regular file is appended to. */
+	int fd = openat(maildir_fd, QUOTA_FILE,
+	                O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 	str_t line;
 	int ret = 0;
 
@@ -470,6 +512,11 @@ int maildir_quota_add_at(int maildir_fd, int64_t bytes, int64_t count, str_t *er
 		if (errno == ENOENT)
 			return 0;
 		str_appendf(error, "open " QUOTA_FILE ": %m");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		str_append(error, QUOTA_FILE ": not a regular file: not written");
+		close(fd);
 		return -1;
 	}
 	str_init(&line);

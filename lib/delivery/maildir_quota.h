@@ -60,9 +60,11 @@ void maildir_quota_format_limits(const struct maildir_quota_limits *limits, str_
 int maildir_quota_read_at(int maildir_fd, const struct maildir_quota_limits *limits,
                           struct maildir_quota_usage *usage_r, str_t *error);
 
-/* maildir_quota_read_at() for a Maildir given by path (which must not be
- * a symlink); for smtpd's RCPT-time check and `postern trace`. */
-int maildir_quota_usage(const char *maildir_path, const struct maildir_quota_limits *limits,
+/* maildir_quota_read_at() for the Maildir maildir below base_dir, opened
+ * by maildir_open_existing() (no symlink followed anywhere below
+ * base_dir); for the virtual agent after a delivery. */
+int maildir_quota_usage(const char *base_dir, const char *maildir,
+                        const struct maildir_quota_limits *limits,
                         struct maildir_quota_usage *usage_r, str_t *error);
 
 /* True when adding bytes and count messages to usage would go over
@@ -77,15 +79,17 @@ bool maildir_quota_would_exceed(const struct maildir_quota_usage *usage, uint64_
  * not given) would go over the byte limit. A limit of 0 never refuses. */
 bool maildir_quota_full(const struct maildir_quota_usage *usage, uint64_t size);
 
-/* Read the usage and limits of the Maildir at maildir_path from its
- * maildirsize without writing anything (no rebuild: for processes that
+/* Read the usage and limits of the Maildir maildir below base_dir
+ * (opened as maildir_quota_usage() does) from its maildirsize without
+ * writing anything (no rebuild: for processes that
  * must not write into mailboxes). 1 with *usage_r filled; 0 when there
  * is no maildirsize (usage_r zeroed: nothing counted yet); -1 when the
  * file cannot be read, is larger than MAILDIR_QUOTA_MAX_FILE or is
  * malformed (the usage is unknown until the delivery agent rebuilds it),
  * with "maildirsize unreadable" or "maildirsize needs recalculation"
  * appended to error. */
-int maildir_quota_peek(const char *maildir_path, struct maildir_quota_usage *usage_r, str_t *error);
+int maildir_quota_peek(const char *base_dir, const char *maildir,
+                       struct maildir_quota_usage *usage_r, str_t *error);
 
 /* Append the delta line "<bytes> <count>\n" to maildirsize with a single
  * O_APPEND write (atomic with other writers), creating nothing: when the

@@ -98,6 +98,7 @@ void resolve_result_free(struct resolve_result *r)
 		free(f->transport);
 		free(f->nexthop);
 		free(f->maildir);
+		free(f->maildir_value);
 	}
 	free(r->lines);
 	free(r->finals);
@@ -347,13 +348,14 @@ done:
 }
 
 /* Read the usage from f's maildirsize without rebuilding it. */
-static void quota_usage(struct resolve_final *f, str_t *out)
+static void quota_usage(const struct resolve_ctx *ctx, struct resolve_final *f, str_t *out)
 {
 	str_t why;
 	int rc;
 
 	str_init(&why);
-	rc = maildir_quota_peek(f->maildir, &f->usage, &why);
+	rc = maildir_quota_peek(config_str(ctx->cfg, "virtual_mailbox_base"), f->maildir_value,
+	                        &f->usage, &why);
 	f->usage_known = rc >= 0;
 	if (rc < 0)
 		str_appendf(out, "usage unknown (%s)", str_c(&why));
@@ -382,6 +384,7 @@ static int mailbox_step(struct run *run, const char *address, unsigned depth,
 		break;
 	case TABLE_FOUND:
 		f->maildir = xstrdup(info.path);
+		f->maildir_value = xstrdup(info.value);
 		add_line(run->r, depth,
 		         xasprintf("mailbox: virtual_mailbox_maps %s key %s -> %s (%s %s)",
 		                   info.table, info.key, info.value,
@@ -397,7 +400,7 @@ static int mailbox_step(struct run *run, const char *address, unsigned depth,
 				            info.quota == 0 ? " (no limit)" : "");
 			else
 				str_appendf(&line, "quota: %s -> none; ", info.quota_table);
-			quota_usage(f, &line);
+			quota_usage(run->ctx, f, &line);
 			add_line(run->r, depth, str_steal(&line));
 			str_free(&line);
 		}
@@ -536,6 +539,7 @@ fail:
 	free(f.nexthop);
 	free(f.reason);
 	free(f.maildir);
+	free(f.maildir_value);
 done:
 	free(tkey);
 	free(ttable);

@@ -69,6 +69,7 @@ struct resolve_final {
 	char *transport; /* "virtual", "smtp", "error" ... */
 	char *nexthop; /* may be "" */
 	char *maildir; /* virtual mailbox: full path (base + table value), else NULL */
+	char *maildir_value; /* the table value alone, below virtual_mailbox_base */
 	int64_t quota; /* bytes from db:quota; -1 when not known */
 	/* With a quota (quota >= 0): the maildirsize of the Maildir, read
 	 * only (maildir_quota_peek); usage.limits are the file's header.

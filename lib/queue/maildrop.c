@@ -1,16 +1,18 @@
 /* maildrop.c - maildrop file writer and bounded, validating reader (see
  * maildrop.h for the format).
  *
- * The writer is used by `postern sendmail`, the reader by pickup and by
- * the maildrop fuzz target. Guarantees on failure: a writer that fails or
+ * The stream writer is used by `postern sendmail`, the file writer,
+ * maildrop_relay() and maildrop_dir_create() by postdrop (and the latter
+ * by master), the reader by pickup and by the maildrop fuzz target. Guarantees on failure: a writer that fails or
  * is destroyed before commit leaves no file behind; the reader never uses
  * a length it has not checked against the file size and the fixed bounds,
  * holds at most MAILDROP_ENVELOPE_MAX bytes of envelope in memory whatever
  * the file says, and reports a bad file as MAILDROP_CORRUPT with the
  * offset of the problem.
  *
- * SECURITY: every maildrop file is written by an arbitrary local user, so
- * every byte of it is hostile input to pickup (which may run as root).
+ * SECURITY: the content of every maildrop file comes from an arbitrary
+ * local user, so every byte of it is hostile input to postdrop (setgid)
+ * and to pickup; only the submit_uid record postdrop adds is trusted.
  */
 #include "queue/maildrop.h"
 
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/types.h>
 
 #include "base/fs.h"
 #include "base/mem.h"
@@ -32,6 +35,8 @@
 #define REC_ATTR 'A'
 #define REC_CONTENT 'C'
 #define REC_END 'E'
+
+static enum maildrop_status sys_error(str_t *error, const char *what);
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -90,7 +95,8 @@ bool maildrop_text_valid(const char *s, size_t len)
 /* ---- Writer ---- */
 
 struct maildrop_writer {
-	int fd; /* -1 once closed */
+	int fd; /* the file; -1 once closed or for a stream */
+	int stream_fd; /* maildrop_writer_open_fd(): borrowed; else -1 */
 	char *tmp_path; /* removed on destroy unless committed */
 	char id[QUEUE_ID_SIZE];
 	char *dir;
@@ -120,11 +126,13 @@ static int writer_record(struct maildrop_writer *w, char type, const void *a, si
 {
 	unsigned char head[MAILDROP_RECORD_HEADER_SIZE];
 
+	int fd = w->stream_fd >= 0 ? w->stream_fd : w->fd;
+
 	head[0] = (unsigned char)type;
 	put_u32(head + 1, (uint32_t)(alen + blen));
-	if (fs_write_all(w->fd, head, sizeof(head)) < 0 ||
-	    (alen > 0 && fs_write_all(w->fd, a, alen) < 0) ||
-	    (blen > 0 && fs_write_all(w->fd, b, blen) < 0))
+	if (fs_write_all(fd, head, sizeof(head)) < 0 ||
+	    (alen > 0 && fs_write_all(fd, a, alen) < 0) ||
+	    (blen > 0 && fs_write_all(fd, b, blen) < 0))
 		return writer_fail(w, errno != 0 ? errno : EIO, error, "write");
 	return 0;
 }
@@ -156,6 +164,7 @@ int maildrop_writer_open(const char *dir, struct maildrop_writer **w_r, str_t *e
 
 	*w_r = NULL;
 	w->fd = -1;
+	w->stream_fd = -1;
 	queue_id_generate(w->id, NULL);
 	w->dir = xstrdup(dir);
 	str_init(&w->chunk);
@@ -181,6 +190,31 @@ int maildrop_writer_open(const char *dir, struct maildrop_writer **w_r, str_t *e
 
 		str_appendf(error, "write %s: %s", w->tmp_path, strerror(err));
 		maildrop_writer_destroy(&w);
+		errno = err;
+		return -1;
+	}
+	*w_r = w;
+	return 0;
+}
+
+int maildrop_writer_open_fd(int fd, struct maildrop_writer **w_r, str_t *error)
+{
+	struct maildrop_writer *w = xcalloc(1, sizeof(*w));
+	unsigned char head[MAILDROP_HEADER_SIZE];
+
+	w->fd = -1;
+	w->stream_fd = fd;
+	snprintf(w->id, sizeof(w->id), "-");
+	str_init(&w->chunk);
+	memset(head, 0, sizeof(head));
+	memcpy(head, MAILDROP_MAGIC, 8);
+	head[9] = MAILDROP_VERSION;
+	if (fs_write_all(fd, head, sizeof(head)) < 0) {
+		int err = errno;
+
+		str_appendf(error, "write maildrop stream: %s", strerror(err));
+		maildrop_writer_destroy(&w);
+		*w_r = NULL;
 		errno = err;
 		return -1;
 	}
@@ -289,6 +323,10 @@ int maildrop_writer_commit(struct maildrop_writer *w, str_t *error)
 	if (writer_flush(w, error) < 0 ||
 	    writer_record(w, REC_END, total, sizeof(total), NULL, 0, error) < 0)
 		return -1;
+	if (w->stream_fd >= 0) {
+		w->committed = true;
+		return 0;
+	}
 	path = xasprintf("%s/%s", w->dir, w->id);
 	/* STYLE 18 order: fsync the file, rename without replacing, make
 	 * the directory entry durable. Only after that may sendmail exit 0. */
@@ -321,6 +359,205 @@ void maildrop_writer_destroy(struct maildrop_writer **wp)
 	free(w);
 	*wp = NULL;
 	errno = err;
+}
+
+/* ---- postdrop ---- */
+
+int maildrop_dir_create(const char *queue_root, uid_t uid, gid_t gid, str_t *error)
+{
+	char *dir = xasprintf("%s/%s", queue_root, MAILDROP_DIR_NAME);
+	int ret = -1;
+
+	/* chown before chmod: chown clears the set-id bits, and the mode
+	 * (1730) is set last, when the group is already the right one. */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		str_appendf(error, "create directory %s: %s", dir, strerror(errno));
+	else if (uid != (uid_t)-1 && chown(dir, uid, gid) < 0)
+		str_appendf(error, "chown %s to %lu:%lu: %s", dir, (unsigned long)uid,
+		            (unsigned long)gid, strerror(errno));
+	else if (chmod(dir, MAILDROP_DIR_MODE) < 0)
+		str_appendf(error, "chmod %s: %s", dir, strerror(errno));
+	else
+		ret = 0;
+	free(dir);
+	return ret;
+}
+
+/* Read exactly len bytes from a stream: 0, 1 at end of input before
+ * len bytes (none or some), -1 on an error (errno). */
+static int stream_read(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static enum maildrop_status relay_bad(str_t *error, uint64_t off, const char *what)
+{
+	str_appendf(error, "bad input at offset %llu: %s", (unsigned long long)off, what);
+	return MAILDROP_CORRUPT;
+}
+
+/* A writer call failed: EINVAL means the writer refused the text. */
+static enum maildrop_status relay_write_failed(void)
+{
+	return errno == EINVAL ? MAILDROP_CORRUPT : MAILDROP_ERROR;
+}
+
+enum maildrop_status maildrop_relay(int in_fd, struct maildrop_writer *w, uid_t uid,
+                                    uint64_t max_content, str_t *error)
+{
+	unsigned char head[MAILDROP_HEADER_SIZE], rec[MAILDROP_RECORD_HEADER_SIZE];
+	char *buf = xmalloc(MAILDROP_CHUNK_MAX + 1);
+	uint64_t off = 0, content = 0, envelope_bytes = 0;
+	enum maildrop_status status = MAILDROP_OK;
+	bool have_sender = false, uid_written = false;
+	char uidbuf[32];
+	int r;
+
+	snprintf(uidbuf, sizeof(uidbuf), "%lu", (unsigned long)uid);
+	r = stream_read(in_fd, head, sizeof(head));
+	if (r != 0) {
+		free(buf);
+		return r < 0 ? sys_error(error, "read input")
+		             : relay_bad(error, 0, "no file header");
+	}
+	if (memcmp(head, MAILDROP_MAGIC, 8) != 0 || head[8] != 0 || head[9] != MAILDROP_VERSION) {
+		free(buf);
+		return relay_bad(error, 0, "bad magic or version");
+	}
+	off = MAILDROP_HEADER_SIZE;
+	for (;;) {
+		uint32_t len;
+		char type;
+
+		r = stream_read(in_fd, rec, sizeof(rec));
+		if (r != 0) {
+			status = r < 0 ? sys_error(error, "read input")
+			               : relay_bad(error, off, "truncated: no end record");
+			break;
+		}
+		type = (char)rec[0];
+		len = get_u32(rec + 1);
+		if (type == REC_CONTENT || type == REC_END) {
+			if (!have_sender) {
+				status = relay_bad(error, off, "no sender record first");
+				break;
+			}
+			if (!uid_written) {
+				/* The one trusted record, written after every
+				 * submitted attribute, before the content. */
+				uid_written = true;
+				if (maildrop_writer_attr(w, MAILDROP_ATTR_SUBMIT_UID, uidbuf,
+				                         error) < 0) {
+					status = relay_write_failed();
+					break;
+				}
+			}
+		}
+		if (type == REC_END) {
+			unsigned char total[8], extra;
+
+			if (len != 8) {
+				status = relay_bad(error, off, "bad end record length");
+				break;
+			}
+			r = stream_read(in_fd, total, sizeof(total));
+			if (r != 0) {
+				status = r < 0 ? sys_error(error, "read input")
+				               : relay_bad(error, off, "truncated end record");
+				break;
+			}
+			if (get_u64(total) != content) {
+				status = relay_bad(error, off, "content length mismatch");
+				break;
+			}
+			r = stream_read(in_fd, &extra, 1);
+			if (r < 0)
+				status = sys_error(error, "read input");
+			else if (r == 0)
+				status = relay_bad(error, off, "data after the end record");
+			break;
+		}
+		if (type == REC_CONTENT) {
+			if (len == 0 || len > MAILDROP_CHUNK_MAX) {
+				status = relay_bad(error, off, "bad content record length");
+				break;
+			}
+		} else if (len > MAILDROP_FIELD_MAX + MAILDROP_ATTR_NAME_MAX + 1) {
+			status = relay_bad(error, off, "envelope record too long");
+			break;
+		} else if ((envelope_bytes += len + MAILDROP_RECORD_HEADER_SIZE) >
+		           MAILDROP_ENVELOPE_MAX) {
+			status = relay_bad(error, off, "envelope too large");
+			break;
+		}
+		r = stream_read(in_fd, buf, len);
+		if (r != 0) {
+			status = r < 0 ? sys_error(error, "read input")
+			               : relay_bad(error, off, "truncated record");
+			break;
+		}
+		buf[len] = '\0';
+		off += MAILDROP_RECORD_HEADER_SIZE + (uint64_t)len;
+		if (type == REC_CONTENT) {
+			content += len;
+			if (max_content > 0 && content > max_content) {
+				status = MAILDROP_TOO_BIG;
+				break;
+			}
+			r = maildrop_writer_content(w, buf, len, error);
+		} else if (type == REC_SENDER) {
+			if (have_sender || memchr(buf, '\0', len) != NULL) {
+				status = relay_bad(error, off, "bad or second sender record");
+				break;
+			}
+			have_sender = true;
+			r = maildrop_writer_sender(w, buf, error);
+		} else if (!have_sender || uid_written) {
+			status = relay_bad(error, off, "envelope record out of order");
+			break;
+		} else if (type == REC_RCPT) {
+			if (memchr(buf, '\0', len) != NULL) {
+				status = relay_bad(error, off, "bad recipient");
+				break;
+			}
+			r = maildrop_writer_rcpt(w, buf, error);
+		} else if (type == REC_ATTR) {
+			const char *nul = memchr(buf, '\0', len);
+
+			if (nul == NULL ||
+			    memchr(nul + 1, '\0', len - (size_t)(nul - buf) - 1) != NULL) {
+				status = relay_bad(error, off, "bad attribute");
+				break;
+			}
+			/* Never the caller's word for who submitted. */
+			r = strcmp(buf, MAILDROP_ATTR_SUBMIT_UID) == 0
+			            ? 0
+			            : maildrop_writer_attr(w, buf, nul + 1, error);
+		} else {
+			status = relay_bad(error, off, "unknown record type");
+			break;
+		}
+		if (r < 0) {
+			status = relay_write_failed();
+			break;
+		}
+	}
+	free(buf);
+	return status;
 }
 
 /* ---- Reader ---- */

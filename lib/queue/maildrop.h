@@ -1,15 +1,16 @@
 /* maildrop.h - the maildrop file: one locally submitted message waiting
  * for pickup.
  *
- * `sendmail` (run by any local user) writes one file per message into
- * queue_directory/maildrop/; the pickup daemon reads it, hands it to
- * cleanup and removes it. This is Postfix's postdrop -> maildrop ->
- * pickup path. The maildrop file is NOT a queue file: it has no queue ID
- * of its own in the mail system, no status slots, and, above all, it is
- * written by an untrusted user. The reader therefore checks every length
- * against the file and against fixed bounds before it uses it, and
- * re-checks the content records while streaming them (the owner may
- * still change the file after it was validated).
+ * `sendmail` (run by any local user) writes the message in this format
+ * to the setgid helper `postdrop` (server/postdrop), which copies it into
+ * queue_directory/maildrop/ (maildrop_relay()) and records the submitting
+ * user's real uid; the pickup daemon reads the file, hands it to cleanup
+ * and removes it. This is Postfix's postdrop -> maildrop -> pickup path.
+ * The maildrop file is NOT a queue file: it has no queue ID of its own in
+ * the mail system, no status slots, and its content comes from an
+ * untrusted user. The reader therefore checks every length against the
+ * file and against fixed bounds before it uses it, and re-checks the
+ * content records while streaming them.
  *
  * FORMAT (version 1; integers big-endian)
  *
@@ -30,6 +31,10 @@
  *   'E' end, 8 bytes: u64 total content length (the sum of the 'C'
  *       lengths). Last: the file must end right after it. A file without
  *       it is incomplete or damaged.
+ *
+ *   postdrop drops any 'A' submit_uid record of the submitted stream and
+ *   writes its own, with the real uid of its caller, right before the
+ *   content: pickup trusts that record (see MAILDROP_ATTR_SUBMIT_UID).
  *
  *   Text fields (sender, recipients, attribute names and values) never
  *   hold a NUL, a control character (below 0x20) or DEL: they end up in
@@ -58,16 +63,23 @@
 #define MAILDROP_ATTR_NAME_MAX 64
 #define MAILDROP_CHUNK_MAX 65536
 #define MAILDROP_ENVELOPE_MAX (4u * 1024 * 1024)
-/* The maildrop directory: world-writable, sticky, not listable (1733),
- * like Postfix's maildrop without the setgid postdrop helper. */
+/* The maildrop directory: owner mail_owner, group setgid_group
+ * ("postdrop"), mode 1730: only the setgid postdrop helper (and
+ * mail_owner) may create files in it, nobody else may enter or list it,
+ * and the sticky bit keeps group members from removing others' files.
+ * As Postfix's maildrop. */
 #define MAILDROP_DIR_NAME "maildrop"
-#define MAILDROP_DIR_MODE 01733
-#define MAILDROP_FILE_MODE 0600
+#define MAILDROP_DIR_MODE 01730
+/* Why readable by all: postdrop is setgid only, so the file belongs to
+ * the submitting user; pickup runs as mail_owner and must read it. The
+ * 1730 directory keeps everyone else from reaching it. */
+#define MAILDROP_FILE_MODE 0644
 /* Prefix of the writer's temporary files. */
 #define MAILDROP_TEMP_PREFIX "tmp."
 
-/* Attributes sendmail records (informative except extract_rcpt; pickup
- * trusts the file's owner uid, never submit_uid). */
+/* Attributes sendmail records (informative except extract_rcpt and
+ * submit_uid). submit_uid is written by postdrop alone (any one in the
+ * submitted stream is dropped): pickup takes it as "who submitted". */
 #define MAILDROP_ATTR_FULL_NAME "full_name"
 #define MAILDROP_ATTR_SUBMIT_UID "submit_uid"
 #define MAILDROP_ATTR_LOGIN "login_name"
@@ -91,8 +103,13 @@ bool maildrop_text_valid(const char *s, size_t len);
  * destroyed writer that was not committed removes its temporary file. */
 struct maildrop_writer;
 
-/* Create dir/tmp.<ID> (mode 0600) and write the file header. */
+/* Create dir/tmp.<ID> (MAILDROP_FILE_MODE, the umask applies) and write
+ * the file header. */
 int maildrop_writer_open(const char *dir, struct maildrop_writer **w_r, str_t *error);
+/* A writer onto a stream (sendmail's pipe to postdrop): fd is borrowed
+ * and never closed here. The same calls apply; commit writes the end
+ * record only (durability is postdrop's job) and the ID is "-". */
+int maildrop_writer_open_fd(int fd, struct maildrop_writer **w_r, str_t *error);
 /* The ID that will name the committed file. */
 const char *maildrop_writer_id(const struct maildrop_writer *w);
 /* Envelope, before any content: the sender exactly once and first, then
@@ -109,6 +126,21 @@ uint64_t maildrop_writer_content_size(const struct maildrop_writer *w);
  * 0 return means the message is safe. The writer stays to be destroyed. */
 int maildrop_writer_commit(struct maildrop_writer *w, str_t *error);
 void maildrop_writer_destroy(struct maildrop_writer **wp);
+
+/* POSTDROP. Create queue_root/maildrop when missing and give it owner
+ * uid, group gid and MAILDROP_DIR_MODE (a uid of -1 leaves the owner
+ * alone). 0, or -1 with "WHAT PATH: why" appended to error. */
+int maildrop_dir_create(const char *queue_root, uid_t uid, gid_t gid, str_t *error);
+
+/* Copy a maildrop stream read from in_fd (sendmail's output: header,
+ * records, end record, then end of input) into w, checking the framing
+ * and every bound as the reader does, dropping submit_uid attributes and
+ * adding submit_uid=uid before the content. A content total above
+ * max_content (0 = none) stops with MAILDROP_TOO_BIG. MAILDROP_CORRUPT
+ * for a malformed stream ("bad input at offset N: WHAT"), MAILDROP_ERROR
+ * for a read or write error; w is not committed. */
+enum maildrop_status maildrop_relay(int in_fd, struct maildrop_writer *w, uid_t uid,
+                                    uint64_t max_content, str_t *error);
 
 /* READER (pickup). */
 struct maildrop;

@@ -58,8 +58,13 @@ enum queue_name {
 #define QUEUE_HASH_DEPTH_DEFAULT 1
 #define QUEUE_HASH_NAMES_DEFAULT "deferred, defer"
 /* Mode of the queue directories and of the files in them. */
-#define QUEUE_DIR_MODE 0700
-#define QUEUE_FILE_MODE 0600
+/* Why group-readable: the virtual agent, when every mailbox has one owner
+ * (virtual_uid_maps = static:N), runs as that owner for good with
+ * mail_owner's group as its one supplementary group, and reads the queue
+ * files qmgr names through it. Nobody else is in that group: the queue
+ * stays closed to local users. */
+#define QUEUE_DIR_MODE 0750
+#define QUEUE_FILE_MODE 0640
 
 struct queue_dir;
 

@@ -3,11 +3,11 @@
  * `newaliases` when postern is run through a link of that name.
  *
  * What it does (Postfix sendmail(1), adapted): reads one message from
- * standard input (or, with -bs, an SMTP conversation) and writes it as a
- * maildrop file (mail/maildrop.h) into queue_directory/maildrop/: under a
- * temporary name, fsync'd, renamed into place, directory fsync'd. Then it
- * pokes the pickup service (one byte to queue_directory/public/pickup;
- * a failure only delays the message to pickup's next periodic scan).
+ * standard input (or, with -bs, an SMTP conversation) and streams it in
+ * maildrop format (queue/maildrop.h) to the setgid helper postdrop
+ * (server/postdrop; the one next to this program, else in
+ * $daemon_directory), which writes the maildrop file durably into
+ * queue_directory/maildrop/, prints its ID and pokes pickup.
  * pickup hands the file to cleanup, which qualifies addresses
  * (append_at_myorigin), adds missing headers and, for -t, takes the
  * recipients from To/Cc/Bcc and drops Bcc.
@@ -17,14 +17,14 @@
  * same maildrop files); -bp list the queue (= mailq, cli_queue_list.c); -bi
  * (= newaliases) has nothing to rebuild: aliases live in the database.
  *
- * Exit status (sysexits): 0 only once the maildrop file is durable; 64
- * (EX_USAGE) for bad options or no recipients; 65 (EX_DATAERR) for a
- * message over message_size_limit; 75 (EX_TEMPFAIL) when the maildrop
- * file cannot be written (nothing is left behind then).
+ * Exit status (sysexits): 0 only once postdrop said the maildrop file is
+ * durable; 64 (EX_USAGE) for bad options or no recipients; 65
+ * (EX_DATAERR) for a message over message_size_limit; 75 (EX_TEMPFAIL)
+ * when postdrop cannot be run or fails (nothing is left behind then).
  *
- * SECURITY: runs with the invoking user's privileges (no set-uid/gid).
- * The maildrop file is owned by that user; pickup trusts the file's owner
- * uid, never its content, to say who submitted it. Input is read in
+ * SECURITY: runs with the invoking user's privileges (no set-uid/gid);
+ * only postdrop holds the postdrop group. postdrop, not this program,
+ * records the submitting uid that pickup trusts. Input is read in
  * bounded pieces (at most MAILDROP_CHUNK_MAX per line piece, the whole
  * message at most message_size_limit); addresses with control characters
  * are refused; arguments never reach a shell.
@@ -33,12 +33,14 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -49,7 +51,7 @@
 #include "address/address.h"
 #include "conf/config.h"
 #include "queue/maildrop.h"
-#include "daemon/trigger.h"
+#include "daemon/daemon.h"
 
 #define EX_DATAERR_ 65
 
@@ -76,7 +78,6 @@ struct sm_options {
 struct sm_context {
 	struct config *cfg;
 	const char *queue_dir;
-	char *maildrop_dir;
 	uint64_t size_limit; /* 0 = none */
 	char *login;
 	uid_t uid;
@@ -193,59 +194,170 @@ static int add_recipients(strv_t *rcpts, const char *arg)
 	return 0;
 }
 
-/* ---- The maildrop file ---- */
+/* ---- The submission, through postdrop ---- */
 
-/* Tell pickup there is work. A failure only makes the message wait for
- * pickup's next periodic scan of maildrop/: never lost. */
-static void poke_pickup(const struct sm_context *ctx)
+/* One message on its way to postdrop. */
+struct sm_drop {
+	struct maildrop_writer *w; /* onto in_fd */
+	pid_t pid; /* postdrop, -1 once reaped */
+	int in_fd; /* postdrop's standard input */
+	int out_fd; /* postdrop's standard output: the ID */
+	char id[64]; /* from postdrop, once committed */
+};
+
+/* Run postdrop with pipes on its standard input and output. -1 after
+ * logging. */
+static int postdrop_spawn(const struct sm_context *ctx, struct sm_drop *d)
 {
-	if (trigger_send(ctx->queue_dir, "public/pickup", TRIGGER_WAKEUP) < 0)
-		log_debug(1, "cannot poke pickup at %s/public/pickup: %m", ctx->queue_dir);
+	char *path = daemon_program_path(ctx->cfg, "postdrop");
+	int in[2], out[2];
+
+	if (pipe2(in, O_CLOEXEC) < 0) {
+		log_error("pipe: %m");
+		free(path);
+		return -1;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		log_error("pipe: %m");
+		close(in[0]);
+		close(in[1]);
+		free(path);
+		return -1;
+	}
+	d->pid = fork();
+	if (d->pid == 0) {
+		char *argv[] = {"postdrop", "-c", (char *)cli_globals.config_dir, NULL};
+
+		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
+			_exit(CLI_EXIT_TEMPFAIL);
+		execv(path, argv);
+		log_error("cannot run %s: %m", path);
+		_exit(CLI_EXIT_TEMPFAIL);
+	}
+	close(in[0]);
+	close(out[1]);
+	if (d->pid < 0) {
+		log_error("fork: %m");
+		close(in[1]);
+		close(out[0]);
+		free(path);
+		return -1;
+	}
+	d->in_fd = in[1];
+	d->out_fd = out[0];
+	free(path);
+	return 0;
 }
 
-/* Start a maildrop file with the envelope. -1 after logging. */
-static int drop_open(const struct sm_context *ctx, const char *sender, const strv_t *rcpts,
-                     const struct sm_options *opt, struct maildrop_writer **w_r)
+/* Close the pipes and reap postdrop: its exit status, or -1. */
+static int postdrop_wait(struct sm_drop *d)
 {
-	struct maildrop_writer *w = NULL;
-	char uid[32];
+	int status;
+
+	if (d->in_fd >= 0)
+		close(d->in_fd);
+	d->in_fd = -1;
+	if (d->out_fd >= 0)
+		close(d->out_fd);
+	d->out_fd = -1;
+	if (d->pid <= 0)
+		return -1;
+	while (waitpid(d->pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	d->pid = -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Give up on the message: postdrop removes its file on SIGTERM. */
+static void drop_abort(struct sm_drop *d)
+{
+	if (d->pid > 0)
+		(void)kill(d->pid, SIGTERM);
+	(void)postdrop_wait(d);
+	maildrop_writer_destroy(&d->w);
+}
+
+/* Start postdrop and send it the envelope. -1 after logging. */
+static int drop_open(const struct sm_context *ctx, const char *sender, const strv_t *rcpts,
+                     const struct sm_options *opt, struct sm_drop *d)
+{
 	str_t error;
 
+	memset(d, 0, sizeof(*d));
+	d->pid = -1;
+	d->in_fd = d->out_fd = -1;
+	if (postdrop_spawn(ctx, d) < 0)
+		return -1;
 	str_init(&error);
-	snprintf(uid, sizeof(uid), "%lu", (unsigned long)ctx->uid);
-	if (maildrop_writer_open(ctx->maildrop_dir, &w, &error) < 0 ||
-	    maildrop_writer_sender(w, sender, &error) < 0)
+	if (maildrop_writer_open_fd(d->in_fd, &d->w, &error) < 0 ||
+	    maildrop_writer_sender(d->w, sender, &error) < 0)
 		goto fail;
 	for (size_t i = 0; i < rcpts->n; i++) {
-		if (maildrop_writer_rcpt(w, rcpts->v[i], &error) < 0)
+		if (maildrop_writer_rcpt(d->w, rcpts->v[i], &error) < 0)
 			goto fail;
 	}
-	if (maildrop_writer_attr(w, MAILDROP_ATTR_SUBMIT_UID, uid, &error) < 0 ||
-	    maildrop_writer_attr(w, MAILDROP_ATTR_LOGIN, ctx->login, &error) < 0)
+	if (maildrop_writer_attr(d->w, MAILDROP_ATTR_LOGIN, ctx->login, &error) < 0)
 		goto fail;
 	if (opt->full_name != NULL &&
-	    maildrop_writer_attr(w, MAILDROP_ATTR_FULL_NAME, opt->full_name, &error) < 0)
+	    maildrop_writer_attr(d->w, MAILDROP_ATTR_FULL_NAME, opt->full_name, &error) < 0)
 		goto fail;
-	if (opt->extract && maildrop_writer_attr(w, MAILDROP_ATTR_EXTRACT_RCPT, "yes", &error) < 0)
+	if (opt->extract &&
+	    maildrop_writer_attr(d->w, MAILDROP_ATTR_EXTRACT_RCPT, "yes", &error) < 0)
 		goto fail;
-	*w_r = w;
 	str_free(&error);
 	return 0;
 fail:
 	log_error("%s", str_c(&error));
-	maildrop_writer_destroy(&w);
+	drop_abort(d);
 	str_free(&error);
 	return -1;
 }
 
-/* Append one content line (LF added when complete). */
-static int drop_line(const struct sm_context *ctx, struct maildrop_writer *w, const char *line,
-                     size_t len, bool complete, str_t *error)
+/* Finish the stream and wait for postdrop's verdict: 0 once the file is
+ * durable (d->id set), else postdrop's exit status (it said why on
+ * standard error), or CLI_EXIT_TEMPFAIL. */
+static int drop_commit(struct sm_drop *d)
 {
-	if (maildrop_writer_content(w, line, len, error) < 0 ||
-	    (complete && maildrop_writer_content(w, "\n", 1, error) < 0))
+	str_t error;
+	size_t len = 0;
+	int status;
+
+	str_init(&error);
+	if (maildrop_writer_commit(d->w, &error) < 0) {
+		/* EPIPE: postdrop stopped reading; its exit status says why. */
+		if (errno != EPIPE)
+			log_error("%s", str_c(&error));
+	}
+	close(d->in_fd);
+	d->in_fd = -1;
+	while (len < sizeof(d->id) - 1) {
+		ssize_t n = read(d->out_fd, d->id + len, sizeof(d->id) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	d->id[len] = '\0';
+	d->id[strcspn(d->id, "\n")] = '\0';
+	status = postdrop_wait(d);
+	str_free(&error);
+	if (status == 0 && d->id[0] == '\0')
+		snprintf(d->id, sizeof(d->id), "?");
+	return status < 0 ? CLI_EXIT_TEMPFAIL : status;
+}
+
+/* Append one content line (LF added when complete). */
+static int drop_line(const struct sm_context *ctx, struct sm_drop *d, const char *line, size_t len,
+                     bool complete, str_t *error)
+{
+	if (maildrop_writer_content(d->w, line, len, error) < 0 ||
+	    (complete && maildrop_writer_content(d->w, "\n", 1, error) < 0))
 		return -1;
-	if (ctx->size_limit > 0 && maildrop_writer_content_size(w) > ctx->size_limit) {
+	if (ctx->size_limit > 0 && maildrop_writer_content_size(d->w) > ctx->size_limit) {
 		errno = EFBIG;
 		return -2;
 	}
@@ -255,7 +367,7 @@ static int drop_line(const struct sm_context *ctx, struct maildrop_writer *w, co
 /* -bm / -t: the message from standard input. */
 static int deliver_stdin(const struct sm_context *ctx, const struct sm_options *opt)
 {
-	struct maildrop_writer *w = NULL;
+	struct sm_drop d = {.pid = -1, .in_fd = -1, .out_fd = -1};
 	struct input *in = xcalloc(1, sizeof(*in));
 	const char *sender = opt->sender != NULL ? opt->sender : ctx->login;
 	str_t line, error;
@@ -264,7 +376,7 @@ static int deliver_stdin(const struct sm_context *ctx, const struct sm_options *
 
 	str_init(&line);
 	str_init(&error);
-	if (drop_open(ctx, sender, &opt->rcpts, opt, &w) < 0) {
+	if (drop_open(ctx, sender, &opt->rcpts, opt, &d) < 0) {
 		ret = CLI_EXIT_TEMPFAIL;
 		goto out;
 	}
@@ -278,7 +390,7 @@ static int deliver_stdin(const struct sm_context *ctx, const struct sm_options *
 		 * client loses its CR, as Postfix's sendmail does. */
 		if (complete && line.len > 0 && line.buf[line.len - 1] == '\r')
 			str_truncate(&line, line.len - 1);
-		r = drop_line(ctx, w, line.buf, line.len, complete, &error);
+		r = drop_line(ctx, &d, line.buf, line.len, complete, &error);
 		if (r == -2) {
 			log_error("message file too big (limit %llu bytes)",
 			          (unsigned long long)ctx->size_limit);
@@ -286,7 +398,9 @@ static int deliver_stdin(const struct sm_context *ctx, const struct sm_options *
 			goto out;
 		}
 		if (r < 0) {
-			log_error("%s", str_c(&error));
+			/* EPIPE: postdrop gave up and says why itself. */
+			if (errno != EPIPE)
+				log_error("%s", str_c(&error));
 			ret = CLI_EXIT_TEMPFAIL;
 			goto out;
 		}
@@ -297,15 +411,11 @@ static int deliver_stdin(const struct sm_context *ctx, const struct sm_options *
 		ret = CLI_EXIT_TEMPFAIL;
 		goto out;
 	}
-	if (maildrop_writer_commit(w, &error) < 0) {
-		log_error("%s", str_c(&error));
-		ret = CLI_EXIT_TEMPFAIL;
-		goto out;
-	}
-	log_debug(1, "maildrop file %s written", maildrop_writer_id(w));
-	poke_pickup(ctx);
+	ret = drop_commit(&d);
+	if (ret == 0)
+		log_debug(1, "maildrop file %s written", d.id);
 out:
-	maildrop_writer_destroy(&w);
+	drop_abort(&d); /* nothing left to abort after a commit */
 	str_free(&line);
 	str_free(&error);
 	free(in);
@@ -376,7 +486,7 @@ static int smtp_path(const char *arg, const char *prefix, enum address_role role
 static int smtp_data(const struct sm_context *ctx, struct input *in, const char *sender,
                      const strv_t *rcpts, const struct sm_options *opt)
 {
-	struct maildrop_writer *w = NULL;
+	struct sm_drop d = {.pid = -1, .in_fd = -1, .out_fd = -1};
 	str_t line, error;
 	bool complete, continued = false, ended = false;
 	int state = 0; /* 0 fine, -1 write error, -2 too big */
@@ -384,7 +494,7 @@ static int smtp_data(const struct sm_context *ctx, struct input *in, const char 
 
 	str_init(&line);
 	str_init(&error);
-	if (drop_open(ctx, sender, rcpts, opt, &w) < 0)
+	if (drop_open(ctx, sender, rcpts, opt, &d) < 0)
 		state = -1;
 	smtp_reply("354 End data with <CR><LF>.<CR><LF>");
 	while ((r = input_line(in, &line, MAILDROP_CHUNK_MAX, &complete)) > 0) {
@@ -402,30 +512,30 @@ static int smtp_data(const struct sm_context *ctx, struct input *in, const char 
 			len--;
 		}
 		if (state == 0)
-			state = drop_line(ctx, w, p, len, complete, &error);
+			state = drop_line(ctx, &d, p, len, complete, &error);
 		continued = !complete;
 	}
 	if (!ended) {
-		maildrop_writer_destroy(&w);
+		drop_abort(&d);
 		str_free(&line);
 		str_free(&error);
 		return -1;
 	}
-	if (state == 0 && maildrop_writer_commit(w, &error) < 0)
-		state = -1;
+	if (state == 0) {
+		int status = drop_commit(&d);
+
+		state = status == 0 ? 0 : status == EX_DATAERR_ ? -2 : -1;
+	}
 	if (state == -2) {
 		smtp_reply("552 5.3.4 Message size exceeds fixed limit");
 	} else if (state < 0) {
 		if (error.len > 0)
 			log_error("%s", str_c(&error));
-		smtp_reply("%s", errno == ENOSPC || errno == EDQUOT
-		                         ? "452 4.3.1 Insufficient system storage"
-		                         : "451 4.3.0 Error: queue file write error");
+		smtp_reply("451 4.3.0 Error: queue file write error");
 	} else {
-		smtp_reply("250 2.0.0 Ok: queued as %s", maildrop_writer_id(w));
-		poke_pickup(ctx);
+		smtp_reply("250 2.0.0 Ok: queued as %s", d.id);
 	}
-	maildrop_writer_destroy(&w);
+	drop_abort(&d);
 	str_free(&line);
 	str_free(&error);
 	return 0;
@@ -608,7 +718,6 @@ static int context_init(struct sm_context *ctx, int *exit_r)
 	}
 	strv_free(&errors);
 	ctx->queue_dir = config_str(ctx->cfg, "queue_directory");
-	ctx->maildrop_dir = xasprintf("%s/%s", ctx->queue_dir, MAILDROP_DIR_NAME);
 	if (config_get_int(ctx->cfg, "message_size_limit", &limit, &error) < 0) {
 		log_error("%s", error);
 		*exit_r = CLI_EXIT_TEMPFAIL;
@@ -655,6 +764,8 @@ int cli_sendmail(int argc, char **argv)
 	}
 	if (context_init(&ctx, &ret) < 0)
 		goto out;
+	/* A postdrop that stops reading shows as EPIPE and its exit status. */
+	signal(SIGPIPE, SIG_IGN);
 	if (opt.sender != NULL) {
 		address_from_arg(opt.sender, strlen(opt.sender), &sender);
 		if (!maildrop_text_valid(sender.buf, sender.len)) {
@@ -696,7 +807,6 @@ int cli_sendmail(int argc, char **argv)
 out:
 	strv_free(&opt.rcpts);
 	str_free(&sender);
-	free(ctx.maildrop_dir);
 	free(ctx.login);
 	config_destroy(&ctx.cfg);
 	return ret;

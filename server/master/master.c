@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #include "conf/mastercf.h"
 #include "daemon/pidfile.h"
 #include "daemon/privilege.h"
+#include "queue/maildrop.h"
 #include "queue/queue_dir.h"
 
 #define MASTER_STOP_TIMEOUT 10
@@ -104,7 +106,9 @@ static void owner_setup(struct master *m)
 {
 	const char *name = config_str(m->main_cfg, "mail_owner");
 	const char *maillog = config_str(m->main_cfg, "maillog_file");
+	const char *group = config_str(m->main_cfg, "setgid_group");
 	struct privilege_owner owner;
+	struct group *gr;
 	struct queue_dir *qd;
 	unsigned mask = 0;
 	str_t error;
@@ -112,11 +116,22 @@ static void owner_setup(struct master *m)
 	str_init(&error);
 	if (geteuid() != 0) {
 		log_info("not running as root: every service runs as uid %ld", (long)geteuid());
+		/* One user owns everything: postdrop, run by that user, needs no
+		 * group (see postdrop.c). */
+		if (maildrop_dir_create(config_str(m->main_cfg, "queue_directory"), (uid_t)-1,
+		                        (gid_t)-1, &error) < 0)
+			startup_fatal("%s", str_c(&error));
 		str_free(&error);
 		return;
 	}
 	if (privilege_owner_lookup(name, &owner, &error) < 0)
 		startup_fatal("%s", str_c(&error));
+	gr = getgrnam(group);
+	if (gr == NULL)
+		startup_fatal(
+		        "setgid_group: unknown group \"%s\" (create it, e.g. addgroup --system "
+		        "%s, and install postdrop setgid to it)",
+		        group, group);
 	m->privileged = true;
 	m->owner_uid = owner.uid;
 	m->owner_gid = owner.gid;
@@ -125,6 +140,9 @@ static void owner_setup(struct master *m)
 	qd = queue_dir_new(config_str(m->main_cfg, "queue_directory"),
 	                   (unsigned)config_int(m->main_cfg, "hash_queue_depth"), mask);
 	if (queue_dir_create(qd, m->owner_uid, m->owner_gid, &error) < 0)
+		startup_fatal("%s", str_c(&error));
+	/* Local submission: only the setgid postdrop helper writes here. */
+	if (maildrop_dir_create(queue_dir_root(qd), m->owner_uid, gr->gr_gid, &error) < 0)
 		startup_fatal("%s", str_c(&error));
 	queue_dir_destroy(&qd);
 	/* Daemons write their own pid files here (pidfile.h). */

@@ -40,12 +40,11 @@
  * root, master gives the unix sockets and their directories to
  * mail_owner, and each child whose master.cf "unpriv" column is y (or -)
  * drops to mail_owner (privilege_drop(): setgroups, setgid, setuid,
- * checked) between fork and exec,
- * after its listeners were bound. Two programs keep root: those whose
- * unpriv column says n (virtual, which switches to each mailbox owner per
- * delivery), and pickup, which must read maildrop files owned by any
- * local user and switches to mail_owner for everything it writes (no
- * setgid postdrop helper yet: INSTALL section 6).
+ * checked) between fork and exec, after its listeners were bound. Only a
+ * service whose unpriv column says n keeps root (virtual, which becomes
+ * the mailbox owner itself). pickup is unprivileged like any other: the
+ * setgid postdrop helper writes maildrop files it can read
+ * (server/postdrop).
  */
 #include "master.h"
 
@@ -375,11 +374,11 @@ static void spawn_exec(struct master_slot *slot)
 	}
 	for (size_t i = 0; i < s->args.n; i++)
 		strv_add(&argv, s->args.v[i]);
-	if (s->m->privileged && s->unpriv && strcmp(s->command, "pickup") != 0) {
+	if (s->m->privileged && s->unpriv) {
 		str_t error;
 
 		str_init(&error);
-		if (privilege_drop(s->m->owner_uid, s->m->owner_gid, &error) < 0) {
+		if (privilege_drop(s->m->owner_uid, s->m->owner_gid, (gid_t)-1, &error) < 0) {
 			log_error("cannot drop privileges to mail_owner for %s: %s", s->program,
 			          str_c(&error));
 			_exit(1);

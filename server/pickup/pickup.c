@@ -2,9 +2,9 @@
  * maildrop directory into the queue (Postfix pickup(8)).
  *
  * `pickup -c DIR [-v] [-e] [-s pickup]` runs in the foreground (until
- * master exists, issue 6). It creates queue_directory/maildrop (mode
- * 1733: anyone may drop a file, nobody but the owner of the queue may
- * list it) and listens on queue_directory/public/pickup: a connection
+ * master exists, issue 6). master creates queue_directory/maildrop
+ * (1730 mail_owner:setgid_group, see maildrop.h; pickup creates it only
+ * when started by hand as root) and pickup listens on queue_directory/public/pickup: a connection
  * there is a wake-up from sendmail. It also scans maildrop/ at start and
  * every `wakeup` seconds (master.cf pickup line, 60 when absent), so a
  * lost wake-up only delays a message.
@@ -25,20 +25,23 @@
  * and not done yet. A symbolic link, a non-regular file or a file with
  * several hard links is removed with a warning and never read.
  *
- * SECURITY: every maildrop file is written by an arbitrary local user:
- * pickup opens it without following links (O_NOFOLLOW, O_NONBLOCK),
- * checks it is a regular file with one link, trusts only the owner uid
- * that the file system reports for "who submitted it" (not the uid the
- * file claims), and reads everything through the bounded reader. pickup
- * needs to read files owned by any user, so master starts it as root;
- * once a file is open, the queue file is written with mail_owner's
- * effective uid and gid (as_owner), so qmgr, which runs as mail_owner,
- * owns every queued message. A setgid postdrop helper (Postfix's design)
- * would let pickup run unprivileged: not done yet.
+ * SECURITY: every maildrop file is written by the setgid postdrop
+ * helper (only it, mail_owner and root can create files in maildrop/)
+ * with content from an arbitrary local user: pickup opens it without
+ * following links (O_NOFOLLOW, O_NONBLOCK), checks it is a regular file
+ * with one link, reads everything through the bounded reader, and takes
+ * "who submitted it" from the submit_uid record postdrop wrote (postdrop
+ * drops any the user supplied; the file's owner says nothing once files
+ * may come from root or mail_owner on a user's behalf). A file without
+ * one did not come through postdrop and is moved aside. Files are mode
+ * 0644, so master runs pickup as mail_owner (master.cf unpriv column).
+ * Started by hand as root, it still writes queue files with mail_owner's
+ * effective ids (as_owner).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +170,32 @@ static void move_aside(struct pickup *p, const char *name, const char *path, con
 
 /* ---- One file ---- */
 
+/* The submitting uid postdrop recorded: 0, or -1 with *why_r set. */
+static int submit_uid(const struct maildrop *m, uid_t *uid_r, const char **why_r)
+{
+	const char *value = maildrop_attr(m, MAILDROP_ATTR_SUBMIT_UID);
+	unsigned long long v = 0;
+
+	if (value == NULL) {
+		*why_r = "no submit_uid record: not written by postdrop";
+		return -1;
+	}
+	/* At most 10 digits: a 32-bit uid, never (uid_t)-1. */
+	if (value[0] == '\0' || strlen(value) > 10 ||
+	    strspn(value, "0123456789") != strlen(value)) {
+		*why_r = "bad submit_uid record: expected a decimal uid";
+		return -1;
+	}
+	for (const char *d = value; *d != '\0'; d++)
+		v = v * 10 + (unsigned long long)(*d - '0');
+	if (v >= 0xffffffffULL) {
+		*why_r = "bad submit_uid record: uid out of range";
+		return -1;
+	}
+	*uid_r = (uid_t)v;
+	return 0;
+}
+
 /* Feed the content to cleanup line by line: lines without their LF,
  * pieces of line_length_limit with more = true for longer ones.
  * MAILDROP_OK, or the reader's error status with error filled. */
@@ -233,7 +262,8 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	struct cleanup_result res;
 	enum pickup_result result = PICKUP_RETRY;
 	enum maildrop_status status;
-	const char *value;
+	const char *value, *why;
+	uid_t uid = (uid_t)-1;
 	struct stat st;
 	str_t error, addr;
 	unsigned flags = CLEANUP_F_LOCAL | CLEANUP_F_BARE_LF_OK;
@@ -280,12 +310,18 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		goto out;
 	}
 	if (status == MAILDROP_TOO_BIG) {
+		value = maildrop_attr(m, MAILDROP_ATTR_SUBMIT_UID);
 		log_warning("maildrop/%s: reject: message file too big (%llu bytes, "
-		            "message_size_limit %llu); from=<%s>, uid=%lu",
+		            "message_size_limit %llu); from=<%s>, uid=%s",
 		            name, (unsigned long long)maildrop_content_size(m),
 		            (unsigned long long)p->size_limit, maildrop_sender(m),
-		            (unsigned long)st.st_uid);
+		            value != NULL ? value : "unknown");
 		move_aside(p, name, path, "message file too big");
+		result = PICKUP_ASIDE;
+		goto out;
+	}
+	if (submit_uid(m, &uid, &why) < 0) {
+		move_aside(p, name, path, why);
 		result = PICKUP_ASIDE;
 		goto out;
 	}
@@ -299,10 +335,9 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		log_warning("maildrop/%s: %s", name, str_c(&error));
 		goto out;
 	}
-	/* Postfix's pickup log line: the uid the file system vouches for and
-	 * the sender as submitted. */
-	log_info("%s: uid=%lu from=<%s>", cleanup_id(c), (unsigned long)st.st_uid,
-	         maildrop_sender(m));
+	/* Postfix's pickup log line: the uid postdrop vouches for and the
+	 * sender as submitted. */
+	log_info("%s: uid=%lu from=<%s>", cleanup_id(c), (unsigned long)uid, maildrop_sender(m));
 	qualify(p, maildrop_sender(m), &addr);
 	cleanup_sender(c, addr.buf, NULL, QUEUE_RET_NONE);
 	for (size_t i = 0; i < maildrop_rcpt_count(m); i++) {
@@ -310,13 +345,13 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		cleanup_rcpt(c, addr.buf, NULL, 0);
 	}
 	str_reset(&addr);
-	str_appendf(&addr, "%lu", (unsigned long)st.st_uid);
+	str_appendf(&addr, "%lu", (unsigned long)uid);
 	cleanup_attr(c, MAILDROP_ATTR_SUBMIT_UID, addr.buf);
 	cleanup_attr(c, QUEUE_ATTR_SERVICE, "pickup");
 	value = maildrop_attr(m, MAILDROP_ATTR_FULL_NAME);
 	if (value != NULL)
 		cleanup_attr(c, "full_name", value);
-	received_header(p, c, st.st_uid, &addr);
+	received_header(p, c, uid, &addr);
 	cleanup_prepend_header(c, addr.buf);
 
 	status = feed_content(p, m, c, &error);
@@ -345,7 +380,7 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		break;
 	case CLEANUP_REJECTED:
 		log_warning("maildrop/%s: reject: %s; from=<%s>, uid=%lu", name, str_c(&res.reply),
-		            maildrop_sender(m), (unsigned long)st.st_uid);
+		            maildrop_sender(m), (unsigned long)uid);
 		move_aside(p, name, path, "rejected by cleanup (no bounce is sent yet)");
 		result = PICKUP_ASIDE;
 		break;
@@ -455,15 +490,22 @@ static void make_dirs(struct pickup *p)
 	str_init(&error);
 	if (queue_dir_create(p->qd, p->owner_uid, p->owner_gid, &error) < 0)
 		log_fatal("%s", str_c(&error));
-	/* Why 1733: local users must create files here (sendmail runs as
-	 * them, with no setgid helper), the sticky bit stops them removing
-	 * each other's files, and without read permission nobody can list
-	 * what others submitted. chmod after mkdir: the umask would clear
-	 * the world-write bit. */
-	if (mkdir(p->maildrop_dir, 0700) < 0 && errno != EEXIST)
-		log_fatal("mkdir %s: %m", p->maildrop_dir);
-	if (chmod(p->maildrop_dir, MAILDROP_DIR_MODE) < 0)
-		log_fatal("chmod %s: %m", p->maildrop_dir);
+	/* master made maildrop/ (1730 mail_owner:setgid_group); pickup run
+	 * by hand as root makes it the same way, as mail_owner it only
+	 * checks it is there. */
+	if (p->owner_uid != (uid_t)-1) {
+		const struct group *gr = getgrnam(config_str(p->cfg, "setgid_group"));
+
+		if (gr == NULL)
+			log_fatal("setgid_group: no such group \"%s\"",
+			          config_str(p->cfg, "setgid_group"));
+		if (maildrop_dir_create(queue_dir_root(p->qd), p->owner_uid, gr->gr_gid, &error) <
+		    0)
+			log_fatal("%s", str_c(&error));
+	} else if (access(p->maildrop_dir, R_OK | W_OK | X_OK) < 0) {
+		log_fatal("%s: %m (master creates it, mode %04o)", p->maildrop_dir,
+		          MAILDROP_DIR_MODE);
+	}
 	if (mkdir(public_dir, 0755) < 0 && errno != EEXIST)
 		log_fatal("mkdir %s: %m", public_dir);
 	if (chmod(public_dir, 0755) < 0)

@@ -17,11 +17,19 @@
  * SECURITY: the request comes from qmgr over a socket only the queue
  * owner can reach (private/, 0600); it is still parsed with bounded
  * limits (ATTR_LIMITS_DEFAULT, DELIVERY_RCPT_MAX recipients), and it names
- * a queue file by validated ID only. Run as root, the agent keeps root
- * only to change its effective identity to each mailbox owner around a
- * delivery (virtual_deliver.c); run as another user it delivers as that
- * user (test mode).
+ * a queue file by validated ID only. Started as root with virtual_uid_maps
+ * and virtual_gid_maps both plain `static:N` tables (one owner for every
+ * mailbox), it becomes that uid and gid for good before serving
+ * (setgroups, setgid, setuid; then it checks that no real, effective or
+ * saved id is root any more), provided that identity can read the queue
+ * (queue_directory/active, owned by mail_owner): otherwise deliveries
+ * would all fail, so it says so and keeps the per-delivery switch below.
+ * Otherwise, run as root, the agent keeps root only to change its
+ * effective identity to each mailbox owner around a delivery
+ * (virtual_deliver.c); run as another user it delivers as that user
+ * (test mode).
  */
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +42,7 @@
 #include "base/str.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/privilege.h"
 #include "daemon/request_server.h"
 #include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
@@ -256,6 +265,83 @@ static void agent_open(struct virtual_agent *va, struct daemon *d)
 	str_free(&error);
 }
 
+/* N from a maps value that is exactly "static:N" (decimal, 32 bits). */
+static bool static_id(const char *value, unsigned long *id_r)
+{
+	const char *p = value + strlen("static:");
+	size_t len;
+
+	if (strncmp(value, "static:", strlen("static:")) != 0)
+		return false;
+	len = strlen(p);
+	if (len == 0 || len > 10 || strspn(p, "0123456789") != len)
+		return false;
+	*id_r = strtoul(p, NULL, 10);
+	return *id_r < 0xffffffffUL;
+}
+
+/* Every mailbox has one owner: become it for good (see SECURITY above),
+ * keeping mail_owner's group as the one supplementary group so that the
+ * queue files qmgr names stay readable (queue_dir.h: group-readable
+ * queue). */
+static void drop_to_static_owner(struct virtual_agent *va)
+{
+	const char *uid_maps, *gid_maps, *why;
+	struct privilege_owner owner;
+	unsigned long uid, gid;
+	gid_t groups[2];
+	char *active;
+	bool readable;
+	str_t error;
+
+	if (!va->root)
+		return;
+	if (config_expand(va->cfg, "virtual_uid_maps", &uid_maps, &why) < 0 ||
+	    config_expand(va->cfg, "virtual_gid_maps", &gid_maps, &why) < 0)
+		log_fatal("%s", why);
+	if (!static_id(uid_maps, &uid) || !static_id(gid_maps, &gid) || uid == 0)
+		return;
+	/* Below the minimum every delivery is refused (maildir.c): as today. */
+	if (uid < (unsigned long)va->minimum_uid)
+		return;
+	str_init(&error);
+	if (privilege_owner_lookup(config_str(va->cfg, "mail_owner"), &owner, &error) < 0)
+		log_fatal("%s", str_c(&error));
+	groups[0] = (gid_t)gid;
+	groups[1] = owner.gid;
+	privilege_owner_free(&owner);
+	/* Can that identity read the queue files qmgr names? Ask the kernel
+	 * as that identity (effective ids, undone at once): a queue made
+	 * before queue files were group-readable, or another owner, says no. */
+	active = xasprintf("%s/%s", queue_dir_root(va->qd), queue_name_str(QUEUE_ACTIVE));
+	if (setgroups(2, groups) < 0 || setegid((gid_t)gid) < 0 || seteuid((uid_t)uid) < 0)
+		log_fatal("cannot switch to uid %lu gid %lu: %m", uid, gid);
+	readable = faccessat(AT_FDCWD, active, R_OK | X_OK, AT_EACCESS) == 0;
+	if (seteuid(0) < 0 || setegid(0) < 0 ||
+	    setgroups((size_t)va->n_root_groups, va->root_groups) < 0)
+		log_fatal("cannot switch back to root: %m");
+	if (!readable) {
+		log_warning("virtual_uid_maps = %s: uid %lu gid %lu cannot read %s (mode 0750, "
+		            "group of mail_owner expected): keeping root to switch to the mailbox "
+		            "owner per delivery",
+		            uid_maps, uid, gid, active);
+		free(active);
+		str_free(&error);
+		return;
+	}
+	free(active);
+	if (privilege_drop((uid_t)uid, (gid_t)gid, groups[1], &error) < 0)
+		log_fatal("cannot become uid %lu gid %lu: %s", uid, gid, str_c(&error));
+	str_free(&error);
+	va->root = false;
+	free(va->root_groups);
+	va->root_groups = NULL;
+	va->n_root_groups = 0;
+	log_info("running as uid %lu gid %lu for good: virtual_uid_maps and virtual_gid_maps are "
+	         "static",
+	         uid, gid);
+}
+
 static void agent_close(struct virtual_agent *va)
 {
 	mailbox_lookup_close(&va->mailbox);
@@ -272,6 +358,7 @@ static void agent_init(struct daemon *d, void *ctx)
 	struct virtual_agent *va = ctx;
 
 	agent_open(va, d);
+	drop_to_static_owner(va);
 	log_info("starting: virtual_mailbox_base %s%s", va->base,
 	         va->root ? ", delivering as each mailbox owner" : ", delivering as this user");
 }

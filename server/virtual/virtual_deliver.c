@@ -254,7 +254,8 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 				str_t error;
 
 				str_init(&error);
-				if (maildir_quota_usage(info.path, &req.quota, &usage, &error) == 0)
+				if (maildir_quota_usage(va->base, info.value, &req.quota, &usage,
+				                        &error) == 0)
 					have_usage = true;
 				else
 					log_warning("quota_usage for %s not updated: %s", info.key,

@@ -11,9 +11,11 @@ bob, postmaster@example.com -> alice, catch-all @example.net -> carol;
 example.org is an alias domain of example.com.
 """
 
+import grp
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -305,48 +307,77 @@ def subjects(ms):
     return out
 
 
-def proc_uid(pid):
+def proc_ids(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("Uid:"):
+            if line.startswith(field + ":"):
                 return [int(x) for x in line.split()[1:]]
     return None
 
 
-def test_only_master_pickup_and_virtual_keep_root(ms):
-    """Run as root (as CI does): smtpd and qmgr run as mail_owner; run as
-    another user, every service runs as that user and master says so."""
+def proc_uid(pid):
+    return proc_ids(pid, "Uid")
+
+
+def proc_gid(pid):
+    return proc_ids(pid, "Gid")
+
+
+def test_only_master_keeps_root(postern_build, postern):
+    """Run as root (as CI does): smtpd, qmgr and pickup run as mail_owner
+    (real, effective, saved and file-system uid), virtual with static
+    maps becomes the mailbox owner for good, and only master is root.
+    Local submission from an ordinary user still delivers. Run as another
+    user, every service runs as that user and master says so."""
     import pwd
-    ms.sd.sqlite_db(ms.postern)
-    ms.start()
-    if os.geteuid() != 0:
-        me = os.geteuid()
-        ms.wait_log(f"not running as root: every service runs as uid {me}")
-        for name in ("smtpd", "qmgr", "virtual", "pickup"):
-            assert all(proc_uid(p)[0] == me for p in ms.children(name)), name
-        owner, root_kept = me, me
-    else:
-        owner, root_kept = pwd.getpwnam("postern").pw_uid, 0
-    for name in ("smtpd", "qmgr"):
-        pids = ms.children(name)
-        assert pids, name
-        for pid in pids:
-            assert proc_uid(pid) == [owner] * 4, (name, proc_uid(pid))
-    # virtual switches to each mailbox owner per delivery; pickup to
-    # mail_owner for each queue file (it must read any user's maildrop).
-    for name in ("virtual", "pickup"):
-        assert ms.children(name)
-        assert all(proc_uid(p)[0] == root_kept for p in ms.children(name))
-    # The queue and the sockets belong to mail_owner.
-    for sub in ("incoming", "active", "deferred", "private", "public"):
-        assert os.stat(os.path.join(ms.sd.queue, sub)).st_uid == owner, sub
-    ms.send("sender@client.example", ["alice@example.com"], body("owned"))
-    ms.wait_maildir("example.com/alice/", 1)
-    res = ms.run("sendmail", "-f", "alice@example.com", "bob@example.com",
-                 input="Subject: local\n\nx\n")
-    assert res.returncode == 0, res.stderr
-    ms.wait_maildir("example.com/bob/", 1)
-    wait_until(ms.queue_empty, timeout=20, what="queue empty")
+    owner = pwd.getpwnam("postern")
+    with MailSystem(postern_build, postern, uid=owner.pw_uid, gid=owner.pw_gid) as ms:
+        ms.sd.sqlite_db(ms.postern)
+        ms.start()
+        if os.geteuid() != 0:
+            me = os.geteuid()
+            ms.wait_log(f"not running as root: every service runs as uid {me}")
+            for name in ("smtpd", "qmgr", "virtual", "pickup"):
+                assert all(proc_uid(p)[0] == me for p in ms.children(name)), name
+            return
+        assert proc_uid(ms.proc.pid) == [0] * 4
+        for name in ("smtpd", "qmgr", "pickup"):
+            pids = ms.children(name)
+            assert pids, name
+            for pid in pids:
+                assert proc_uid(pid) == [owner.pw_uid] * 4, (name, proc_uid(pid))
+        # virtual: static:UID maps, so that uid for good, set before serving.
+        ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
+        assert ms.children("virtual")
+        for pid in ms.children("virtual"):
+            assert proc_uid(pid) == [owner.pw_uid] * 4, ("virtual", proc_uid(pid))
+            assert proc_gid(pid) == [owner.pw_gid] * 4, ("virtual", proc_gid(pid))
+        # The queue and the sockets belong to mail_owner; maildrop/ is
+        # mail_owner:postdrop 1730.
+        for sub in ("incoming", "active", "deferred", "private", "public", "maildrop"):
+            assert os.stat(os.path.join(ms.sd.queue, sub)).st_uid == owner.pw_uid, sub
+        st = os.stat(os.path.join(ms.sd.queue, "maildrop"))
+        assert st.st_mode & 0o7777 == 0o1730
+        assert st.st_gid == grp.getgrnam("postdrop").gr_gid
+        ms.send("sender@client.example", ["alice@example.com"], body("owned"))
+        ms.wait_maildir("example.com/alice/", 1)
+        res = ms.run("sendmail", "-f", "alice@example.com", "bob@example.com",
+                     input="Subject: local\n\nx\n")
+        assert res.returncode == 0, res.stderr
+        ms.wait_maildir("example.com/bob/", 1)
+        # An ordinary user: through the setgid postdrop to the mailbox.
+        res = subprocess.run(["runuser", "-u", "nobody", "--",
+                              os.path.join(postern_build, "bin", "postern"), "-c",
+                              ms.sd.confdir, "sendmail", "bob@example.com"],
+                             input="Subject: from nobody\n\nx\n", capture_output=True,
+                             text=True, timeout=20)
+        assert res.returncode == 0, res.stderr
+        ms.wait_maildir("example.com/bob/", 2)
+        uid = pwd.getpwnam("nobody").pw_uid
+        ms.wait_log(f"uid={uid} from=<nobody>")
+        for path in ms.messages("example.com/bob/"):
+            assert os.stat(path).st_uid == owner.pw_uid
+        wait_until(ms.queue_empty, timeout=20, what="queue empty")
 
 
 class RecordingAgent:

@@ -1,11 +1,13 @@
 """Local submission: `postern sendmail` (and its sendmail/mailq/newaliases
-links) -> maildrop/ -> pickup -> cleanup -> incoming/.
+links) -> postdrop (setgid postdrop) -> maildrop/ -> pickup -> cleanup ->
+incoming/.
 
 Runs the real programs against a private configuration and queue under
 /tmp with pickup in the foreground; reads queue files back by the format
 documented in lib/queue/queue_file.h.
 """
 
+import grp
 import os
 import pwd
 import shutil
@@ -17,7 +19,7 @@ import time
 
 import pytest
 
-from harness.process import ServerProcess, wait_until
+from harness.process import ServerProcess, setgid_postdrop, wait_until
 
 TIMEOUT = 20
 
@@ -85,6 +87,10 @@ class Env:
         os.chmod(self.postern, 0o755)
         for link in ("sendmail", "mailq", "newaliases"):
             os.symlink(self.postern, os.path.join(self.bin, link))
+        # sendmail runs the postdrop next to it, installed as make install does.
+        self.postdrop = os.path.join(self.bin, "postdrop")
+        shutil.copy(os.path.join(build, "bin", "postdrop"), self.postdrop)
+        setgid_postdrop(self.postdrop)
         self.pickup_bin = os.path.join(build, "bin", "pickup")
         self.pickup = None
 
@@ -348,6 +354,8 @@ def test_hostile_maildrop_files(env):
     assert "more than one hard link: removed" in log
     assert "maildrop/truncated: corrupt maildrop file" in log
     assert "maildrop/ctlrcpt: corrupt maildrop file" in log and "bad recipient" in log
+    # A well-formed file that did not come through postdrop: no trusted uid.
+    assert "no submit_uid record: not written by postdrop" in log
     # pickup still works
     m = env.submit("after@example.org", input="Subject: after\n\nx\n")
     assert m["rcpts"] == ["after@example.org"]
@@ -360,6 +368,70 @@ def test_non_root_user(env):
     assert m["attrs"].get("submit_uid") == uid
     assert f"{m['id']}: uid={uid} from=<nobody>" in env.log()
     assert f"(postern, from userid {uid})" in m["content"]
-    # nobody cannot list the maildrop directory (1733)
-    mode = os.stat(os.path.join(env.queue, "maildrop")).st_mode & 0o7777
-    assert mode == 0o1733
+    # maildrop/ is mail_owner:postdrop 1730; nobody cannot list or enter it
+    st = os.stat(os.path.join(env.queue, "maildrop"))
+    assert st.st_mode & 0o7777 == 0o1730
+    assert st.st_uid == pwd.getpwnam("postern").pw_uid
+    assert st.st_gid == grp.getgrnam("postdrop").gr_gid
+    res = subprocess.run(["runuser", "-u", "nobody", "--", "ls", os.path.join(env.queue, "maildrop")],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.returncode != 0 and "Permission denied" in res.stderr
+    res = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c",
+                          f"echo x > {env.queue}/maildrop/planted"],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.returncode != 0 and "Permission denied" in res.stderr
+
+
+def postdrop_run(env, data, user="nobody", conf=None):
+    argv = [env.postdrop, "-c", conf or env.conf]
+    if user is not None:
+        argv = ["runuser", "-u", user, "--", *argv]
+    return subprocess.run(argv, input=data, capture_output=True, timeout=TIMEOUT)
+
+
+def test_postdrop_records_the_real_uid_not_the_claimed_one(env):
+    """A user talking to postdrop directly cannot claim another uid."""
+    def rec(t, p):
+        return t + struct.pack(">I", len(p)) + p
+    content = b"Subject: forged\n\nx\n"
+    data = (b"POSTERNM\0\1" + b"\0" * 6 + rec(b"S", b"nobody") + rec(b"R", b"bob@example.org")
+            + rec(b"A", b"submit_uid\x000") + rec(b"C", content)
+            + rec(b"E", struct.pack(">Q", len(content))))
+    before = env.dir_names("incoming")
+    res = postdrop_run(env, data)
+    assert res.returncode == 0, res.stderr
+    qid = res.stdout.decode().strip()
+    assert len(qid) > 5 and qid.isalnum()
+    new = wait_until(lambda: env.dir_names("incoming") - before, timeout=TIMEOUT,
+                     what="message in incoming/")
+    m = parse_queue_file(os.path.join(env.queue, "incoming", new.pop()))
+    uid = str(pwd.getpwnam("nobody").pw_uid)
+    assert m["attrs"].get("submit_uid") == uid
+    assert f"from userid {uid})" in m["content"]
+
+
+def test_postdrop_refuses_bad_input_and_foreign_config(env):
+    good = maildrop_bytes(b"x", [b"y@example.org"], b"Subject: s\n\nx\n")
+    for data in (b"", b"garbage" * 10, good[:-4], good + b"extra",
+                 maildrop_bytes(b"x", [b"y@example.org"], b"A" * 300000)):
+        res = postdrop_run(env, data)
+        assert res.returncode == 65, (data[:20], res.stderr)
+    assert b"message file too big" in res.stderr
+    # No half-written file is left behind (as root: nobody cannot look).
+    assert not [n for n in os.listdir(os.path.join(env.queue, "maildrop")) if n.startswith("tmp.")]
+    # A configuration directory the caller could have written is refused.
+    mine = os.path.join(env.root, "nobody-conf")
+    os.mkdir(mine)
+    shutil.copy(os.path.join(env.conf, "main.cf"), os.path.join(mine, "main.cf"))
+    os.chown(mine, pwd.getpwnam("nobody").pw_uid, -1)
+    os.chmod(mine, 0o755)
+    res = postdrop_run(env, good, conf=mine)
+    assert res.returncode == 64
+    assert b"not a configuration directory postdrop may use: the directory must be owned by root" in res.stderr
+    # Not setgid postdrop (e.g. a plain copy): it cannot write maildrop/.
+    plain = os.path.join(env.root, "plain-postdrop")
+    shutil.copy(env.postdrop, plain)
+    os.chmod(plain, 0o755)
+    res = subprocess.run(["runuser", "-u", "nobody", "--", plain, "-c", env.conf],
+                         input=good, capture_output=True, timeout=TIMEOUT)
+    assert res.returncode == 75 and b"Permission denied" in res.stderr

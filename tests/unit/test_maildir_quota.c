@@ -259,7 +259,7 @@ static void test_recalc(void **state)
 	write_file(base, "m/.Sent/dovecot-uidlist", "not counted");
 
 	/* Missing file. */
-	assert_int_equal(maildir_quota_usage(md, &limits, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
 	assert_true(u.recalculated);
 	assert_int_equal(u.bytes, 1234 + 100 + 10 + 50);
 	assert_int_equal(u.count, 4);
@@ -268,13 +268,13 @@ static void test_recalc(void **state)
 	free(ms);
 
 	/* Now read from the file, not recalculated. */
-	assert_int_equal(maildir_quota_usage(md, &limits, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
 	assert_false(u.recalculated);
 	assert_int_equal(u.bytes, 1394);
 
 	/* Corrupt file: recalculated. */
 	write_file(base, "m/maildirsize", "100000S,50C\ngarbage here\n");
-	assert_int_equal(maildir_quota_usage(md, &limits, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
 	assert_true(u.recalculated);
 	assert_int_equal(u.bytes, 1394);
 	assert_int_equal(u.count, 4);
@@ -284,13 +284,13 @@ static void test_recalc(void **state)
 	while (big.len <= MAILDIR_QUOTA_MAX_FILE)
 		str_append(&big, "1000 1\n");
 	write_file(base, "m/maildirsize", str_c(&big));
-	assert_int_equal(maildir_quota_usage(md, &limits, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
 	assert_true(u.recalculated);
 	assert_int_equal(u.bytes, 1394);
 
 	/* Without caller limits, the file's own header is kept. */
 	write_file(base, "m/maildirsize", "777S\n5 1\n");
-	assert_int_equal(maildir_quota_usage(md, NULL, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", NULL, &u, &error), 0);
 	assert_false(u.recalculated);
 	assert_int_equal(u.limits.bytes, 777);
 	assert_int_equal(u.bytes, 5);
@@ -338,7 +338,7 @@ static void test_symlinked_maildirsize(void **state)
 	make_dirs(base, "m/tmp");
 	write_file(base, "secret", "1000S\n999999 1\n");
 	assert_int_equal(symlink(target, link_path), 0);
-	assert_int_equal(maildir_quota_usage(md, &limits, &u, &error), 0);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
 	assert_true(u.recalculated);
 	assert_int_equal(u.bytes, 0);
 	{
@@ -408,7 +408,7 @@ static void test_peek(void **state)
 	make_dirs(base, "m/tmp");
 	write_file(base, "m/new/1.M1P1Q1.h,S=1234", "x");
 	/* No file: known and empty, and still no file afterwards. */
-	assert_int_equal(maildir_quota_peek(md, &u, &error), 0);
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), 0);
 	assert_int_equal(u.bytes, 0);
 	assert_int_equal(u.count, 0);
 	ms = xasprintf("%s/maildirsize", md);
@@ -416,7 +416,7 @@ static void test_peek(void **state)
 	free(ms);
 	/* A good file. */
 	write_file(base, "m/maildirsize", "5000S,10C\n1000 2\n500 1\n");
-	assert_int_equal(maildir_quota_peek(md, &u, &error), 1);
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), 1);
 	assert_int_equal(u.bytes, 1500);
 	assert_int_equal(u.count, 3);
 	assert_int_equal(u.limits.bytes, 5000);
@@ -424,7 +424,7 @@ static void test_peek(void **state)
 	assert_false(u.recalculated);
 	/* Malformed or too large: unknown, and left as it is. */
 	write_file(base, "m/maildirsize", "5000S\ngarbage\n");
-	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), -1);
 	assert_string_equal(str_c(&error), "maildirsize needs recalculation");
 	ms = read_maildirsize(base, "m/");
 	assert_string_equal(ms, "5000S\ngarbage\n");
@@ -434,7 +434,7 @@ static void test_peek(void **state)
 		str_append(&big, "1 1\n");
 	write_file(base, "m/maildirsize", str_c(&big));
 	str_reset(&error);
-	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), -1);
 	assert_non_null(strstr(str_c(&error), "needs recalculation"));
 	/* A symlink is not followed. */
 	ms = xasprintf("%s/maildirsize", md);
@@ -442,12 +442,111 @@ static void test_peek(void **state)
 	assert_int_equal(symlink("/etc/passwd", ms), 0);
 	free(ms);
 	str_reset(&error);
-	assert_int_equal(maildir_quota_peek(md, &u, &error), -1);
-	assert_string_equal(str_c(&error), "maildirsize unreadable");
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), -1);
+	assert_string_equal(str_c(&error), "maildirsize is a symbolic link: not read");
 	str_free(&error);
 	str_free(&big);
 	remove_tree(base);
 	free(md);
+	free(base);
+}
+
+/* A mailbox owner's traps around maildirsize: a symlink to a file only
+ * root may read, a FIFO, a symlinked Maildir component. None is read
+ * through, nothing blocks, the target is untouched; the delivery side
+ * (maildir_quota_usage, and maildir_deliver's quota check) treats the
+ * file as absent and rebuilds it in its place, the read-only side (peek)
+ * reports the usage unknown. */
+static void test_planted_maildirsize(void **state)
+{
+	char *base = make_base(), *md = xasprintf("%s/m", base);
+	char *ms = xasprintf("%s/m/maildirsize", base);
+	struct maildir_quota_limits limits = {100000, 0};
+	struct maildir_quota_usage u;
+	struct stat before, after;
+	str_t error;
+	int fd;
+
+	(void)state;
+	str_init(&error);
+	make_dirs(base, "m/tmp");
+	make_dirs(base, "m/new");
+	make_dirs(base, "m/cur");
+	write_file(base, "m/new/1.M1P1Q1.h,S=300", "x");
+	assert_int_equal(stat("/etc/shadow", &before), 0);
+	assert_int_equal(symlink("/etc/shadow", ms), 0);
+
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), -1);
+	assert_string_equal(str_c(&error), "maildirsize is a symbolic link: not read");
+	/* The appender does not write through it either. */
+	fd = open(md, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	str_reset(&error);
+	assert_int_equal(maildir_quota_add_at(fd, 5, 1, &error), -1);
+	close(fd);
+	/* The delivery side: absent, rebuilt in place of the link. */
+	str_reset(&error);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
+	assert_true(u.recalculated);
+	assert_int_equal(u.bytes, 300);
+	assert_int_equal(lstat(ms, &after), 0);
+	assert_true(S_ISREG(after.st_mode));
+	assert_int_equal(stat("/etc/shadow", &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	assert_int_equal(after.st_mtime, before.st_mtime);
+
+	/* A FIFO: no hang (O_NONBLOCK), never read or appended to. */
+	assert_int_equal(unlink(ms), 0);
+	assert_int_equal(mkfifo(ms, 0600), 0);
+	str_reset(&error);
+	assert_int_equal(maildir_quota_peek(base, "m/", &u, &error), -1);
+	assert_string_equal(str_c(&error), "maildirsize unreadable");
+	fd = open(md, O_RDONLY | O_DIRECTORY);
+	str_reset(&error);
+	assert_int_equal(maildir_quota_add_at(fd, 5, 1, &error), -1);
+	close(fd);
+	str_reset(&error);
+	assert_int_equal(maildir_quota_usage(base, "m/", &limits, &u, &error), 0);
+	assert_true(u.recalculated);
+	assert_int_equal(lstat(ms, &after), 0);
+	assert_true(S_ISREG(after.st_mode));
+
+	/* A Maildir component that is a symlink: not walked through. */
+	{
+		char *link_md = xasprintf("%s/l", base);
+
+		assert_int_equal(symlink(md, link_md), 0);
+		str_reset(&error);
+		assert_int_equal(maildir_quota_peek(base, "l/", &u, &error), -1);
+		assert_non_null(strstr(str_c(&error), "maildir l/ unreadable"));
+		str_reset(&error);
+		assert_int_equal(maildir_quota_usage(base, "l/", &limits, &u, &error), -1);
+		assert_non_null(strstr(str_c(&error), "open maildir l/ below"));
+		free(link_md);
+	}
+	/* A delivery with quota through a fresh link: the link is replaced
+	 * by a rebuilt file, the message delivered, /etc/shadow untouched. */
+	{
+		struct maildir_result res;
+
+		assert_int_equal(unlink(ms), 0);
+		assert_int_equal(symlink("/etc/shadow", ms), 0);
+		maildir_result_init(&res);
+		assert_int_equal(deliver_size(base, "m/", 100, &limits, false, &res), 0);
+		maildir_result_free(&res);
+		assert_int_equal(lstat(ms, &after), 0);
+		assert_true(S_ISREG(after.st_mode));
+		assert_int_equal(stat("/etc/shadow", &after), 0);
+		assert_int_equal(after.st_mtime, before.st_mtime);
+	}
+	/* And ".." cannot climb out of the base. */
+	str_reset(&error);
+	assert_int_equal(maildir_quota_peek(base, "m/../m/", &u, &error), -1);
+
+	str_free(&error);
+	free(ms);
+	free(md);
+	remove_tree(base);
 	free(base);
 }
 
@@ -460,6 +559,7 @@ int main(void)
 	        cmocka_unit_test(test_quota_boundary),
 	        cmocka_unit_test(test_recalc),
 	        cmocka_unit_test(test_symlinked_maildirsize),
+	        cmocka_unit_test(test_planted_maildirsize),
 	        cmocka_unit_test(test_full),
 	        cmocka_unit_test(test_peek),
 	        cmocka_unit_test(test_unlimited_mailbox),

@@ -492,12 +492,119 @@ static void test_writer_usage(void **state)
 	remove_dir(&dir);
 }
 
+/* Run maildrop_relay() on input (through a pipe, as postdrop reads it)
+ * into a file writer in dir; commit when it says MAILDROP_OK. */
+static enum maildrop_status relay_bytes(const char *dir, const str_t *input, uint64_t max,
+                                        uid_t uid)
+{
+	struct maildrop_writer *w = NULL;
+	enum maildrop_status status;
+	char *path = xasprintf("%s/input", dir);
+	str_t error;
+	int fd;
+
+	str_init(&error);
+	/* A regular file reads like a pipe for read(2): sequential, EOF. */
+	assert_int_equal(fs_write_durable(path, input->buf, input->len, 0600, &error), 0);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(maildrop_writer_open(dir, &w, &error), 0);
+	status = maildrop_relay(fd, w, uid, max, &error);
+	if (status == MAILDROP_OK)
+		assert_int_equal(maildrop_writer_commit(w, &error), 0);
+	maildrop_writer_destroy(&w);
+	close(fd);
+	str_free(&error);
+	free(path);
+	return status;
+}
+
+/* postdrop's copy: the caller's submit_uid is replaced by the real one,
+ * everything else kept; bad framing, a late envelope record, data after
+ * the end and a message over the limit leave no file. */
+static void test_relay(void **state)
+{
+	char *dir = make_dir();
+	struct maildrop *m = NULL;
+	str_t in, error, content;
+	DIR *d;
+	struct dirent *e;
+	char *path = NULL;
+	int fd;
+
+	(void)state;
+	str_init(&in);
+	str_init(&error);
+	str_init(&content);
+	put_header(&in);
+	put_record(&in, 'S', "alice", 5);
+	put_record(&in, 'R', "bob@example.org", 15);
+	put_record(&in, 'A', "submit_uid\0000", 12);
+	put_record(&in, 'A', "login_name\0alice", 16);
+	put_record(&in, 'C', "Subject: x\n\nbody\n", 18);
+	put_end(&in, 18);
+	assert_int_equal(relay_bytes(dir, &in, 0, 1234), MAILDROP_OK);
+	assert_int_equal(count_files(dir), 1);
+	d = opendir(dir);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			path = xasprintf("%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	assert_non_null(path);
+	assert_int_equal(open_path(path, 0, &m, &fd, &error), MAILDROP_OK);
+	assert_string_equal(maildrop_sender(m), "alice");
+	assert_string_equal(maildrop_rcpt(m, 0), "bob@example.org");
+	assert_string_equal(maildrop_attr(m, MAILDROP_ATTR_SUBMIT_UID), "1234");
+	assert_string_equal(maildrop_attr(m, MAILDROP_ATTR_LOGIN), "alice");
+	{
+		size_t pos = 0, n = 0;
+		const char *name, *value;
+
+		while (maildrop_attr_next(m, &pos, &name, &value))
+			n += strcmp(name, MAILDROP_ATTR_SUBMIT_UID) == 0;
+		assert_int_equal(n, 1); /* the claimed one is gone */
+	}
+	read_all(m, &content);
+	assert_string_equal(str_c(&content), "Subject: x\n\nbody\n");
+	maildrop_close(&m);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	free(path);
+
+	/* Over the limit, truncated, trailing data, envelope after content. */
+	assert_int_equal(relay_bytes(dir, &in, 10, 1234), MAILDROP_TOO_BIG);
+	in.len -= 3;
+	assert_int_equal(relay_bytes(dir, &in, 0, 1234), MAILDROP_CORRUPT);
+	in.len += 3;
+	str_append(&in, "x");
+	assert_int_equal(relay_bytes(dir, &in, 0, 1234), MAILDROP_CORRUPT);
+	str_reset(&in);
+	put_header(&in);
+	put_record(&in, 'S', "alice", 5);
+	put_record(&in, 'C', "x\n", 2);
+	put_record(&in, 'R', "bob@example.org", 15);
+	put_end(&in, 2);
+	assert_int_equal(relay_bytes(dir, &in, 0, 1234), MAILDROP_CORRUPT);
+	assert_int_equal(count_files(dir), 0);
+
+	str_free(&in);
+	str_free(&error);
+	str_free(&content);
+	remove_dir(&dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_minimal),
-	        cmocka_unit_test(test_truncated_everywhere), cmocka_unit_test(test_corrupt_table),
-	        cmocka_unit_test(test_changed_while_read),   cmocka_unit_test(test_writer_usage),
+	        cmocka_unit_test(test_round_trip),
+	        cmocka_unit_test(test_minimal),
+	        cmocka_unit_test(test_truncated_everywhere),
+	        cmocka_unit_test(test_corrupt_table),
+	        cmocka_unit_test(test_changed_while_read),
+	        cmocka_unit_test(test_writer_usage),
+	        cmocka_unit_test(test_relay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -204,3 +204,19 @@ def _stop_leftovers():
     """Last resort: stop servers still running when Python exits."""
     for p in list(_live):
         p.stop(timeout=5)
+
+
+def setgid_postdrop(path):
+    """Make the postdrop binary at path what `make install` makes it:
+    group postdrop (setgid_group; scripts/deps.sh creates it), mode 2755.
+    Only root can; as another user, leave it (that user owns everything
+    then, and postdrop needs no group). Returns path."""
+    if os.geteuid() == 0:
+        import grp
+        try:
+            gid = grp.getgrnam("postdrop").gr_gid
+        except KeyError:
+            raise AssertionError("no group postdrop: run scripts/deps.sh")
+        os.chown(path, 0, gid)
+        os.chmod(path, 0o2755)  # after chown, which clears set-id bits
+    return path

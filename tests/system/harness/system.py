@@ -25,7 +25,7 @@ import smtplib
 import subprocess
 import uuid
 
-from .process import wait_until
+from .process import setgid_postdrop, wait_until
 from .smtpd import SANITIZER_MARKERS, Smtpd
 
 # The hosted-domain configuration of conf/main.cf, on postern's own tables.
@@ -134,6 +134,8 @@ class MailSystem:
         self.sd.main.setdefault("virtual_minimum_uid", "0")
         self.services = services
         self.proc = None
+        # `postern sendmail` runs the postdrop next to it: setgid, as installed.
+        setgid_postdrop(os.path.join(build, "bin", "postdrop"))
         os.makedirs(self.vmail, exist_ok=True)
         os.chown(self.vmail, self.uid, self.gid)
 
