@@ -112,8 +112,8 @@ struct daemon *daemon_init(const struct daemon_spec *spec, int argc, char **argv
 
 /* Give up root for good, unless this process must keep it. Nothing
  * happens when it does not run as root (started by a user, or master
- * dropped already). As root it keeps root when needs_root (pickup, until
- * the postdrop helper exists), when its -s service's unpriv column says n
+ * dropped already). As root it keeps root when needs_root (virtual,
+ * which switches to each mailbox owner), when its -s service's unpriv column says n
  * (virtual), or with -R (logged as a warning: debugging only). Otherwise
  * it looks up mail_owner, gives it the queue directory, the pid
  * directory and maillog_file, and drops to it (privilege.h). Exits

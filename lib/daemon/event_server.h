@@ -59,7 +59,7 @@ struct event_server_spec {
 	enum event_server_mode mode;
 	const char *default_port; /* stream, by hand, no master.cf service: "smtp" */
 	const char *default_socket; /* trigger, by hand: "public/qmgr" under the queue */
-	bool needs_root; /* keep root even when unpriv says y (pickup, for now) */
+	bool needs_root; /* keep root even when unpriv says y (no event server does) */
 	bool long_lived; /* max_idle and max_use do not apply */
 	/* After the privilege drop: set the service up (fatal on error). */
 	void (*init)(struct event_server *srv, void *ctx);

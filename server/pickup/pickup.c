@@ -1,10 +1,11 @@
 /* pickup.c - the pickup daemon: moves locally submitted mail from the
  * maildrop directory into the queue (Postfix pickup(8)).
  *
- * `pickup -c DIR [-v] [-e] [-s pickup]` runs in the foreground (until
- * master exists, issue 6). master creates queue_directory/maildrop
- * (1730 mail_owner:setgid_group, see maildrop.h; pickup creates it only
- * when started by hand as root) and pickup listens on queue_directory/public/pickup: a connection
+ * `pickup -c DIR [-v] [-e] [-s pickup]`: an event server
+ * (lib/daemon/event_server.h) run by master, or by hand for debugging.
+ * master (or the skeleton, started by hand as root) creates
+ * queue_directory/maildrop (1730 mail_owner:setgid_group, see
+ * maildrop.h) and pickup listens on queue_directory/public/pickup: a connection
  * there is a wake-up from sendmail. It also scans maildrop/ at start and
  * every `wakeup` seconds (master.cf pickup line, 60 when absent), so a
  * lost wake-up only delays a message.
@@ -21,8 +22,8 @@
  * TEMPFAIL (disk full, a table down), stays in maildrop/ for the next
  * scan. A corrupt file, one over message_size_limit, or one cleanup
  * REJECTS is moved to corrupt/ with a log line saying why; returning a
- * reject to the sender as a bounce is the queue manager's job (issue 6)
- * and not done yet. A symbolic link, a non-regular file or a file with
+ * reject to the sender as a bounce is not done yet: bounce.c quotes a queue
+ * file, and a rejected message never became one. A symbolic link, a non-regular file or a file with
  * several hard links is removed with a warning and never read.
  *
  * SECURITY: every maildrop file is written by the setgid postdrop
@@ -34,15 +35,13 @@
  * drops any the user supplied; the file's owner says nothing once files
  * may come from root or mail_owner on a user's behalf). A file without
  * one did not come through postdrop and is moved aside. Files are mode
- * 0644, so master runs pickup as mail_owner (master.cf unpriv column).
- * Started by hand as root, it still writes queue files with mail_owner's
- * effective ids (as_owner).
+ * 0644, so pickup runs as mail_owner like any other service (master.cf
+ * unpriv column; started by hand as root, the skeleton drops to
+ * mail_owner before pickup_init runs).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +87,6 @@ struct pickup {
 	bool append_at_myorigin, append_dot_mydomain;
 	const char *myorigin, *mydomain, *myhostname, *mail_name;
 	struct event *timer_ev;
-	uid_t owner_uid; /* mail_owner when run as root, else -1 */
-	gid_t owner_gid;
 };
 
 /* Outcome of one file. */
@@ -98,28 +95,6 @@ enum pickup_result {
 	PICKUP_RETRY, /* left for the next scan */
 	PICKUP_ASIDE, /* moved to corrupt/ */
 };
-
-/* ---- Privileges ---- */
-
-/* Write the queue file as mail_owner: pickup runs as root only to read
- * maildrop files of every user (see SECURITY above). The maildrop file
- * is already open; everything cleanup does runs with mail_owner's
- * effective ids. */
-static void as_owner(const struct pickup *p)
-{
-	if (p->owner_uid == (uid_t)-1)
-		return;
-	if (setegid(p->owner_gid) < 0 || seteuid(p->owner_uid) < 0)
-		log_fatal("cannot switch to mail_owner (uid %lu): %m", (unsigned long)p->owner_uid);
-}
-
-static void as_root(const struct pickup *p)
-{
-	if (p->owner_uid == (uid_t)-1)
-		return;
-	if (seteuid(0) < 0 || setegid(0) < 0)
-		log_fatal("cannot switch back to root: %m");
-}
 
 /* ---- Addresses ---- */
 
@@ -329,9 +304,7 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	value = maildrop_attr(m, MAILDROP_ATTR_EXTRACT_RCPT);
 	if (value != NULL && strcmp(value, "yes") == 0)
 		flags |= CLEANUP_F_EXTRACT_RCPT;
-	as_owner(p);
 	if (cleanup_open(p->cleanup, p->qd, flags, &c, &error) < 0) {
-		as_root(p);
 		log_warning("maildrop/%s: %s", name, str_c(&error));
 		goto out;
 	}
@@ -357,7 +330,6 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	status = feed_content(p, m, c, &error);
 	if (status != MAILDROP_OK) {
 		cleanup_abort(&c);
-		as_root(p);
 		if (status == MAILDROP_CORRUPT) {
 			move_aside(p, name, path, str_c(&error));
 			result = PICKUP_ASIDE;
@@ -367,7 +339,6 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 		goto out;
 	}
 	cleanup_finish(&c, &res);
-	as_root(p);
 	switch (res.status) {
 	case CLEANUP_QUEUED:
 	case CLEANUP_DISCARDED:
@@ -485,37 +456,20 @@ static void on_trigger(struct event_server *es, unsigned mask, void *ctx)
 static void make_dirs(struct pickup *p)
 {
 	str_t error;
-	char *public_dir = xasprintf("%s/public", queue_dir_root(p->qd));
 
 	str_init(&error);
-	if (queue_dir_create(p->qd, p->owner_uid, p->owner_gid, &error) < 0)
+	if (queue_dir_create(p->qd, (uid_t)-1, (gid_t)-1, &error) < 0)
 		log_fatal("%s", str_c(&error));
-	/* master made maildrop/ (1730 mail_owner:setgid_group); pickup run
-	 * by hand as root makes it the same way, as mail_owner it only
-	 * checks it is there. */
-	if (p->owner_uid != (uid_t)-1) {
-		const struct group *gr = getgrnam(config_str(p->cfg, "setgid_group"));
-
-		if (gr == NULL)
-			log_fatal("setgid_group: no such group \"%s\"",
-			          config_str(p->cfg, "setgid_group"));
-		if (maildrop_dir_create(queue_dir_root(p->qd), p->owner_uid, gr->gr_gid, &error) <
-		    0)
-			log_fatal("%s", str_c(&error));
-	} else if (access(p->maildrop_dir, R_OK | W_OK | X_OK) < 0) {
+	/* master (or the skeleton, for a pickup started by hand as root)
+	 * made maildrop/ (1730 mail_owner:setgid_group) before the drop. */
+	if (access(p->maildrop_dir, R_OK | W_OK | X_OK) < 0)
 		log_fatal("%s: %m (master creates it, mode %04o)", p->maildrop_dir,
 		          MAILDROP_DIR_MODE);
-	}
-	if (mkdir(public_dir, 0755) < 0 && errno != EEXIST)
-		log_fatal("mkdir %s: %m", public_dir);
-	if (chmod(public_dir, 0755) < 0)
-		log_fatal("chmod %s: %m", public_dir);
-	free(public_dir);
 	str_free(&error);
 }
 
-/* After the skeleton's privilege step (pickup keeps root: see the
- * SECURITY note above): settings, directories, the scan timer. */
+/* After the skeleton dropped to mail_owner: settings, directories, the
+ * scan timer. */
 static void pickup_init(struct event_server *es, void *ctx)
 {
 	struct pickup *pp = ctx;
@@ -530,8 +484,6 @@ static void pickup_init(struct event_server *es, void *ctx)
 
 	memset(&p, 0, sizeof(p));
 	str_init(&error);
-	p.owner_uid = (uid_t)-1;
-	p.owner_gid = (gid_t)-1;
 	p.d = d;
 	p.cfg = d->cfg;
 	if (queue_dir_hash_names(config_str(p.cfg, "hash_queue_names"), &mask, &error) < 0)
@@ -557,18 +509,6 @@ static void pickup_init(struct event_server *es, void *ctx)
 	if (svc != NULL)
 		wakeup = svc->wakeup;
 
-	if (geteuid() == 0) {
-		const struct passwd *pw = getpwnam(config_str(p.cfg, "mail_owner"));
-
-		if (pw != NULL && pw->pw_uid != 0) {
-			p.owner_uid = pw->pw_uid;
-			p.owner_gid = pw->pw_gid;
-		} else {
-			log_warning("mail_owner %s: no such unprivileged user: queue files are "
-			            "written as root",
-			            config_str(p.cfg, "mail_owner"));
-		}
-	}
 	make_dirs(&p);
 	if (wakeup > 0) {
 		p.timer_ev = event_new(d->base, -1, EV_PERSIST, on_timer, pp); /* *pp = p below */
@@ -599,13 +539,10 @@ static void pickup_finish(struct event_server *es, void *ctx)
 int main(int argc, char **argv)
 {
 	static struct pickup p;
-	/* needs_root: pickup reads maildrop files of every local user (no
-	 * postdrop helper yet); master keeps it root too (master_service.c). */
 	static const struct event_server_spec spec = {
 	        .daemon = {.program = "pickup"},
 	        .mode = EVENT_SERVER_TRIGGER,
 	        .default_socket = "public/pickup",
-	        .needs_root = true,
 	        .long_lived = true,
 	        .init = pickup_init,
 	        .on_trigger = on_trigger,
