@@ -44,6 +44,7 @@
 #include "daemon/daemon.h"
 #include "daemon/privilege.h"
 #include "daemon/request_server.h"
+#include "db/db.h"
 #include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
 #include "delivery/mailbox_lookup.h"
@@ -280,18 +281,70 @@ static bool static_id(const char *value, unsigned long *id_r)
 	return *id_r < 0xffffffffUL;
 }
 
+/* With database = sqlite:PATH, the file virtual writes quota_usage to
+ * (NULL for a server database, or when the setting is broken: db_open
+ * says why later). Owned by the caller. */
+static char *sqlite_write_path(struct config *cfg)
+{
+	struct sql_settings settings;
+	char *path = NULL;
+	str_t error;
+
+	str_init(&error);
+	if (db_settings(cfg, DB_ACCESS_WRITE, &settings, &error) == 0 &&
+	    settings.type == SQL_SQLITE && settings.dbname != NULL)
+		path = xstrdup(settings.dbname);
+	sql_settings_free(&settings);
+	str_free(&error);
+	return path;
+}
+
+/* Can the current effective identity do a static owner's work: read the
+ * queue files qmgr names (queue_directory/active) and, with SQLite,
+ * write quota_usage (the file, and its directory for the journal)? NULL
+ * when it can, else what it cannot do (the caller frees it). */
+static char *static_owner_cannot(struct virtual_agent *va)
+{
+	char *active = xasprintf("%s/%s", queue_dir_root(va->qd), queue_name_str(QUEUE_ACTIVE));
+	char *db = sqlite_write_path(va->cfg);
+	char *why = NULL;
+
+	if (faccessat(AT_FDCWD, active, R_OK | X_OK, AT_EACCESS) < 0) {
+		why = xasprintf("read %s (mode 0750, group of mail_owner expected)", active);
+	} else if (db != NULL) {
+		char *dir = xstrdup(db), *slash = strrchr(dir, '/');
+
+		if (slash != NULL)
+			*slash = '\0';
+		if (faccessat(AT_FDCWD, db, R_OK | W_OK, AT_EACCESS) < 0 ||
+		    faccessat(AT_FDCWD,
+		              slash == NULL    ? "."
+		              : dir[0] != '\0' ? dir
+		                               : "/",
+		              W_OK | X_OK, AT_EACCESS) < 0)
+			why = xasprintf("write quota_usage to the SQLite database %s (the file "
+			                "and its directory)",
+			                db);
+		free(dir);
+	}
+	free(active);
+	free(db);
+	return why;
+}
+
 /* Every mailbox has one owner: become it for good (see SECURITY above),
  * keeping mail_owner's group as the one supplementary group so that the
  * queue files qmgr names stay readable (queue_dir.h: group-readable
- * queue). */
+ * queue). When that identity could not do the work (an old 0700 queue,
+ * a SQLite database only root may write), keep root and the per-delivery
+ * switch, and say why. */
 static void drop_to_static_owner(struct virtual_agent *va)
 {
 	const char *uid_maps, *gid_maps, *why;
 	struct privilege_owner owner;
 	unsigned long uid, gid;
 	gid_t groups[2];
-	char *active;
-	bool readable;
+	char *cannot;
 	str_t error;
 
 	if (!va->root)
@@ -310,26 +363,21 @@ static void drop_to_static_owner(struct virtual_agent *va)
 	groups[0] = (gid_t)gid;
 	groups[1] = owner.gid;
 	privilege_owner_free(&owner);
-	/* Can that identity read the queue files qmgr names? Ask the kernel
-	 * as that identity (effective ids, undone at once): a queue made
-	 * before queue files were group-readable, or another owner, says no. */
-	active = xasprintf("%s/%s", queue_dir_root(va->qd), queue_name_str(QUEUE_ACTIVE));
+	/* Ask the kernel as that identity (effective ids, undone at once). */
 	if (setgroups(2, groups) < 0 || setegid((gid_t)gid) < 0 || seteuid((uid_t)uid) < 0)
 		log_fatal("cannot switch to uid %lu gid %lu: %m", uid, gid);
-	readable = faccessat(AT_FDCWD, active, R_OK | X_OK, AT_EACCESS) == 0;
+	cannot = static_owner_cannot(va);
 	if (seteuid(0) < 0 || setegid(0) < 0 ||
 	    setgroups((size_t)va->n_root_groups, va->root_groups) < 0)
 		log_fatal("cannot switch back to root: %m");
-	if (!readable) {
-		log_warning("virtual_uid_maps = %s: uid %lu gid %lu cannot read %s (mode 0750, "
-		            "group of mail_owner expected): keeping root to switch to the mailbox "
-		            "owner per delivery",
-		            uid_maps, uid, gid, active);
-		free(active);
+	if (cannot != NULL) {
+		log_warning("virtual_uid_maps = %s: uid %lu gid %lu cannot %s: keeping root to "
+		            "switch to the mailbox owner per delivery",
+		            uid_maps, uid, gid, cannot);
+		free(cannot);
 		str_free(&error);
 		return;
 	}
-	free(active);
 	if (privilege_drop((uid_t)uid, (gid_t)gid, groups[1], &error) < 0)
 		log_fatal("cannot become uid %lu gid %lu: %s", uid, gid, str_c(&error));
 	str_free(&error);

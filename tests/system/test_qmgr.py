@@ -332,10 +332,13 @@ def proc_groups(pid):
     return []
 
 
-def test_only_master_keeps_root(postern_build, postern):
+@pytest.mark.parametrize("kind", ["mysql", "sqlite"])
+def test_only_master_keeps_root(postern_build, postern, request, kind):
     """Run as root (as CI does): smtpd, qmgr and pickup run as mail_owner
     (real, effective, saved and file-system uid), virtual with static
     maps becomes the mailbox owner for good, and only master is root.
+    With the SQLite default, whose file only root may write, virtual keeps
+    root (and the per-delivery switch) to write quota_usage, and says so.
     Local submission from an ordinary user still delivers. Run as another
     user, every service runs as that user and master says so."""
     import pwd
@@ -344,7 +347,7 @@ def test_only_master_keeps_root(postern_build, postern):
     # static:5000): virtual reads the queue through mail_owner's group.
     vmail_uid = vmail_gid = 5000
     with MailSystem(postern_build, postern, uid=vmail_uid, gid=vmail_gid) as ms:
-        ms.sd.sqlite_db(ms.postern)
+        server = ms.make_db(kind, request)
         ms.start()
         if os.geteuid() != 0:
             me = os.geteuid()
@@ -358,10 +361,16 @@ def test_only_master_keeps_root(postern_build, postern):
             assert pids, name
             for pid in pids:
                 assert proc_uid(pid) == [owner.pw_uid] * 4, (name, proc_uid(pid))
-        # virtual: static:UID maps, so that uid for good, set before serving.
-        ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
         assert ms.children("virtual")
-        for pid in ms.children("virtual"):
+        if kind == "sqlite":
+            ms.wait_log(f"uid {vmail_uid} gid {vmail_gid} cannot write quota_usage to the "
+                        "SQLite database")
+            for pid in ms.children("virtual"):
+                assert proc_uid(pid) == [0] * 4, ("virtual", proc_uid(pid))
+        # virtual: static:UID maps, so that uid for good, set before serving.
+        else:
+            ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
+        for pid in ms.children("virtual") if kind != "sqlite" else []:
             assert proc_uid(pid) == [vmail_uid] * 4, ("virtual", proc_uid(pid))
             assert proc_gid(pid) == [vmail_gid] * 4, ("virtual", proc_gid(pid))
             assert proc_groups(pid) == sorted({vmail_gid, owner.pw_gid}), proc_groups(pid)
@@ -374,6 +383,13 @@ def test_only_master_keeps_root(postern_build, postern):
         assert st.st_gid == grp.getgrnam("postdrop").gr_gid
         ms.send("sender@client.example", ["alice@example.com"], body("owned"))
         ms.wait_maildir("example.com/alice/", 1)
+        if server is not None:
+            # The mailbox owner, not root, wrote alice's quota_usage row.
+            dbname = ms.sd.main["database"].rsplit("/", 1)[1]
+            wait_until(lambda: server.sql(
+                "SELECT messages FROM quota_usage WHERE username = %s",
+                ("alice@example.com",), database=dbname) == [(1,)],
+                timeout=20, what="alice's quota_usage row")
         res = ms.run("sendmail", "-f", "alice@example.com", "bob@example.com",
                      input="Subject: local\n\nx\n")
         assert res.returncode == 0, res.stderr

@@ -55,8 +55,8 @@ static void test_create_tree(void **state)
 
 		assert_int_equal(stat(dir, &st), 0);
 		assert_true(S_ISDIR(st.st_mode));
-		assert_int_equal(st.st_mode & 07777, 0700);
-		assert_int_equal(chmod(dir, 0755), 0);
+		assert_int_equal(st.st_mode & 07777, QUEUE_DIR_MODE);
+		assert_int_equal(chmod(dir, 0700), 0);
 		free(dir);
 	}
 	/* idempotent, and it repairs modes */
@@ -66,7 +66,7 @@ static void test_create_tree(void **state)
 		struct stat st;
 
 		assert_int_equal(stat(dir, &st), 0);
-		assert_int_equal(st.st_mode & 07777, 0700);
+		assert_int_equal(st.st_mode & 07777, QUEUE_DIR_MODE);
 		free(dir);
 	}
 	/* as root, owner is set (to ourselves here: works as non-root too) */
