@@ -8,11 +8,13 @@ by PID at the end.
 """
 
 import os
+import re
 import signal
 import smtplib
 
 import pytest
 
+from harness import free_port
 from harness.process import wait_until
 from harness.smtpd import Smtpd
 from harness.system import child_pids as children, exe_name, start_master, stop_master
@@ -174,6 +176,39 @@ def test_daemon_mode_start_status_stop(master):
         wait_until(lambda: not alive(k), timeout=10, what=f"child {k} gone")
     res = master.run("stop")
     assert res.returncode == 1 and "not running" in res.stderr
+
+
+def test_start_and_reload_warn_about_parameters_not_implemented_yet(master):
+    """A parameter accepted but not implemented yet, set in main.cf or as a
+    master.cf -o override, is named by `postern start` on stderr and by
+    master in the log, at start and again at reload."""
+    master.sd.main["smtpd_client_connection_count_limit"] = "10"
+    master.config()
+    with open(os.path.join(master.sd.confdir, "master.cf"), "a") as f:
+        f.write(f"127.0.0.1:{free_port()} inet n - n - 1 smtpd "
+                "-o smtpd_tls_security_level=may\n")
+    res = master.run("start")
+    assert res.returncode == 0, res.stderr
+    master.wait_smtp()
+    pid = int(master.run("status").stdout.split("PID ")[1].rstrip(")\n"))
+    maincf = os.path.join(master.sd.confdir, "main.cf")
+    mastercf = os.path.join(master.sd.confdir, "master.cf")
+    assert re.search(re.escape(maincf) + r", line \d+: smtpd_client_connection_count_limit is "
+                     r"accepted but not implemented yet", res.stderr), res.stderr
+    assert re.search(re.escape(mastercf) + r", line \d+ .*smtpd_tls_security_level is "
+                     r"accepted but not implemented yet", res.stderr), res.stderr
+    wait_until(lambda: "smtpd_client_connection_count_limit is accepted but not "
+               "implemented yet" in master.log(), timeout=10, what="warning in the log")
+    count = master.log().count("smtpd_tls_security_level is accepted but not implemented yet")
+    assert count >= 1
+    res = master.run("reload")
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: master.log().count("smtpd_tls_security_level is accepted but not "
+                                          "implemented yet") > count,
+               timeout=10, what="the warning again after reload")
+    res = master.run("stop")
+    assert res.returncode == 0, res.stderr
+    wait_until(lambda: not alive(pid), timeout=10, what="master gone")
 
 
 def listen_inode(port):
