@@ -847,6 +847,28 @@ void config_note_references(struct config *cfg, const char *text)
 	str_free(&scratch);
 }
 
+/* Values that are each fine but wrong together. Postfix's virtual(8)
+ * refuses to start when virtual_mailbox_limit is below
+ * message_size_limit: a message smtpd accepts could never be stored. */
+static int check_combinations(struct config *cfg, strv_t *errors)
+{
+	int64_t mailbox, message;
+	const char *why;
+
+	if (config_get_int(cfg, "virtual_mailbox_limit", &mailbox, &why) < 0 ||
+	    config_get_int(cfg, "message_size_limit", &message, &why) < 0)
+		return 0; /* reported with the value itself */
+	if (mailbox == 0 || message == 0 || mailbox >= message)
+		return 0;
+	strv_add_owned(errors,
+	               xasprintf("%s: virtual_mailbox_limit (%lld) is smaller than "
+	                         "message_size_limit (%lld, %s): a message that is accepted could "
+	                         "never be delivered",
+	                         config_where(cfg, "virtual_mailbox_limit"), (long long)mailbox,
+	                         (long long)message, config_where(cfg, "message_size_limit")));
+	return 1;
+}
+
 int config_validate(struct config *cfg, const strv_t *service_names, strv_t *errors,
                     strv_t *warnings)
 {
@@ -866,6 +888,8 @@ int config_validate(struct config *cfg, const strv_t *service_names, strv_t *err
 			nerrors++;
 		}
 	}
+	if (nerrors == 0)
+		nerrors += check_combinations(cfg, errors);
 	for (size_t i = 0; i < names.n; i++) {
 		const char *name = names.v[i];
 		size_t plen;

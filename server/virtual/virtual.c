@@ -252,6 +252,12 @@ static void agent_open(struct virtual_agent *va, struct daemon *d)
 	va->delimiters = xstrdup(value);
 	va->minimum_uid = (uid_t)n;
 	va->mailbox_limit = (uint64_t)config_int(va->cfg, "virtual_mailbox_limit");
+	/* As Postfix's virtual(8): such a limit would bounce mail smtpd took
+	 * (postern check reports it too). */
+	if (va->mailbox_limit != 0 && config_int(va->cfg, "message_size_limit") != 0 &&
+	    va->mailbox_limit < (uint64_t)config_int(va->cfg, "message_size_limit"))
+		log_fatal("main.cf configuration error: virtual_mailbox_limit is smaller than "
+		          "message_size_limit");
 	if (config_expand(va->cfg, "virtual_mailbox_base", &va->base, &why) < 0)
 		log_fatal("%s", why);
 	va->root = geteuid() == 0;

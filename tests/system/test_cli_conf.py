@@ -157,6 +157,23 @@ def test_check_reports_every_problem_with_file_and_line(postern, tmp_path):
     assert f"{ms}, line 4" in err and "tcp" in err
 
 
+def test_check_refuses_a_mailbox_limit_below_the_message_limit(postern, tmp_path):
+    """As Postfix's virtual(8) refuses to start: a message smtpd accepts
+    must fit in a mailbox file."""
+    d = write_conf(tmp_path, "message_size_limit = 2000\nvirtual_mailbox_limit = 1000\n")
+    r = postern("check", "-c", d)
+    mc = os.path.join(d, "main.cf")
+    assert r.returncode == 1
+    assert (f"{mc}, line 2: virtual_mailbox_limit (1000) is smaller than message_size_limit "
+            f"(2000, {mc}, line 1)") in r.stderr
+    for ok in ("message_size_limit = 2000\nvirtual_mailbox_limit = 0\n",
+               "message_size_limit = 0\nvirtual_mailbox_limit = 1000\n",
+               "message_size_limit = 1000\nvirtual_mailbox_limit = 1000\n"):
+        (tmp_path / "etc" / "main.cf").write_text(ok)
+        r = postern("check", "-c", d)
+        assert r.returncode == 0, (ok, r.stderr)
+
+
 def test_check_warns_about_secret_files(postern, tmp_path):
     d = write_conf(tmp_path, "myhostname = a.example\n"
                              "virtual_alias_maps = mysql:mysql-aliases.cf\n"
