@@ -158,15 +158,19 @@ int main(int argc, char **argv)
 	(void)clearenv();
 	(void)log_open("postern/postdrop", LOG_TARGET_STDERR, NULL, &err);
 	str_init(&error);
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:V")) != -1) {
+		if (opt == 'V') {
+			printf("postdrop %s\n", POSTERN_VERSION);
+			return 0;
+		}
 		if (opt != 'c') {
-			log_error("usage: postdrop [-c config_dir] < maildrop-stream");
+			log_error("usage: postdrop [-V] [-c config_dir] < maildrop-stream");
 			return EX_USAGE_;
 		}
 		config_dir = optarg;
 	}
 	if (optind != argc || strlen(config_dir) >= 1024) {
-		log_error("usage: postdrop [-c config_dir] < maildrop-stream");
+		log_error("usage: postdrop [-V] [-c config_dir] < maildrop-stream");
 		return EX_USAGE_;
 	}
 	if (config_dir_allowed(config_dir, &why) < 0) {
