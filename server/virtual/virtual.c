@@ -260,6 +260,15 @@ static void agent_open(struct virtual_agent *va, struct daemon *d)
 		          "message_size_limit");
 	if (config_expand(va->cfg, "virtual_mailbox_base", &va->base, &why) < 0)
 		log_fatal("%s", why);
+	/* The quota_usage connection (database, write access), made now while
+	 * the agent may still read a password file only root may read; it
+	 * connects on first use and reconnects with the settings it keeps,
+	 * also after the drop to a static owner. A broken setting is logged
+	 * here and again at each delivery (virtual_deliver.c retries). */
+	if (db_open(va->cfg, DB_ACCESS_WRITE, &va->db, &error) < 0) {
+		log_warning("quota_usage will not be updated: %s", str_c(&error));
+		str_reset(&error);
+	}
 	va->root = geteuid() == 0;
 	if (va->root) {
 		int ng = getgroups(0, NULL);
