@@ -108,9 +108,23 @@ static void check_db_password_files(struct config *cfg, strv_t *errors, strv_t *
 		check_secret_file(wcopy, config_where(cfg, w->password_file), "password file",
 		                  errors, warnings);
 	if (config_expand(cfg, r->password_file, &rfile, &(const char *){NULL}) == 0 &&
-	    rfile[0] != '\0' && strcmp(rfile, wcopy) != 0)
+	    rfile[0] != '\0' && strcmp(rfile, wcopy) != 0) {
+		struct stat st;
+
 		check_secret_file(rfile, config_where(cfg, r->password_file), "password file",
 		                  errors, warnings);
+		/* Why: once lookups have an account of their own, the write
+		 * password is for root alone (virtual reads it before it drops
+		 * privileges, the CLI runs as root); readable by mail_owner's
+		 * group, smtpd could still write (INSTALL section 5). */
+		if (wcopy[0] != '\0' && stat(wcopy, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+			strv_add_owned(warnings,
+			               xasprintf("%s: password file %s of database is readable by "
+			                         "its group: with a separate database_readonly "
+			                         "password file it should be readable by root only "
+			                         "(chown root:root, chmod 0600)",
+			                         config_where(cfg, w->password_file), wcopy));
+	}
 	free(wcopy);
 }
 

@@ -199,6 +199,32 @@ def test_check_warns_about_secret_files(postern, tmp_path):
     assert f"table file {cf}: No such file or directory" in r.stderr
 
 
+def test_check_wants_the_write_password_for_root_once_lookups_have_their_own(postern,
+                                                                            tmp_path):
+    d = write_conf(tmp_path, "myhostname = a.example\n"
+                             "database = mysql://postern@127.0.0.1/mail\n"
+                             "database_password_file = $config_directory/write.pw\n")
+    write_pw, read_pw = os.path.join(d, "write.pw"), os.path.join(d, "read.pw")
+    for path in (write_pw, read_pw):
+        open(path, "w").write("secret\n")
+        os.chmod(path, 0o640)
+    # One account: its password file is shared with mail_owner's group.
+    r = postern("check", "-c", d)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # A lookup account of its own: the write password is root's alone.
+    with open(os.path.join(d, "main.cf"), "a") as f:
+        f.write("database_readonly = mysql://lookup@127.0.0.1/mail\n"
+                "database_readonly_password_file = $config_directory/read.pw\n")
+    r = postern("check", "-c", d)
+    assert r.returncode == 0, r.stderr
+    assert (f"password file {write_pw} of database is readable by its group: with a "
+            "separate database_readonly password file it should be readable by root "
+            "only") in r.stderr
+    os.chmod(write_pw, 0o600)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
 def test_check_opens_every_table(postern, tmp_path):
     """A broken table file is found by check, not at the first lookup."""
     d = write_conf(tmp_path, "myhostname = a.example\n"
