@@ -308,6 +308,35 @@ def test_restart_picks_up_files_written_while_down(env):
     assert not env.dir_names("maildrop")
 
 
+def test_pickup_waits_while_the_queue_is_short_of_space(env):
+    """queue_minfree: pickup leaves maildrop files where they are while the
+    queue file system has less free space than it needs, and moves them
+    into the queue once it has enough (here: once the limit is lowered)."""
+    main_cf = os.path.join(env.conf, "main.cf")
+    with open(main_cf) as f:
+        original = f.read()
+    env.stop_pickup()
+    before = env.dir_names("incoming")
+    try:
+        with open(main_cf, "a") as f:
+            f.write("queue_minfree = 1000000000000000000\n")  # 1 EB: never free
+        res = env.sendmail("space@example.org", input="Subject: space\n\nx\n")
+        assert res.returncode == 0, res.stderr
+        env.start_pickup()
+        wait_until(lambda: env.log_has("not enough free space in mail queue"),
+                   timeout=TIMEOUT, what="pickup's free-space warning")
+        assert len(env.dir_names("maildrop")) == 1
+        assert env.dir_names("incoming") == before
+    finally:
+        env.stop_pickup()
+        with open(main_cf, "w") as f:
+            f.write(original)
+        env.start_pickup()
+    wait_until(lambda: len(env.dir_names("incoming") - before) == 1, timeout=TIMEOUT,
+               what="the waiting message queued")
+    assert not env.dir_names("maildrop")
+
+
 def maildrop_bytes(sender, rcpts, content):
     def rec(t, p):
         return t + struct.pack(">I", len(p)) + p
