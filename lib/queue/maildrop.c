@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <sys/types.h>
 
+#include "base/bigendian.h"
 #include "base/fs.h"
 #include "base/mem.h"
 #include "base/strv.h"
@@ -37,32 +38,6 @@
 #define REC_END 'E'
 
 static enum maildrop_status sys_error(str_t *error, const char *what);
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 bool maildrop_attr_name_valid(const char *name)
 {

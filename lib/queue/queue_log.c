@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/bigendian.h"
 #include "base/fs.h"
 #include "base/hash.h"
 #include "base/mem.h"
@@ -38,21 +39,6 @@ struct stored_entry {
 	struct queue_log_entry e;
 	char *reason;
 };
-
-static void put_be(unsigned char *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < bytes; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* Append one record (type, payload) to id's log, creating the log with its
  * header on first use; one write, so a reader never sees half a record
@@ -81,11 +67,11 @@ static int append_record(const struct queue_dir *qd, const char *id, unsigned ch
 	}
 	if (st.st_size == 0) {
 		memcpy(head, LOG_MAGIC, 8);
-		put_be(head + 8, LOG_VERSION, 2);
+		put_u16(head + 8, LOG_VERSION);
 		str_append_n(&rec, head, sizeof(head));
 	}
-	put_be(head, type, 1);
-	put_be(head + 1, payload->len, 4);
+	head[0] = type;
+	put_u32(head + 1, payload->len);
 	str_append_n(&rec, head, 5);
 	str_append_n(&rec, payload->buf, payload->len);
 	if (fs_write_all(fd, rec.buf, rec.len) < 0) {
@@ -130,13 +116,13 @@ int queue_log_append(const struct queue_dir *qd, const char *id,
 		return -1;
 	}
 	str_init(&payload);
-	put_be(fixed, entry->rcpt_index, 4);
+	put_u32(fixed, entry->rcpt_index);
 	fixed[4] = (unsigned char)entry->state;
 	fixed[5] = entry->dsn.klass;
-	put_be(fixed + 6, entry->dsn.subject, 2);
-	put_be(fixed + 8, entry->dsn.detail, 2);
-	put_be(fixed + 10, entry->when < 0 ? 0 : (uint64_t)entry->when, 8);
-	put_be(fixed + 18, entry->next_retry < 0 ? 0 : (uint64_t)entry->next_retry, 8);
+	put_u16(fixed + 6, entry->dsn.subject);
+	put_u16(fixed + 8, entry->dsn.detail);
+	put_u64(fixed + 10, entry->when < 0 ? 0 : (uint64_t)entry->when);
+	put_u64(fixed + 18, entry->next_retry < 0 ? 0 : (uint64_t)entry->next_retry);
 	str_append_n(&payload, fixed, ENTRY_FIXED);
 	str_append_n(&payload, reason, rlen);
 	ret = append_record(qd, id, ENTRY_TYPE, &payload, sync, error);
@@ -162,9 +148,9 @@ int queue_log_append_final(const struct queue_dir *qd, const char *id, size_t rc
 		return -1;
 	}
 	str_init(&payload);
-	put_be(fixed, rcpt_index, 4);
+	put_u32(fixed, rcpt_index);
 	fixed[4] = (unsigned char)state;
-	put_be(fixed + 5, (uint64_t)time(NULL), 8);
+	put_u64(fixed + 5, (uint64_t)time(NULL));
 	str_append_n(&payload, fixed, FINAL_FIXED);
 	str_append_n(&payload, address, alen);
 	ret = append_record(qd, id, FINAL_TYPE, &payload, sync, error);
@@ -187,11 +173,11 @@ static int parse_final(struct queue_log *log, const unsigned char *e, size_t len
 {
 	str_t key;
 
-	if (!queue_rcpt_state_final((enum queue_rcpt_state)e[4]) || get_be(e + 5, 8) > INT64_MAX ||
+	if (!queue_rcpt_state_final((enum queue_rcpt_state)e[4]) || get_u64(e + 5) > INT64_MAX ||
 	    memchr(e + FINAL_FIXED, '\0', len - FINAL_FIXED) != NULL)
 		return -1;
 	str_init(&key);
-	str_appendf(&key, "%lu ", (unsigned long)get_be(e, 4));
+	str_appendf(&key, "%lu ", (unsigned long)get_u32(e));
 	str_append_n(&key, e + FINAL_FIXED, len - FINAL_FIXED);
 	hash_put(log->finals, str_c(&key), (void *)(uintptr_t)e[4]);
 	str_free(&key);
@@ -205,12 +191,12 @@ static int parse_log(struct queue_log *log, const char *path, const str_t *text,
 	size_t len = text->len, off = LOG_HEADER_SIZE;
 
 	if (len < LOG_HEADER_SIZE || memcmp(p, LOG_MAGIC, 8) != 0 ||
-	    get_be(p + 8, 2) != LOG_VERSION) {
+	    get_u16(p + 8) != LOG_VERSION) {
 		str_appendf(error, "%s: not a postern status log (bad header)", path);
 		return -1;
 	}
 	while (len - off >= 5) {
-		uint64_t rlen = get_be(p + off + 1, 4);
+		uint64_t rlen = get_u32(p + off + 1);
 		const unsigned char *e = p + off + 5;
 		struct stored_entry *s;
 		char key[24];
@@ -234,21 +220,20 @@ static int parse_log(struct queue_log *log, const char *path, const str_t *text,
 		}
 		if (rlen > len - off - 5)
 			break; /* cut short by a crash: ignore */
-		if (e[4] > QUEUE_RCPT_STATE_MAX || get_be(e + 10, 8) > INT64_MAX ||
-		    get_be(e + 18, 8) > INT64_MAX || get_be(e + 6, 2) > 999 ||
-		    get_be(e + 8, 2) > 999 ||
+		if (e[4] > QUEUE_RCPT_STATE_MAX || get_u64(e + 10) > INT64_MAX ||
+		    get_u64(e + 18) > INT64_MAX || get_u16(e + 6) > 999 || get_u16(e + 8) > 999 ||
 		    memchr(e + ENTRY_FIXED, '\0', (size_t)rlen - ENTRY_FIXED) != NULL) {
 			str_appendf(error, "%s: bad status log entry at offset %zu", path, off);
 			return -1;
 		}
 		s = xcalloc(1, sizeof(*s));
-		s->e.rcpt_index = (size_t)get_be(e, 4);
+		s->e.rcpt_index = (size_t)get_u32(e);
 		s->e.state = (enum queue_rcpt_state)e[4];
 		s->e.dsn.klass = e[5];
-		s->e.dsn.subject = (unsigned short)get_be(e + 6, 2);
-		s->e.dsn.detail = (unsigned short)get_be(e + 8, 2);
-		s->e.when = (time_t)get_be(e + 10, 8);
-		s->e.next_retry = (time_t)get_be(e + 18, 8);
+		s->e.dsn.subject = (unsigned short)get_u16(e + 6);
+		s->e.dsn.detail = (unsigned short)get_u16(e + 8);
+		s->e.when = (time_t)get_u64(e + 10);
+		s->e.next_retry = (time_t)get_u64(e + 18);
 		s->reason = xstrndup((const char *)e + ENTRY_FIXED, (size_t)rlen - ENTRY_FIXED);
 		s->e.reason = s->reason;
 		snprintf(key, sizeof(key), "%zu", s->e.rcpt_index);
