@@ -16,34 +16,15 @@ import subprocess
 
 from harness.process import wait_until
 from harness.smtpd import Smtpd
-from harness.system import MailSystem, child_pids, exe_name
+from harness.system import MailSystem, alive, child_pids, exe_name, proc_groups, proc_ids
 
 MSG = b"From: a@test.example\r\nTo: b@localhost\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-def status_ids(pid, field):
-    """The four ids of the Uid: or Gid: line (real, effective, saved, fs)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return [int(x) for x in line.split()[1:5]]
-    raise AssertionError(f"no {field} line for pid {pid}")
 
 
-def groups(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Groups:"):
-                return [int(x) for x in line.split()[1:]]
-    return []
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def send_one(sd):
@@ -69,10 +50,10 @@ def test_smtpd_by_hand_runs_as_mail_owner_and_serves(postern_build):
     uid, gid = expected_owner()
     with Smtpd(postern_build) as sd:  # started by __enter__: smtpd -c DIR
         pid = sd.proc.pid
-        assert status_ids(pid, "Uid") == [uid] * 4
-        assert status_ids(pid, "Gid") == [gid] * 4
+        assert proc_ids(pid, "Uid") == [uid] * 4
+        assert proc_ids(pid, "Gid") == [gid] * 4
         if os.getuid() == 0:
-            assert groups(pid) == [gid]
+            assert proc_groups(pid) == [gid]
         send_one(sd)
         wait_until(lambda: len(sd.queued_files()) == 1, timeout=10, what="queued message")
         # The queue file belongs to mail_owner: qmgr (mail_owner) can take it.
@@ -91,7 +72,7 @@ def test_smtpd_debug_flag_keeps_root(postern_build):
     try:
         sd.start(args=("-R",))
         pid = sd.proc.pid
-        assert status_ids(pid, "Uid") == [os.getuid()] * 4
+        assert proc_ids(pid, "Uid") == [os.getuid()] * 4
         if os.getuid() == 0:
             assert (f"postern/smtpd[{pid}]: warning: running as root (-R): for debugging "
                     "only, never in production") in sd.log_lines()
@@ -112,7 +93,7 @@ def test_postern_smtpd_runs_as_mail_owner(postern_build, postern):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until(sd._banner_ok, timeout=20, what="banner of postern smtpd")
-            assert status_ids(proc.pid, "Uid") == [uid] * 4
+            assert proc_ids(proc.pid, "Uid") == [uid] * 4
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
@@ -148,7 +129,7 @@ def test_children_pid_files_started_log_and_privileges(postern_build, postern):
         # unpriv y/-: mail_owner; pickup keeps root for now (maildrop).
         for pid, name in kids.items():
             if name in ("smtpd", "qmgr"):
-                assert status_ids(pid, "Uid") == [uid] * 4, name
+                assert proc_ids(pid, "Uid") == [uid] * 4, name
 
 
 def test_children_exit_when_master_is_killed(postern_build, postern):

@@ -17,17 +17,12 @@ import pytest
 from harness import free_port
 from harness.process import wait_until
 from harness.smtpd import Smtpd
-from harness.system import child_pids as children, exe_name, start_master, stop_master
+from harness.system import (alive, child_pids as children, exe_name, start_master,
+                            stop_master)
 
 MSG = b"From: a@test.example\r\nTo: b@test.example\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Master:

@@ -23,7 +23,7 @@ import time
 import pytest
 
 from harness.process import wait_until
-from harness.system import MailSystem
+from harness.system import MailSystem, proc_groups, proc_ids
 
 
 def body(subject, extra=""):
@@ -308,12 +308,6 @@ def subjects(ms):
     return out
 
 
-def proc_ids(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return [int(x) for x in line.split()[1:]]
-    return None
 
 
 def proc_uid(pid):
@@ -324,13 +318,6 @@ def proc_gid(pid):
     return proc_ids(pid, "Gid")
 
 
-def proc_groups(pid):
-    """The supplementary groups of pid, sorted."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Groups:"):
-                return sorted(int(g) for g in line.split()[1:])
-    return []
 
 
 @pytest.mark.parametrize("kind", ["mysql", "sqlite"])

@@ -95,6 +95,34 @@ def exe_name(pid):
         return ""
 
 
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def proc_ids(pid, field):
+    """The four ids of /proc/PID/status's Uid: or Gid: line (real,
+    effective, saved, file system)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return [int(x) for x in line.split()[1:5]]
+    raise AssertionError(f"no {field} line for pid {pid}")
+
+
+def proc_groups(pid):
+    """The supplementary groups of pid, sorted."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Groups:"):
+                return sorted(int(g) for g in line.split()[1:])
+    return []
+
+
 def start_master(build, confdir, outdir):
     """`postern -c confdir start-fg`, output to outdir/master.out."""
     out = open(os.path.join(outdir, "master.out"), "a")
