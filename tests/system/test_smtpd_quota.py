@@ -30,7 +30,6 @@ import os
 import smtplib
 import socket
 import sqlite3
-import uuid
 
 import psycopg2
 import pymysql
@@ -39,6 +38,7 @@ import pytest
 from harness import MariaDB, PostgreSQL
 from harness.process import wait_until
 from harness.smtpd import Smtpd
+from harness.system import make_db
 
 BACKENDS = ["sqlite", "mysql", "pgsql"]
 FULL_REPLY = b"<%s>: Recipient address rejected: Mailbox full"
@@ -77,19 +77,11 @@ class Setup:
             self.server = None
             self.path = self.sd.sqlite_db(postern)
         else:
-            self.server = server or request.getfixturevalue(
-                "mariadb" if kind == "mysql" else "postgres")
-            self.dbname = self.server.create_database("quota_" + uuid.uuid4().hex[:10])
-            pw = os.path.join(self.sd.confdir, "database.password")
-            with open(pw, "w") as f:
-                f.write(self.server.password + "\n")
-            os.chmod(pw, 0o600)
-            s = self.server
-            self.sd.main["database"] = f"{kind}://{s.user}@{s.host}:{s.port}/{self.dbname}"
-            self.sd.main["database_password_file"] = pw
-            self.sd.write_config()
-            self.cli("db", "init")
-            self.cli("db", "demo")
+            # The password file readable by mail_owner, as INSTALL says:
+            # smtpd started as root drops to it before it looks anything up.
+            self.server = make_db(kind, self.sd, postern, request, server=server,
+                                  prefix="quota_")
+            self.dbname = self.sd.main["database"].rsplit("/", 1)[1]
         self.cli("user", "add", "dora@example.com", "--quota", "10000", input="secret\n")
         self.cli("alias", "add", "dora-alias@example.com", "dora@example.com")
         self.cli("domain", "add", "catchall.example")

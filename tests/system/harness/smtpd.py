@@ -215,7 +215,11 @@ class Smtpd:
         return data
 
     def all_queue_files(self):
+        """Every file under the queue directory but the daemons' pid files
+        (queue_directory/pid)."""
         out = []
+        pid_dir = os.path.join(self.queue, "pid")
         for dirpath, _, files in os.walk(self.queue):
-            out.extend(os.path.join(dirpath, f) for f in files)
+            if dirpath != pid_dir:
+                out.extend(os.path.join(dirpath, f) for f in files)
         return out

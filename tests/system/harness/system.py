@@ -43,13 +43,17 @@ VIRTUAL = {
 }
 
 
-def make_db(kind, sd, postern, request):
-    """Point sd (an Smtpd or MailSystem.sd) at a fresh demo database."""
+def make_db(kind, sd, postern, request, server=None, prefix="pt_"):
+    """Point sd (an Smtpd or MailSystem.sd) at a fresh demo database, on
+    server or else the session's MariaDB/PostgreSQL; returns the server
+    (None for SQLite). The database's name is the last part of
+    sd.main["database"]."""
     if kind == "sqlite":
         sd.sqlite_db(postern)
         return None
-    server = request.getfixturevalue("mariadb" if kind == "mysql" else "postgres")
-    name = "pt_" + uuid.uuid4().hex[:10]
+    if server is None:
+        server = request.getfixturevalue("mariadb" if kind == "mysql" else "postgres")
+    name = prefix + uuid.uuid4().hex[:10]
     server.create_database(name)
     pw = f"{sd.confdir}/database.password"
     with open(pw, "w") as f:
