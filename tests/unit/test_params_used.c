@@ -168,12 +168,15 @@ static void check_table(const struct param_def *defs, size_t n, const char *sour
 
 static char *join(const strv_t *sv)
 {
+	char *out;
 	str_t s;
 
 	str_init(&s);
 	for (size_t i = 0; i < sv->n; i++)
 		str_appendf(&s, "%s%s", i > 0 ? " " : "", sv->v[i]);
-	return str_steal(&s);
+	out = str_steal(&s);
+	str_free(&s); /* str_steal leaves s empty but allocated */
+	return out;
 }
 
 static void test_table_is_honest(void **state)
