@@ -25,6 +25,7 @@ static void safe_name(str_t *out, const char *name)
 
 char *pidfile_path(const char *queue_directory, const char *program, const char *service, long pid)
 {
+	char *result;
 	str_t path;
 
 	str_init(&path);
@@ -35,7 +36,9 @@ char *pidfile_path(const char *queue_directory, const char *program, const char 
 		safe_name(&path, service);
 	}
 	str_appendf(&path, ".%ld.pid", pid);
-	return str_steal(&path);
+	result = str_steal(&path);
+	str_free(&path); /* str_steal leaves an empty, allocated string */
+	return result;
 }
 
 int pidfile_dir_create(const char *queue_directory, gid_t gid, str_t *error)
