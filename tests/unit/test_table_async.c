@@ -686,7 +686,7 @@ static void test_queue_full(void **state)
 	/* Why a bounded poll and not one 200 ms turn: on a loaded machine
 	 * (CI under ASan) one turn of the loop may not come round in time;
 	 * the refusal must still arrive while the lock is held. */
-	for (int turn = 0; turn < 100 && a[2].calls == 0; turn++)
+	for (int turn = 0; turn < 20 && a[2].calls == 0; turn++)
 		run_for(base, 100);
 	assert_int_equal(a[0].calls, 0); /* still waiting for the lock */
 	assert_int_equal(a[2].calls, 1);
