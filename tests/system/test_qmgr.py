@@ -370,6 +370,10 @@ def test_only_master_keeps_root(postern_build, postern, request, kind):
         # virtual: static:UID maps, so that uid for good, set before serving.
         else:
             ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
+            # Every virtual process drops on its own as it starts: the
+            # log line above is the first one's.
+            wait_until(lambda: all(proc_uid(p)[0] == vmail_uid for p in ms.children("virtual")),
+                       timeout=20, what="every virtual process to become the mailbox owner")
         for pid in ms.children("virtual") if kind != "sqlite" else []:
             assert proc_uid(pid) == [vmail_uid] * 4, ("virtual", proc_uid(pid))
             assert proc_gid(pid) == [vmail_gid] * 4, ("virtual", proc_gid(pid))
