@@ -147,7 +147,8 @@ ssize_t maildir_read_fd(void *context, void *buf, size_t size)
 	return n;
 }
 
-/* Lexical check of the maildir path from the table. */
+/* Lexical check of the maildir path from the table (maildir_path_check()
+ * and maildir_open_existing() share it with maildir_deliver()). */
 static bool maildir_path_ok(const char *path)
 {
 	size_t len = strlen(path);
@@ -164,6 +165,23 @@ static bool maildir_path_ok(const char *path)
 		p = slash + 1;
 	}
 	return true;
+}
+
+/* maildir_deliver()'s refusals, in one place so that maildir_path_check()
+ * (`postern trace`) says exactly what delivery says. */
+static const char bad_path_status[] = "4.3.5";
+
+static void bad_path_text(str_t *out, const char *maildir)
+{
+	str_appendf(out, "mail system configuration error: bad maildir path \"%s\"", maildir);
+}
+
+static void bad_component_text(str_t *out, const char *maildir, const char *comp)
+{
+	str_appendf(out,
+	            "mail system configuration error: maildir %s: component \"%s\" is a "
+	            "symlink or not a directory",
+	            maildir, comp);
 }
 
 /* Open directory name under parent without following a symlink, creating
@@ -205,13 +223,13 @@ static int open_maildir(const struct maildir_request *req, struct maildir_result
 		str_append_n(&comp, p, (size_t)(slash - p));
 		next = open_or_make_dir(fd, str_c(&comp), req, &created);
 		if (next < 0) {
-			if (errno == ELOOP || errno == ENOTDIR)
-				set_result(res, "4.3.5",
-				           "mail system configuration error: maildir %s: component "
-				           "\"%s\" is a symlink or not a directory",
-				           req->maildir, str_c(&comp));
-			else
+			if (errno == ELOOP || errno == ENOTDIR) {
+				snprintf(res->status, sizeof(res->status), "%s", bad_path_status);
+				str_reset(&res->text);
+				bad_component_text(&res->text, req->maildir, str_c(&comp));
+			} else {
 				sys_error(res, "create maildir directory", str_c(&comp));
+			}
 			close(fd);
 			str_free(&comp);
 			return -1;
@@ -264,6 +282,43 @@ int maildir_open_existing(const char *base_dir, const char *maildir)
 	}
 	str_free(&comp);
 	return fd;
+}
+
+int maildir_path_check(const char *base_dir, const char *maildir, char status[8], str_t *why)
+{
+	const char *p = maildir;
+	str_t comp;
+	int fd, ret = 0;
+
+	if (base_dir == NULL || base_dir[0] != '/' || !maildir_path_ok(maildir)) {
+		snprintf(status, 8, "%s", bad_path_status);
+		bad_path_text(why, maildir);
+		return -1;
+	}
+	/* The walk of open_maildir(), without creating: stops at the first
+	 * component that is missing (delivery would make it) or refused. */
+	fd = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	str_init(&comp);
+	while (fd >= 0 && *p != '\0') {
+		const char *slash = strchr(p, '/');
+		int next;
+
+		str_reset(&comp);
+		str_append_n(&comp, p, (size_t)(slash - p));
+		next = openat(fd, str_c(&comp), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+			snprintf(status, 8, "%s", bad_path_status);
+			bad_component_text(why, maildir, str_c(&comp));
+			ret = -1;
+		}
+		close(fd);
+		fd = next;
+		p = slash + 1;
+	}
+	if (fd >= 0)
+		close(fd);
+	str_free(&comp);
+	return ret;
 }
 
 static int open_subdir(int maildir_fd, const char *name, const struct maildir_request *req,
@@ -410,8 +465,9 @@ int maildir_deliver(const struct maildir_request *req, struct maildir_result *re
 		goto out;
 	}
 	if (req->base_dir == NULL || req->base_dir[0] != '/' || !maildir_path_ok(req->maildir)) {
-		set_result(res, "4.3.5", "mail system configuration error: bad maildir path \"%s\"",
-		           req->maildir);
+		snprintf(res->status, sizeof(res->status), "%s", bad_path_status);
+		str_reset(&res->text);
+		bad_path_text(&res->text, req->maildir);
 		goto out;
 	}
 	if ((maildir_fd = open_maildir(req, res)) < 0 ||

@@ -77,6 +77,19 @@ void maildir_result_free(struct maildir_result *res);
  * delivery is logged as a warning and does not fail the delivery. */
 int maildir_deliver(const struct maildir_request *req, struct maildir_result *res);
 
+/* The path rules maildir_deliver() applies before it writes anything,
+ * for callers that must predict its answer (`postern trace`): refused
+ * are a base_dir that is not absolute, a maildir that is absolute, has
+ * "", "." or ".." components or does not end in '/', and (walking the
+ * existing part read only, O_NOFOLLOW, as maildir_deliver() does) a
+ * component that is a symlink or not a directory. Returns 0 when the path
+ * is acceptable (components that do not exist yet are fine: delivery makes
+ * them), -1 when maildir_deliver() would refuse it, with its status
+ * ("4.3.5", a deferral: the row is wrong, not the address) in status and
+ * its exact text appended to why. Other errors of the walk (EACCES ...)
+ * are not judged: 0. */
+int maildir_path_check(const char *base_dir, const char *maildir, char status[8], str_t *why);
+
 /* Open the existing Maildir maildir ("example.com/alice/", the table's
  * value) below base_dir with the walk maildir_deliver() uses: every
  * component opened with O_NOFOLLOW | O_DIRECTORY from base_dir, nothing

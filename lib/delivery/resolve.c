@@ -28,6 +28,7 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "conf/config.h"
+#include "delivery/maildir.h"
 #include "delivery/maildir_quota.h"
 #include "address/domain_list.h"
 #include "delivery/mailbox_lookup.h"
@@ -95,6 +96,7 @@ void resolve_result_free(struct resolve_result *r)
 
 		free(f->address);
 		free(f->reason);
+		free(f->deferred);
 		free(f->transport);
 		free(f->nexthop);
 		free(f->maildir);
@@ -524,6 +526,21 @@ static int final_step(struct run *run, const char *address, unsigned depth)
 		f.reason = xstrdup(f.nexthop[0] != '\0' ? f.nexthop
 		                                        : "mail for this domain is refused");
 		add_line(r, depth, xasprintf("result: undeliverable: %s", f.reason));
+	} else if (strcmp(f.transport, "virtual") == 0 && f.maildir_value != NULL &&
+	           f.maildir_value[0] != '\0' &&
+	           f.maildir_value[strlen(f.maildir_value) - 1] == '/') {
+		/* What virtual would do with the path: the same check, so
+		 * trace never calls deliverable what virtual defers. */
+		char status[8];
+		str_t why;
+
+		str_init(&why);
+		if (maildir_path_check(config_str(ctx->cfg, "virtual_mailbox_base"),
+		                       f.maildir_value, status, &why) < 0) {
+			f.deferred = xasprintf("%s %s", status, str_c(&why));
+			add_line(r, depth, xasprintf("result: deferred: %s", f.deferred));
+		}
+		str_free(&why);
 	}
 record:
 	f.address = xstrdup(address);
@@ -538,6 +555,7 @@ fail:
 	free(f.transport);
 	free(f.nexthop);
 	free(f.reason);
+	free(f.deferred);
 	free(f.maildir);
 	free(f.maildir_value);
 done:

@@ -66,6 +66,12 @@ struct resolve_final {
 	enum resolve_class class;
 	bool deliverable;
 	char *reason; /* !deliverable: Postfix's words ("User unknown in ...") */
+	/* Deliverable, but the virtual agent would defer it for now: its
+	 * maildir breaks maildir_path_check()'s rules ("../x/", a symlink).
+	 * "4.3.5 mail system configuration error: ..." or NULL. The status
+	 * stays RESOLVE_OK for it: qmgr hands it to virtual, whose deferral
+	 * is the same answer; `postern trace` exits 75 for it. */
+	char *deferred;
 	char *transport; /* "virtual", "smtp", "error" ... */
 	char *nexthop; /* may be "" */
 	char *maildir; /* virtual mailbox: full path (base + table value), else NULL */

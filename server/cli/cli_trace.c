@@ -13,8 +13,11 @@
  *
  * Exit status: 0 when every final recipient is deliverable, 1 when some
  * is not (unknown user, error transport), 75 when a table failed
- * temporarily or an alias limit was hit (the answer is unknown), 64 for
- * usage errors. Messages go to standard error.
+ * temporarily or an alias limit was hit (the answer is unknown) or when
+ * the virtual agent would defer a recipient ("result: deferred: 4.3.5
+ * ..." for a maildir path it refuses, maildir_path_check()), 64 for
+ * usage errors; 1 wins over a deferral (that answer is final). Messages
+ * go to standard error.
  *
  * SECURITY: runs with the caller's privileges and only reads: main.cf,
  * the tables it names and the Maildir's maildirsize. The address is only
@@ -69,6 +72,9 @@ int cli_trace(int argc, char **argv)
 	switch (resolve_recipient(ctx, argv[optind], &r)) {
 	case RESOLVE_OK:
 		ret = CLI_EXIT_OK;
+		for (size_t i = 0; i < r.nfinals; i++)
+			if (r.finals[i].deferred != NULL)
+				ret = CLI_EXIT_TEMPFAIL;
 		break;
 	case RESOLVE_UNDELIVERABLE:
 		ret = CLI_EXIT_FAIL;

@@ -153,3 +153,31 @@ def test_usage(postern, demo):
     res = postern("trace", "-c", demo)
     assert res.returncode == 64
     assert "usage: postern trace" in res.stderr
+
+
+def test_maildir_path_virtual_refuses(postern, demo, tmp_path):
+    """A mailboxes row whose maildir virtual refuses (".." climbing out of
+    virtual_mailbox_base, or a symlinked component) is reported as virtual
+    would treat it: deferred, 4.3.5, with virtual's own words; exit 75."""
+    import sqlite3
+    with sqlite3.connect(tmp_path / "postern.db") as c:
+        c.execute("UPDATE mailboxes SET maildir = '../outside/dotdot/'"
+                  " WHERE address = 'alice@example.com'")
+    out = trace(postern, demo, "alice@example.com", 75)
+    assert out.endswith(
+        '  transport: virtual (virtual_transport)\n'
+        '  result: deferred: 4.3.5 mail system configuration error: bad maildir path'
+        ' "../outside/dotdot/"\n'), out
+    assert not (tmp_path / "outside").exists()
+
+    # A symlink planted where a component of the path should be.
+    (tmp_path / "vmail" / "example.com").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "vmail" / "example.com" / "linked").symlink_to(tmp_path / "elsewhere")
+    with sqlite3.connect(tmp_path / "postern.db") as c:
+        c.execute("UPDATE mailboxes SET maildir = 'example.com/linked/'"
+                  " WHERE address = 'alice@example.com'")
+    out = trace(postern, demo, "alice@example.com", 75)
+    assert out.endswith(
+        '  result: deferred: 4.3.5 mail system configuration error: maildir'
+        ' example.com/linked/: component "linked" is a symlink or not a directory\n'), out
