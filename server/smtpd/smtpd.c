@@ -84,6 +84,7 @@ static void *listener_init(struct event_server *es, const char *service, struct 
 		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
 	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
+	smtpd_limit_init(lis, config_str(cfg, "queue_directory"));
 	restrict_engine_set_dns(lis->engine, srv->dns);
 	srv->listeners = xreallocarray(srv->listeners, srv->n_listeners + 1, sizeof(lis));
 	srv->listeners[srv->n_listeners++] = lis;
@@ -165,6 +166,7 @@ static void server_finish(struct event_server *es, void *ctx)
 		restrict_engine_destroy(&lis->engine);
 		cleanup_settings_destroy(&lis->cleanup);
 		smtpd_quota_destroy(&lis->quota);
+		smtpd_limit_free(lis);
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);

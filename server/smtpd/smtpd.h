@@ -13,6 +13,7 @@
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
  *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
+ *   smtpd_limit.c    smtpd_client_connection_count_limit (shared count)
  *   (lib/dns/dns.c: the client's host name, c-ares, forward-confirmed)
  */
 #ifndef POSTERN_SMTPD_H
@@ -25,6 +26,7 @@
 #include "base/str.h"
 #include "base/strv.h"
 #include "cleanup/cleanup.h"
+#include "daemon/conn_count.h"
 #include "smtp/restrict.h"
 #include "smtp/smtp_cmd.h"
 
@@ -77,6 +79,10 @@ struct smtpd_listener {
 	struct restrict_engine *engine;
 	struct cleanup_settings *cleanup;
 	struct smtpd_quota *quota; /* NULL: no over-quota check */
+	unsigned conn_limit; /* smtpd_client_connection_count_limit; 0 = none */
+	struct conn_count *conn_count; /* NULL: connections not counted */
+	struct smtpd_limit_net *limit_nets; /* smtpd_client_event_limit_exceptions */
+	size_t n_limit_nets;
 };
 
 struct smtpd_server {
@@ -121,6 +127,9 @@ struct smtpd_session {
 	char *reverse_buf;
 	struct dns_req *dns; /* name lookup in progress */
 	enum smtpd_state state;
+	unsigned conn_count; /* connections from addr incl. this one; 0 = not counted */
+	struct conn_count_key conn_key;
+	bool conn_exempt; /* smtpd_client_event_limit_exceptions */
 	bool waiting; /* a restriction check is pending: input paused */
 	bool access_denied; /* client restrictions rejected at connect */
 	str_t denied_reply;
@@ -170,6 +179,19 @@ struct smtpd_session {
 	bool bdat_discard; /* skipping a chunk after an error */
 	str_t bdat_line; /* partial line carried across BDAT chunks */
 };
+
+/* smtpd_limit.c */
+/* Read the listener's limit and exceptions and open its shared counter
+ * (nothing is fatal: a counter that cannot be used counts nothing). */
+void smtpd_limit_init(struct smtpd_listener *lis, const char *queue_directory);
+void smtpd_limit_free(struct smtpd_listener *lis);
+/* Count the new session's connection (at accept). */
+void smtpd_limit_connect(struct smtpd_session *s, const struct sockaddr *sa);
+/* Once the client's name is known: over the limit and not exempt -> the
+ * warning and the 421 (session closing); true then. */
+bool smtpd_limit_exceeded(struct smtpd_session *s);
+/* The session ends: uncount it (idempotent). */
+void smtpd_limit_disconnect(struct smtpd_session *s);
 
 /* smtpd_session.c */
 /* Close every session (shutdown): pending checks cancelled, open queue

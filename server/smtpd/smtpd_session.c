@@ -101,6 +101,7 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 static void session_close_after_flush(struct smtpd_session *s)
 {
 	s->state = SMTPD_ST_CLOSING;
+	smtpd_limit_disconnect(s);
 	restrict_cancel(&s->pending);
 	table_async_cancel(&s->quota_req);
 	bufferevent_disable(s->bev, EV_READ);
@@ -447,6 +448,8 @@ static void session_connect_done(const struct restrict_result *r, void *ctx)
 static void session_connect(struct smtpd_session *s)
 {
 	log_info("connect from %s[%s]", s->name, s->addr);
+	if (smtpd_limit_exceeded(s))
+		return;
 	smtpd_request_fill(s);
 	s->pending =
 	        restrict_check(s->rs, RESTRICT_CONNECT, &s->req, NULL, session_connect_done, s);
@@ -519,6 +522,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 	lis->server->sessions = s;
 	s->state = SMTPD_ST_CONNECT;
 	s->rs = restrict_session_new(lis->engine);
+	smtpd_limit_connect(s, sa);
 	/* Input is read from here on (a pregreet talker's bytes are there to
 	 * see when the banner goes out) but not processed before it. */
 	bufferevent_enable(s->bev, EV_READ);
@@ -531,6 +535,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 
 static void session_free(struct smtpd_session *s)
 {
+	smtpd_limit_disconnect(s);
 	restrict_cancel(&s->pending);
 	table_async_cancel(&s->quota_req);
 	dns_cancel(&s->dns);

@@ -177,7 +177,7 @@ def test_start_and_reload_warn_about_parameters_not_implemented_yet(master):
     """A parameter accepted but not implemented yet, set in main.cf or as a
     master.cf -o override, is named by `postern start` on stderr and by
     master in the log, at start and again at reload."""
-    master.sd.main["smtpd_client_connection_count_limit"] = "10"
+    master.sd.main["smtpd_client_connection_rate_limit"] = "10"
     master.config()
     with open(os.path.join(master.sd.confdir, "master.cf"), "a") as f:
         f.write(f"127.0.0.1:{free_port()} inet n - n - 1 smtpd "
@@ -188,11 +188,11 @@ def test_start_and_reload_warn_about_parameters_not_implemented_yet(master):
     pid = int(master.run("status").stdout.split("PID ")[1].rstrip(")\n"))
     maincf = os.path.join(master.sd.confdir, "main.cf")
     mastercf = os.path.join(master.sd.confdir, "master.cf")
-    assert re.search(re.escape(maincf) + r", line \d+: smtpd_client_connection_count_limit is "
+    assert re.search(re.escape(maincf) + r", line \d+: smtpd_client_connection_rate_limit is "
                      r"accepted but not implemented yet", res.stderr), res.stderr
     assert re.search(re.escape(mastercf) + r", line \d+ .*smtpd_tls_security_level is "
                      r"accepted but not implemented yet", res.stderr), res.stderr
-    wait_until(lambda: "smtpd_client_connection_count_limit is accepted but not "
+    wait_until(lambda: "smtpd_client_connection_rate_limit is accepted but not "
                "implemented yet" in master.log(), timeout=10, what="warning in the log")
     count = master.log().count("smtpd_tls_security_level is accepted but not implemented yet")
     assert count >= 1
