@@ -155,13 +155,17 @@ static char *read_verdict(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	str_t text;
-	char buf[1024];
-	size_t n;
 
 	str_init(&text);
 	if (f != NULL) {
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		for (;;) {
+			char buf[1024];
+			size_t n = fread(buf, 1, sizeof(buf), f);
+
+			if (n == 0)
+				break;
 			str_append_n(&text, buf, n);
+		}
 		fclose(f);
 	}
 	return str_steal(&text);
