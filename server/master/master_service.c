@@ -30,7 +30,12 @@
  * exit status 0 is not a warning) and restarted after a delay that
  * starts at 1 s and doubles up to 60 s, back to 1 s once a child ran for
  * 60 s: a daemon that cannot start costs one fork a minute, never a
- * crash loop.
+ * crash loop. A child that exits with an error status within 5 s of its
+ * start is a bad startup, as Postfix's master calls it: "warning: PATH:
+ * bad command startup -- throttling", logged once per interval, and no
+ * process of that service starts again before service_throttle_time.
+ * Each child gets PR_SET_PDEATHSIG(SIGTERM), set after the privilege
+ * drop, as a second safety besides the liveness pipe.
  *
  * Failure: a listener that cannot be bound fails master_services_load()
  * with the reason (fatal at startup, a warning and the old configuration
