@@ -168,7 +168,12 @@ static char *read_verdict(const char *path)
 		}
 		fclose(f);
 	}
-	return str_steal(&text);
+	{
+		char *result = str_steal(&text);
+
+		str_free(&text); /* steal leaves an empty, allocated string */
+		return result;
+	}
 }
 
 /* Why the CLI waits for master's verdict: master is the one that checks
