@@ -147,6 +147,7 @@ static const struct param_def params[] = {
 	BOOL("resolve_dequoted_address", "yes", "resolve a quoted local part after removing the quotes"),
 	BOOL("resolve_null_domain", "no", "resolve user@ (empty domain) as if it were local"),
 	BOOL("resolve_numeric_domain", "no", "resolve user@ipaddress as local when the address is this machine's"),
+	TIME("service_throttle_time", "60s", 's', "how long master waits before restarting a service whose processes fail at startup"),
 	STR_R("setgid_group", "postdrop", "group of the setgid postdrop helper and of queue_directory/maildrop"),
 	NOT_YET(TIME, "smtp_connect_timeout", "30s", 's', "time limit for the outbound SMTP connection"),
 	NOT_YET(LIST, "smtp_connection_cache_destinations", "", "destinations for which outbound connections are kept open"),

@@ -319,11 +319,31 @@ struct config *daemon_service_config(struct daemon *d, const struct master_servi
 	return mastercf_service_config(d->main_cfg, service);
 }
 
+/* Has master's liveness pipe reported end-of-file? (Nobody writes to
+ * it: readable means closed.) */
+static bool daemon_master_gone(const struct daemon *d)
+{
+	struct pollfd pfd = {.fd = d->master_fd, .events = POLLIN};
+
+	return d->master_fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP));
+}
+
 static void daemon_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 
 	(void)what;
+	/* Why SIGTERM drains when master is gone: that SIGTERM is master's
+	 * PR_SET_PDEATHSIG (master_service.c) or a leftover stopped by PID
+	 * (pidfile.h); either way the daemon finishes what it holds (smtpd:
+	 * the transaction in progress) instead of cutting it, as it does
+	 * when the liveness pipe closes. Whoever needs it gone at once
+	 * follows up with SIGKILL. */
+	if (sig == SIGTERM && d->on_drain != NULL && daemon_master_gone(d)) {
+		log_info("master is gone (signal %d): no new work, exit when idle", (int)sig);
+		d->on_drain(d, d->sig_ctx);
+		return;
+	}
 	if (sig == SIGUSR1 && d->on_drain != NULL) {
 		log_info("draining on signal %d: no new work, exit when idle", (int)sig);
 		d->on_drain(d, d->sig_ctx);

@@ -36,9 +36,12 @@
  *     nobody writes to it: when master dies, however it dies, the pipe
  *     reports end-of-file in every child. The event-server skeleton
  *     drains and exits then; other daemons get SIGTERM from a watcher
- *     thread. Why a pipe and not getppid() or PR_SET_PDEATHSIG: no race
- *     with a master that died before the child looked, no polling, and
- *     PDEATHSIG is cleared by the very uid changes daemons make;
+ *     thread. Why a pipe and not getppid() or PR_SET_PDEATHSIG alone: no
+ *     race with a master that died before the child looked, no polling,
+ *     and PDEATHSIG is cleared by the very uid changes daemons make.
+ *     master still sets PDEATHSIG(SIGTERM) after its own drop, as a
+ *     second safety; a SIGTERM that arrives once master is gone drains
+ *     (finish what is in hand) like the pipe does, instead of stopping;
  *   - pid files (daemon_write_pid, pidfile.h).
  *
  * Not yet: chroot (master.cf chroot column is accepted and ignored).

@@ -22,7 +22,10 @@
 
 #include <sys/types.h>
 
+#include <stddef.h>
+
 #include "base/str.h"
+#include "base/strv.h"
 
 /* The pid file path of a process (service may be NULL). A '/' in the
  * program or service name becomes '_'. Owned by the caller. */
@@ -44,5 +47,21 @@ void pidfile_remove_stale(const char *queue_directory, const char *program, cons
 /* Remove every daemon pid file in queue_directory/pid ("*.pid" other than
  * master.pid): for master at start, when no child of its can be alive. */
 void pidfile_remove_all(const char *queue_directory);
+
+/* The daemons that outlived their master (killed by SIGKILL, say) and
+ * still run: one per pid file in queue_directory/pid (other than
+ * master.pid) whose PID runs the program the file name says, checked
+ * with /proc/PID/exe so that a reused PID is never taken for a daemon.
+ * Files whose process is gone are removed. Appends "PROGRAM pid N" to
+ * found for each one and returns how many. */
+size_t pidfile_leftovers(const char *queue_directory, strv_t *found);
+
+/* Stop the leftovers pidfile_leftovers() finds: SIGTERM (a daemon whose
+ * master is gone finishes what it holds, then exits), up to grace_ms
+ * milliseconds, then SIGKILL; their pid files are removed. Appends
+ * "PROGRAM pid N" to stopped for each one (", killed" when SIGKILL was
+ * needed) and returns how many there were. For master at start (no
+ * child of its can be alive: it holds the lock) and `postern stop`. */
+size_t pidfile_stop_leftovers(const char *queue_directory, unsigned grace_ms, strv_t *stopped);
 
 #endif

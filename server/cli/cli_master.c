@@ -26,8 +26,11 @@
 #include "cli.h"
 #include "conf/config.h"
 #include "daemon/daemon.h"
+#include "daemon/pidfile.h"
 
 #define STOP_WAIT_SECONDS 30
+#define RELOAD_WAIT_SECONDS 30
+#define LEFTOVER_GRACE_MS 5000
 
 static struct config *load_config(void)
 {
@@ -121,38 +124,157 @@ static long running_pid(int argc, char **argv, bool quiet, char **queue_r)
 
 int cli_status(int argc, char **argv)
 {
-	long pid = running_pid(argc, argv, true, NULL);
+	char *queue = NULL;
+	long pid = running_pid(argc, argv, true, &queue);
+	strv_t found = STRV_INIT;
 
 	if (pid > 0) {
 		printf("postern is running (PID %ld)\n", pid);
+		free(queue);
 		return CLI_EXIT_OK;
 	}
-	if (pid == 0)
+	if (pid == 0 && pidfile_leftovers(queue, &found) > 0) {
+		/* A master killed by SIGKILL leaves daemons that serve with
+		 * nobody watching them: say so, by PID. */
+		printf("postern is not running, but %zu of its daemons still run without a "
+		       "master:",
+		       found.n);
+		for (size_t i = 0; i < found.n; i++)
+			printf("%s %s", i == 0 ? "" : ",", found.v[i]);
+		printf(" (`postern stop` stops them, `postern start` replaces them)\n");
+	} else if (pid == 0) {
 		printf("postern is not running\n");
+	}
+	strv_free(&found);
+	free(queue);
 	return CLI_EXIT_FAIL;
 }
 
+/* The contents of master's reload verdict (master.c), "" when none. */
+static char *read_verdict(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	str_t text;
+
+	str_init(&text);
+	if (f != NULL) {
+		for (;;) {
+			char buf[1024];
+			size_t n = fread(buf, 1, sizeof(buf), f);
+
+			if (n == 0)
+				break;
+			str_append_n(&text, buf, n);
+		}
+		fclose(f);
+	}
+	{
+		char *result = str_steal(&text);
+
+		str_free(&text); /* steal leaves an empty, allocated string */
+		return result;
+	}
+}
+
+/* Why the CLI waits for master's verdict: master is the one that checks
+ * the new configuration (confcheck.h) and keeps the old one when it
+ * fails; a script that runs `postern reload` must learn that from the
+ * exit status, not from the mail log. master writes
+ * queue_directory/pid/master.reload ("PID SEQ ok|failed" and the
+ * errors) after each SIGHUP; the CLI waits, bounded, for it to change. */
 int cli_reload(int argc, char **argv)
 {
-	long pid = running_pid(argc, argv, false, NULL);
+	char *queue = NULL, *path, *before, *prefix;
+	long pid = running_pid(argc, argv, false, &queue);
+	int status = CLI_EXIT_FAIL;
 
-	if (pid <= 0)
-		return CLI_EXIT_FAIL;
-	if (kill((pid_t)pid, SIGHUP) < 0) {
-		fprintf(stderr, "postern: fatal: kill -HUP %ld: %s\n", pid, strerror(errno));
+	if (pid <= 0) {
+		free(queue);
 		return CLI_EXIT_FAIL;
 	}
+	path = xasprintf("%s/pid/master.reload", queue);
+	prefix = xasprintf("%ld ", pid);
+	before = read_verdict(path);
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "postern: fatal: kill -HUP %ld: %s\n", pid, strerror(errno));
+		goto out;
+	}
 	printf("postern: refreshing the postern mail system\n");
-	return CLI_EXIT_OK;
+	fflush(stdout);
+	for (int i = 0; i < RELOAD_WAIT_SECONDS * 20; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		char *now = read_verdict(path);
+		char *nl = strchr(now, '\n');
+
+		if (nl != NULL && strcmp(now, before) != 0 &&
+		    strncmp(now, prefix, strlen(prefix)) == 0) {
+			*nl = '\0';
+			if (strstr(now, " ok") != NULL) {
+				status = CLI_EXIT_OK;
+			} else {
+				for (char *line = nl + 1, *next; *line != '\0'; line = next) {
+					next = strchr(line, '\n');
+					if (next != NULL)
+						*next++ = '\0';
+					else
+						next = line + strlen(line);
+					fprintf(stderr, "postern: reload failed: %s\n", line);
+				}
+				fprintf(stderr,
+				        "postern: reload failed: master PID %ld keeps the "
+				        "running configuration\n",
+				        pid);
+			}
+			free(now);
+			goto out;
+		}
+		free(now);
+		if (daemon_master_pid(queue) != pid) {
+			fprintf(stderr, "postern: fatal: master PID %ld exited during the reload\n",
+			        pid);
+			goto out;
+		}
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr,
+	        "postern: fatal: master PID %ld did not report the outcome of the reload "
+	        "within %d s (see the mail log)\n",
+	        pid, RELOAD_WAIT_SECONDS);
+out:
+	free(before);
+	free(prefix);
+	free(path);
+	free(queue);
+	return status;
 }
 
 int cli_stop(int argc, char **argv)
 {
 	char *queue = NULL;
-	long pid = running_pid(argc, argv, false, &queue);
+	long pid = running_pid(argc, argv, true, &queue);
 
-	if (pid <= 0)
+	if (pid == 0) {
+		strv_t stopped = STRV_INIT;
+		size_t n = pidfile_stop_leftovers(queue, LEFTOVER_GRACE_MS, &stopped);
+
+		free(queue);
+		if (n == 0) {
+			fprintf(stderr, "postern: the postern mail system is not running\n");
+			return CLI_EXIT_FAIL;
+		}
+		/* Daemons of a master that was killed: stopped by PID. */
+		printf("postern: master is not running: stopped %zu daemon%s it left running:", n,
+		       n == 1 ? "" : "s");
+		for (size_t i = 0; i < stopped.n; i++)
+			printf("%s %s", i == 0 ? "" : ",", stopped.v[i]);
+		printf("\n");
+		strv_free(&stopped);
+		return CLI_EXIT_OK;
+	}
+	if (pid < 0) {
+		free(queue);
 		return CLI_EXIT_FAIL;
+	}
 	if (kill((pid_t)pid, SIGTERM) < 0) {
 		fprintf(stderr, "postern: fatal: kill -TERM %ld: %s\n", pid, strerror(errno));
 		free(queue);

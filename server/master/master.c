@@ -50,8 +50,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "conf/config.h"
-#include "daemon/daemon.h"
 #include "conf/mastercf.h"
+#include "confcheck/confcheck.h"
+#include "daemon/daemon.h"
 #include "daemon/pidfile.h"
 #include "daemon/privilege.h"
 #include "queue/maildrop.h"
@@ -74,6 +75,67 @@ __attribute__((format(printf, 1, 2), noreturn)) static void startup_fatal(const 
 	va_end(ap);
 	fprintf(stderr, "postern/master: fatal: %s\n", str_c(&text));
 	log_fatal("%s", str_c(&text));
+}
+
+/* Refuse to start a configuration `postern check` rejects: its
+ * daemons would only die at startup, in a loop, while the port accepts
+ * connections nobody answers. Every error on stderr and in the log. */
+static void startup_check(const char *config_dir)
+{
+	strv_t errors = STRV_INIT, warnings = STRV_INIT;
+
+	if (confcheck_run(config_dir, &errors, &warnings) == 0) {
+		strv_free(&errors);
+		strv_free(&warnings);
+		return;
+	}
+	for (size_t i = 0; i < errors.n; i++) {
+		fprintf(stderr, "postern/master: error: %s\n", errors.v[i]);
+		log_error("%s", errors.v[i]);
+	}
+	startup_fatal("%zu configuration error%s in %s: not starting (fix them; `postern check` "
+	              "lists them)",
+	              errors.n, errors.n == 1 ? "" : "s", config_dir);
+}
+
+/* Daemons of an earlier master that was killed (SIGKILL, a crash) and
+ * still run: they hold the listening ports and would keep serving with
+ * nobody watching them. Why stop them rather than wait: they have
+ * already been told (liveness pipe, PDEATHSIG) and had their chance to
+ * finish; `postern start` must work at once. */
+static void stop_leftovers(struct config *cfg)
+{
+	strv_t stopped = STRV_INIT;
+
+	if (pidfile_stop_leftovers(config_str(cfg, "queue_directory"), 1000, &stopped) > 0)
+		for (size_t i = 0; i < stopped.n; i++)
+			log_warning("stopped %s, left running by an earlier master", stopped.v[i]);
+	strv_free(&stopped);
+}
+
+/* The outcome of reload number m->reload_seq, for `postern reload`
+ * (cli_master.c waits for it): queue_directory/pid/master.reload holds
+ * "PID SEQ ok" or "PID SEQ failed" and then one error per line. Written
+ * whole (rename), so a reader sees the old or the new verdict. */
+static void reload_verdict(struct master *m, const strv_t *errors)
+{
+	char *path = xasprintf("%s/master.reload", m->pid_dir);
+	str_t text, error;
+
+	str_init(&text);
+	str_init(&error);
+	str_appendf(&text, "%ld %lu %s\n", (long)getpid(), m->reload_seq,
+	            errors->n == 0 ? "ok" : "failed");
+	for (size_t i = 0; i < errors->n; i++) {
+		for (const char *p = errors->v[i]; *p != '\0'; p++)
+			str_append_c(&text, *p == '\n' ? ' ' : *p);
+		str_append_c(&text, '\n');
+	}
+	if (fs_write_durable(path, str_c(&text), text.len, 0644, &error) < 0)
+		log_warning("reload status %s: %s", path, str_c(&error));
+	str_free(&text);
+	str_free(&error);
+	free(path);
 }
 
 static int master_option(int opt, const char *arg, void *ctx)
@@ -266,19 +328,27 @@ static void on_reload(struct daemon *d, void *ctx)
 	struct master *m = ctx;
 	struct config *cfg = NULL;
 	struct master_conf *conf = NULL;
-	strv_t errors = STRV_INIT;
+	strv_t errors = STRV_INIT, warnings = STRV_INIT;
 	char *path = xasprintf("%s/master.cf", d->config_dir);
 	str_t error;
 
 	str_init(&error);
+	m->reload_seq++;
 	log_info("reload -- version %s, configuration %s", POSTERN_VERSION, d->config_dir);
-	if (config_load(d->config_dir, &cfg, &errors) < 0 ||
+	/* Why the whole check first: a configuration that parses can still
+	 * name a restriction that does not exist, a table that does not
+	 * open or a file mail_owner cannot read; every new child would die
+	 * on it. The running children are only retired once the new
+	 * configuration passed. */
+	if (confcheck_run(d->config_dir, &errors, &warnings) < 0 ||
+	    config_load(d->config_dir, &cfg, &errors) < 0 ||
 	    mastercf_load(path, &conf, &errors) < 0) {
 		for (size_t i = 0; i < errors.n; i++)
-			log_warning("%s", errors.v[i]);
+			log_warning("reload failed: %s", errors.v[i]);
 		log_warning("reload failed: keeping the running configuration");
 	} else if (master_services_load(m, cfg, conf, &error) < 0) {
 		log_warning("reload failed: %s: keeping the running configuration", str_c(&error));
+		strv_add(&errors, str_c(&error));
 	} else {
 		warn_not_yet(cfg, conf);
 		config_destroy(&m->main_cfg);
@@ -286,9 +356,11 @@ static void on_reload(struct daemon *d, void *ctx)
 		cfg = NULL;
 		master_services_start(m);
 	}
+	reload_verdict(m, &errors);
 	config_destroy(&cfg);
 	mastercf_destroy(&conf);
 	strv_free(&errors);
+	strv_free(&warnings);
 	str_free(&error);
 	free(path);
 }
@@ -314,7 +386,10 @@ int main(int argc, char **argv)
 	m.d = d;
 	m.main_cfg = config_clone(d->main_cfg);
 	dir = pid_dir(m.main_cfg);
+	m.pid_dir = dir;
 	take_lock(m.main_cfg, dir);
+	stop_leftovers(m.main_cfg);
+	startup_check(d->config_dir);
 	owner_setup(&m);
 	/* Bind before detaching so "address in use" reaches the terminal;
 	 * the event base made here is re-initialised after the forks
@@ -331,6 +406,12 @@ int main(int argc, char **argv)
 	/* No child of an earlier master can be alive (the lock says so):
 	 * their pid files are stale. */
 	pidfile_remove_all(config_str(m.main_cfg, "queue_directory"));
+	{
+		char *verdict = xasprintf("%s/master.reload", dir);
+
+		(void)unlink(verdict); /* an earlier master's */
+		free(verdict);
+	}
 	{
 		int fds[2];
 

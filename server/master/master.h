@@ -49,6 +49,7 @@ struct master_svc {
 	struct master_listener *listener; /* inet only */
 	struct master_slot *slots;
 	size_t n_slots;
+	time_t throttled_until; /* bad command startup: no restart before this */
 };
 
 struct master {
@@ -67,6 +68,8 @@ struct master {
 	bool stopping;
 	int alive_fd; /* read end of the liveness pipe, passed as -m FD */
 	int alive_wfd; /* write end: held, never written; closes when master dies */
+	char *pid_dir; /* queue_directory/pid: master.pid, master.lock, master.reload */
+	unsigned long reload_seq; /* reloads so far, in master.reload */
 };
 
 /* Make the services of conf (with main.cf cfg) the running ones: bind

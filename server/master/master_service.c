@@ -30,7 +30,12 @@
  * exit status 0 is not a warning) and restarted after a delay that
  * starts at 1 s and doubles up to 60 s, back to 1 s once a child ran for
  * 60 s: a daemon that cannot start costs one fork a minute, never a
- * crash loop.
+ * crash loop. A child that exits with an error status within 5 s of its
+ * start is a bad startup, as Postfix's master calls it: "warning: PATH:
+ * bad command startup -- throttling", logged once per interval, and no
+ * process of that service starts again before service_throttle_time.
+ * Each child gets PR_SET_PDEATHSIG(SIGTERM), set after the privilege
+ * drop, as a second safety besides the liveness pipe.
  *
  * Failure: a listener that cannot be bound fails master_services_load()
  * with the reason (fatal at startup, a warning and the old configuration
@@ -54,6 +59,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -73,6 +79,7 @@
 #define MASTER_BACKOFF_MAX 60
 #define MASTER_RUN_RESET 60
 #define MASTER_AGENTS_PER_CPU 4
+#define MASTER_STARTUP_WINDOW 5
 
 static void listener_close(struct master_listener **lp)
 {
@@ -333,8 +340,9 @@ int master_services_load(struct master *m, struct config *cfg, const struct mast
 	return 0;
 }
 
-/* In the child, between fork and exec: never returns. */
-static void spawn_exec(struct master_slot *slot)
+/* In the child, between fork and exec: never returns. master is the
+ * parent's PID. */
+static void spawn_exec(struct master_slot *slot, pid_t master)
 {
 	struct master_svc *s = slot->svc;
 	struct daemon *d = s->m->d;
@@ -385,9 +393,25 @@ static void spawn_exec(struct master_slot *slot)
 		}
 		str_free(&error);
 	}
+	/* A second safety besides the liveness pipe: SIGTERM when master
+	 * dies (a daemon whose master is gone drains on SIGTERM, daemon.c).
+	 * Set after the privilege drop, which clears it, and checked
+	 * against a master that died before this line ran. A daemon that
+	 * drops privileges itself (unpriv n) loses it then; the pipe stays. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+		_exit(1);
 	execv(s->program, argv.v);
 	log_error("cannot run %s: %m", s->program);
 	_exit(1);
+}
+
+/* Restart slot in secs seconds. */
+static void slot_schedule_in(struct master_slot *slot, unsigned secs)
+{
+	struct timeval tv = {(time_t)secs, 0};
+
+	evtimer_add(slot->restart_ev, &tv);
+	log_debug(1, "service %s: restart in %us", slot->svc->name, secs);
 }
 
 static void slot_schedule(struct master_slot *slot)
@@ -402,6 +426,7 @@ static void slot_schedule(struct master_slot *slot)
 
 static void slot_spawn(struct master_slot *slot)
 {
+	pid_t master = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -410,7 +435,7 @@ static void slot_spawn(struct master_slot *slot)
 		return;
 	}
 	if (pid == 0)
-		spawn_exec(slot);
+		spawn_exec(slot, master);
 	slot->pid = pid;
 	slot->started = time(NULL);
 	log_debug(1, "service %s: started %s pid %ld", slot->svc->name, slot->svc->program,
@@ -461,6 +486,36 @@ static bool retired_remove(struct master *m, pid_t pid)
 	return false;
 }
 
+/* Why these count as a bad startup: a daemon that exits with an error
+ * status within seconds of its start failed before serving anything,
+ * almost always for a reason in the configuration or the files it
+ * reads (log_fatal exits 1); restarting it at once would only repeat
+ * that. Killed by a signal is a crash, not a startup failure: it gets
+ * the usual backoff. */
+static bool bad_startup(const struct master_slot *slot, int status)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+	       time(NULL) - slot->started < MASTER_STARTUP_WINDOW;
+}
+
+/* Postfix's master: "warning: PATH: bad command startup -- throttling",
+ * once per service_throttle_time, and no restart of any process of the
+ * service before it is over. */
+static void throttle(struct master_slot *slot)
+{
+	struct master_svc *s = slot->svc;
+	time_t now = time(NULL);
+	uint64_t wait = config_time(s->m->main_cfg, "service_throttle_time");
+
+	if (wait < 1)
+		wait = 1;
+	if (s->throttled_until <= now) {
+		log_warning("%s: bad command startup -- throttling", s->program);
+		s->throttled_until = now + (time_t)wait;
+	}
+	slot_schedule_in(slot, (unsigned)(s->throttled_until - now));
+}
+
 static void reaped(struct master *m, pid_t pid, int status)
 {
 	if (retired_remove(m, pid)) {
@@ -479,6 +534,10 @@ static void reaped(struct master *m, pid_t pid, int status)
 			pidfile_remove_stale(config_str(m->main_cfg, "queue_directory"), s->command,
 			                     s->name, pid);
 			slot->pid = 0;
+			if (!m->stopping && bad_startup(slot, status)) {
+				throttle(slot);
+				return;
+			}
 			/* Exit status 0 is a daemon that retired (max_idle,
 			 * max_use): replace it soon, without backoff. */
 			if (time(NULL) - slot->started >= MASTER_RUN_RESET ||

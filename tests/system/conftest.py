@@ -5,8 +5,9 @@ them, and stopped by PID when the session ends): `mariadb`, `postgres`,
 `slapd`, `dovecot`.  Their temp dirs are removed at the end unless a test
 failed, in which case the paths are printed so the logs can be read.
 
-Also `postern_build` (the build dir holding bin/postern) and `postern`
-(runs bin/postern with a timeout), and a terminal summary line
+Also `postern_build` (the build dir holding bin/postern), `postern`
+(runs bin/postern with a timeout), `owner_tmp_path` (a temp dir that
+mail_owner can read, for configurations `postern check` looks at), and a terminal summary line
 `system: N passed, N failed[, N skipped]` that CI greps.
 """
 
@@ -84,6 +85,24 @@ def postern(postern_build):
                               capture_output=True, text=True, timeout=timeout,
                               env=env, cwd=cwd)
     return run_postern
+
+
+@pytest.fixture
+def owner_tmp_path():
+    """A temp dir (pathlib.Path) that mail_owner can reach: every directory
+    above it is searchable by others, as a real config_directory is. Why:
+    `postern check`, run as root, checks that mail_owner can read the
+    configuration, and pytest's own tmp_path is under a 0700 directory.
+    Removed at the end."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    from harness.base import _tmp_parent
+    path = tempfile.mkdtemp(prefix="postern-conf-", dir=_tmp_parent())
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -68,6 +68,13 @@ def sd(postern_build, dns_server):
         s.cleanup()
 
 
+
+@pytest.fixture
+def tmp_path(owner_tmp_path):
+    """Configurations live where mail_owner can read them: `postern check`
+    run as root checks that it can (conftest.py)."""
+    return owner_tmp_path
+
 def transaction(sd, sender, rcpt, port=None):
     """MAIL FROM:<sender>, RCPT TO:<rcpt>: the RCPT reply as (code, text)."""
     s = smtplib.SMTP(sd.host, port or sd.port, timeout=30)
