@@ -16,6 +16,7 @@ with smtplib; everything stopped by PID.
 """
 
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -221,7 +222,10 @@ def test_kill_9_master_children_finish_and_exit_status_stop_start(master):
     os.kill(new, signal.SIGKILL)
     res = master.run("stop")
     assert res.returncode == 0, res.stderr
-    assert "master is not running: stopped 1 daemon" in res.stdout, res.stdout
+    # At least the smtpd holding the open transaction; an idle one may or
+    # may not have exited on its own already.
+    assert re.search(r"master is not running: stopped \d+ daemons? it left running: "
+                     r"smtpd pid \d+", res.stdout), res.stdout
     assert not [k for k in kids if alive(k)]
     c.close()
     res = master.run("stop")
