@@ -162,7 +162,11 @@ void maildir_unique_name(const char *host, str_t *out)
  * recovery). Not closed: a message the user expunged before the retry
  * comes back (at least once, as before), and the quota of a delivery
  * found this way is not counted again (the first attempt counted it, or
- * died before it did: maildirsize is a cache that Dovecot recalculates). */
+ * died before it did: maildirsize is a cache that Dovecot recalculates).
+ * A double fault is not covered either: an attempt whose fsync of new/
+ * fails removes its file again, and a concurrent attempt of the same
+ * delivery (an orphaned agent racing the retry) that saw that file in the
+ * meantime has reported it. */
 
 static void once_base(const struct maildir_request *req, str_t *out)
 {

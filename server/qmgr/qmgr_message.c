@@ -340,8 +340,9 @@ void qmgr_final_done(struct qmgr_final *f)
  *
  * Cost, group-commit style: the records of one reply (all the finals of
  * one message one agent took) are written unsynced and the last one is
- * synced, so a reply costs one fdatasync (plus one directory fsync the
- * first time, when the log is created), whatever the number of finals.
+ * synced, so a reply costs one fdatasync and one fsync of the log's
+ * directory (queue_log.c syncs it with every synced append), whatever the
+ * number of finals.
  * Paid only while the message has other finals out: the reply that
  * settles its last final costs nothing here, since complete() follows at
  * once and removes the file (or records the round with its own fsync).
