@@ -25,6 +25,12 @@
  *   nexthop=TEXT              the transport's nexthop (may be empty)
  *   time_active=USEC          when qmgr moved the message to active,
  *                             microseconds since the epoch (for delays=)
+ *   redelivery=1              optional: an earlier attempt may have
+ *                             delivered this message already (a retry, or
+ *                             qmgr restarted with it in active/); an agent
+ *                             that can tell (virtual: maildir.h once_key)
+ *                             reports such a delivery as sent without
+ *                             writing a second copy
  *   then one block per recipient, in order, each starting with rcpt_id=:
  *   rcpt_id=K                 qmgr's handle, echoed in the reply
  *   recipient=ADDR            the final address to deliver to (after
@@ -57,7 +63,9 @@
  * qmgr records the recipient as done only after the reply. A connection
  * that closes before a recipient's block arrives (the agent crashed) is a
  * deferral for that recipient: mail is delivered at least once, never
- * lost.
+ * lost. virtual names each Maildir file after the delivery (queue ID and
+ * recipient), so such a retry finds the first copy instead of writing a
+ * second one (lib/delivery/maildir.c, "at most once").
  */
 #ifndef POSTERN_DELIVERY_H
 #define POSTERN_DELIVERY_H
@@ -73,6 +81,7 @@
 #define DELIVERY_ATTR_QUEUE_ID "queue_id"
 #define DELIVERY_ATTR_NEXTHOP "nexthop"
 #define DELIVERY_ATTR_TIME_ACTIVE "time_active"
+#define DELIVERY_ATTR_REDELIVERY "redelivery"
 #define DELIVERY_ATTR_RCPT_ID "rcpt_id"
 #define DELIVERY_ATTR_RECIPIENT "recipient"
 #define DELIVERY_ATTR_ORIG_RECIPIENT "orig_recipient"

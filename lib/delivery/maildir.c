@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -97,10 +98,10 @@ static void sys_error(struct maildir_result *res, const char *op, const char *na
 		set_result(res, status, "%s %s: %s", op, name, strerror(err));
 }
 
-void maildir_unique_name(const char *host, str_t *out)
+/* host as the spec wants it in a name: '/' and ':' become \057 and \072
+ * (':' starts the info part of a name in cur/); NULL = gethostname(). */
+static void append_host(const char *host, str_t *out)
 {
-	static unsigned int counter;
-	struct timeval tv;
 	char hostbuf[256];
 
 	if (host == NULL) {
@@ -109,11 +110,6 @@ void maildir_unique_name(const char *host, str_t *out)
 		hostbuf[sizeof(hostbuf) - 1] = '\0';
 		host = hostbuf;
 	}
-	gettimeofday(&tv, NULL);
-	str_appendf(out, "%lld.M%ldP%ldQ%u.", (long long)tv.tv_sec, (long)tv.tv_usec,
-	            (long)getpid(), ++counter);
-	/* The spec: '/' and ':' in the host name become \057 and \072 (':'
-	 * starts the info part of a name in cur/). */
 	for (const char *p = host; *p != '\0'; p++) {
 		if (*p == '/')
 			str_append(out, "\\057");
@@ -122,6 +118,114 @@ void maildir_unique_name(const char *host, str_t *out)
 		else
 			str_append_c(out, *p);
 	}
+}
+
+void maildir_unique_name(const char *host, str_t *out)
+{
+	static unsigned int counter;
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	str_appendf(out, "%lld.M%ldP%ldQ%u.", (long long)tv.tv_sec, (long)tv.tv_usec,
+	            (long)getpid(), ++counter);
+	append_host(host, out);
+}
+
+/* ---- at most once per once_key ----
+ *
+ * Why: qmgr records a recipient as done only after the agent's "sent"
+ * reply has arrived. Two windows are left where the mail is in the
+ * mailbox but nobody remembers it: the agent killed after link() into
+ * new/ but before its reply went out, and qmgr killed after the reply
+ * arrived but before it wrote the outcome (its restart re-offers the
+ * message from active/, and an orphaned agent may even still be
+ * delivering it). No amount of syncing on either side closes them: the
+ * mailbox and the queue are two files, and no write to one is atomic
+ * with a write to the other. What closes them is making the delivery
+ * itself idempotent: the file name in new/ is a function of the delivery
+ * (time of arrival, queue ID, a hash of the recipient), so
+ *   - two attempts racing (orphaned agent and the retry) meet at link(),
+ *     which never replaces: the second gets EEXIST and reports the first
+ *     one's file;
+ *   - a retry (once_search: qmgr says the message may have been tried)
+ *     looks for the name in new/ and, as Dovecot keeps the base name
+ *     when it moves a message to cur/ and appends ":2,<flags>", for a
+ *     name starting with it in cur/.
+ * The name stays a valid unique Maildir name: the spec asks for one no
+ * other delivery uses, which queue ID + recipient is (queue IDs are
+ * unique across restarts); ",S=" and ",W=" follow as before. tmp/ names
+ * stay random, so racing attempts never share a tmp file.
+ *
+ * Cost: nothing on a first attempt (the EEXIST check is the link() that
+ * was made anyway); on a retry one readdir of new/ and cur/, which is
+ * O(mailbox size) but paid only by retries (deferrals and crash
+ * recovery). Not closed: a message the user expunged before the retry
+ * comes back (at least once, as before), and the quota of a delivery
+ * found this way is not counted again (the first attempt counted it, or
+ * died before it did: maildirsize is a cache that Dovecot recalculates).
+ * A double fault is not covered either: an attempt whose fsync of new/
+ * fails removes its file again, and a concurrent attempt of the same
+ * delivery (an orphaned agent racing the retry) that saw that file in the
+ * meantime has reported it. */
+
+static void once_base(const struct maildir_request *req, str_t *out)
+{
+	str_appendf(out, "%lld.%s.", (long long)req->once_time, req->once_key);
+	append_host(req->hostname, out);
+}
+
+/* Look in dir for a name that is base or starts with base followed by
+ * ',' or ':'. 1 with its name appended to name_r, 0 when none, -1 with
+ * errno. dir_fd stays open and is not moved. */
+static int find_base(int dir_fd, const char *base, str_t *name_r)
+{
+	size_t len = strlen(base);
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0, saved;
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return -1;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, len) == 0 &&
+		    (de->d_name[len] == ',' || de->d_name[len] == ':' || de->d_name[len] == '\0')) {
+			str_append(name_r, de->d_name);
+			ret = 1;
+			break;
+		}
+	}
+	if (de == NULL && errno != 0)
+		ret = -1;
+	saved = errno;
+	closedir(d);
+	errno = saved;
+	return ret;
+}
+
+/* An earlier attempt's file sub/name: success, once its directory entry
+ * is durable. Why the fsync: that attempt may have been killed between
+ * its link() and its fsync of new/; its data was fsync'd before the
+ * link, so after this sync the mail is as safe as one delivered now. */
+static int report_found(int dir_fd, const char *sub, const char *name,
+                        const struct maildir_request *req, struct maildir_result *res)
+{
+	if (fsync(dir_fd) < 0) {
+		sys_error(res, "fsync maildir directory", sub);
+		return -1;
+	}
+	res->found = true;
+	str_reset(&res->path);
+	str_appendf(&res->path, "%s%s/%s", req->maildir, sub, name);
+	set_result(res, "2.0.0", "delivered to maildir (by an earlier attempt)");
+	return 0;
 }
 
 ssize_t maildir_read_fd(void *context, void *buf, size_t size)
@@ -448,15 +552,17 @@ static int check_quota(int maildir_fd, const struct maildir_request *req, uint64
 
 int maildir_deliver(const struct maildir_request *req, struct maildir_result *res)
 {
-	int maildir_fd = -1, tmp_fd = -1, new_fd = -1, fd = -1, ret = -1;
+	int maildir_fd = -1, tmp_fd = -1, new_fd = -1, cur_fd = -1, fd = -1, ret = -1;
 	bool tmp_made = false;
 	uint64_t size = 0, lines = 0;
-	str_t name, final;
+	str_t name, final, once;
 
 	str_init(&name);
 	str_init(&final);
+	str_init(&once);
 	str_reset(&res->path);
 	res->size = 0;
+	res->found = false;
 	if (req->uid < req->minimum_uid) {
 		set_result(res, "4.3.5",
 		           "mail system configuration error: bad uid %ld for maildir %s (below "
@@ -472,14 +578,30 @@ int maildir_deliver(const struct maildir_request *req, struct maildir_result *re
 	}
 	if ((maildir_fd = open_maildir(req, res)) < 0 ||
 	    (tmp_fd = open_subdir(maildir_fd, "tmp", req, res)) < 0 ||
-	    (new_fd = open_subdir(maildir_fd, "new", req, res)) < 0)
+	    (new_fd = open_subdir(maildir_fd, "new", req, res)) < 0 ||
+	    (cur_fd = open_subdir(maildir_fd, "cur", req, res)) < 0)
 		goto out;
-	{
-		int cur_fd = open_subdir(maildir_fd, "cur", req, res);
+	if (req->once_key != NULL) {
+		once_base(req, &once);
+		/* A retry: before anything is written (or the quota checked),
+		 * is it there already? */
+		if (req->once_search) {
+			int dir_fd = new_fd, found = find_base(new_fd, str_c(&once), &final);
 
-		if (cur_fd < 0)
-			goto out;
-		close(cur_fd);
+			if (found == 0) {
+				dir_fd = cur_fd;
+				found = find_base(cur_fd, str_c(&once), &final);
+			}
+			if (found < 0) {
+				sys_error(res, "read maildir directory", req->maildir);
+				goto out;
+			}
+			if (found == 1) {
+				ret = report_found(dir_fd, dir_fd == new_fd ? "new" : "cur",
+				                   str_c(&final), req, res);
+				goto out;
+			}
+		}
 	}
 
 	maildir_unique_name(req->hostname, &name);
@@ -510,9 +632,16 @@ int maildir_deliver(const struct maildir_request *req, struct maildir_result *re
 
 	/* ",S=" is the Maildir++ size that quota scans use; ",W=" the size with
 	 * CRLF line ends, which Dovecot uses for RFC822.SIZE without reading. */
-	str_appendf(&final, "%s,S=%" PRIu64 ",W=%" PRIu64, str_c(&name), size, size + lines);
+	str_appendf(&final, "%s,S=%" PRIu64 ",W=%" PRIu64,
+	            req->once_key != NULL ? str_c(&once) : str_c(&name), size, size + lines);
 	/* link() never replaces an existing file, as the spec asks. */
 	if (linkat(tmp_fd, str_c(&name), new_fd, str_c(&final), 0) < 0) {
+		if (errno == EEXIST && req->once_key != NULL) {
+			/* Another attempt of this very delivery got there first
+			 * (see "at most once" above). */
+			ret = report_found(new_fd, "new", str_c(&final), req, res);
+			goto out;
+		}
 		sys_error(res, "link maildir file to new/", str_c(&final));
 		goto out;
 	}
@@ -550,11 +679,14 @@ out:
 	}
 	if (new_fd >= 0)
 		close(new_fd);
+	if (cur_fd >= 0)
+		close(cur_fd);
 	if (tmp_fd >= 0)
 		close(tmp_fd);
 	if (maildir_fd >= 0)
 		close(maildir_fd);
 	str_free(&name);
 	str_free(&final);
+	str_free(&once);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "base/str.h"
 #include "delivery/maildir_quota.h"
@@ -49,12 +50,20 @@ struct maildir_request {
 	bool quota_enabled;
 	struct maildir_quota_limits quota;
 	bool quota_soft; /* over quota -> 4.2.2 deferral instead of 5.2.2 bounce */
+	/* Delivery at most once per key (see maildir_deliver()): NULL, or
+	 * an identity of this delivery made of [0-9A-Za-z] only, the same on
+	 * every attempt (virtual: queue ID and recipient). */
+	const char *once_key;
+	time_t once_time; /* with once_key: the name's time part (arrival) */
+	bool once_search; /* with once_key: an earlier attempt may have
+	                   * delivered; look for its file in new/ and cur/ */
 };
 
 struct maildir_result {
 	char status[8]; /* RFC 3463: "2.0.0", "4.3.1", "5.2.2", ... */
 	str_t text; /* "delivered to maildir", or why not (initialised by caller) */
 	str_t path; /* final file name relative to base_dir, on success */
+	bool found; /* on success: an earlier attempt's file, nothing written */
 	uint64_t size; /* bytes written (LF form), the ",S=" value */
 };
 
@@ -74,7 +83,15 @@ void maildir_result_free(struct maildir_result *res);
  * quota_soft) for Maildir++ quota, 4.3.0 for other I/O errors, 4.3.0 when
  * the content source fails. After a failure no file of this delivery is
  * left in tmp/ or new/. A failed maildirsize update after a successful
- * delivery is logged as a warning and does not fail the delivery. */
+ * delivery is logged as a warning and does not fail the delivery.
+ *
+ * With req->once_key, the file in new/ is named "<once_time>.<once_key>.
+ * <host>,S=..,W=.." (the same on every attempt), and a file of that base
+ * name already in new/ (link() says EEXIST) or, with req->once_search, in
+ * new/ or cur/ (as Dovecot renamed it, ":2,<flags>" appended) is this
+ * delivery done by an earlier attempt: its directory is fsync'd and 0 is
+ * returned with res->found set, nothing written and the quota unchanged.
+ * res->path is then that file. */
 int maildir_deliver(const struct maildir_request *req, struct maildir_result *res);
 
 /* The path rules maildir_deliver() applies before it writes anything,

@@ -56,6 +56,7 @@ struct qmgr_final {
 	enum qmgr_outcome outcome;
 	struct queue_dsn dsn;
 	char *reason;
+	bool recorded; /* its outcome is in the status log already */
 	TAILQ_ENTRY(qmgr_final) link; /* in its destination's queue */
 };
 TAILQ_HEAD(qmgr_final_list, qmgr_final);
@@ -90,6 +91,10 @@ struct qmgr_msg {
 	size_t rcpts_left; /* recipients not yet settled this round */
 	struct queue_log *log; /* final addresses done in earlier rounds */
 	hash_t *finals_seen; /* lower-cased final addresses of this round */
+	/* An earlier round may have delivered some final: the message came
+	 * from active/ (qmgr restarted), deferred/ or hold/, not incoming/.
+	 * Sent to agents as redelivery=1 (delivery.h). */
+	bool redelivery;
 	TAILQ_ENTRY(qmgr_msg) link;
 };
 TAILQ_HEAD(qmgr_msg_list, qmgr_msg);
@@ -129,6 +134,12 @@ struct qmgr {
 void qmgr_schedule_incoming_scan(struct qmgr *q);
 /* A message left memory: a draining qmgr exits when none is left. */
 void qmgr_message_gone(struct qmgr *q);
+
+/* An agent's reply settled finals[0..n-1] (all of one message): write the
+ * sent and bounced ones to the status log with one fdatasync before they
+ * are counted, unless they complete the message (complete() records or
+ * removes it then). Failures are logged: at least once, never lost. */
+void qmgr_message_record_done(struct qmgr_final **finals, size_t n);
 
 /* qmgr_message.c: take id from queue into active and start it. */
 void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from);

@@ -275,6 +275,8 @@ static void conn_finish(struct agent_conn *c, const char *reason)
 	c->finals = NULL;
 	conn_free(c);
 	dest->active--;
+	/* Durable before counted: see qmgr_message_record_done(). */
+	qmgr_message_record_done(finals, n);
 	for (size_t i = 0; i < n; i++) {
 		if (finals[i]->outcome == QMGR_PENDING)
 			settle(finals[i], dest->transport, QMGR_DEFERRED, &tempfail, reason);
@@ -402,6 +404,8 @@ static void build_request(const struct agent_conn *c, str_t *out)
 	(void)attr_put_str(out, DELIVERY_ATTR_QUEUE_ID, msg->id, &err);
 	(void)attr_put_str(out, DELIVERY_ATTR_NEXTHOP, c->dest->nexthop, &err);
 	(void)attr_put_uint(out, DELIVERY_ATTR_TIME_ACTIVE, msg->active_usec, &err);
+	if (msg->redelivery)
+		(void)attr_put_str(out, DELIVERY_ATTR_REDELIVERY, "1", &err);
 	for (size_t i = 0; i < c->n; i++) {
 		(void)attr_put_uint(out, DELIVERY_ATTR_RCPT_ID, i, &err);
 		(void)attr_put_str(out, DELIVERY_ATTR_RECIPIENT, c->finals[i]->address, &err);

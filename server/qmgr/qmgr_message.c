@@ -162,6 +162,7 @@ void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from)
 	msg->size = env->content_length;
 	msg->arrival = env->arrival;
 	msg->active_usec = delivery_now_usec();
+	msg->redelivery = from != QUEUE_INCOMING;
 	msg->rcpts = xcalloc(env->rcpt_count, sizeof(*msg->rcpts));
 	msg->finals_seen = hash_new(NULL);
 	queue_rcpt_init(&rcpt);
@@ -327,6 +328,68 @@ void qmgr_final_done(struct qmgr_final *f)
 		qmgr_rcpt_settle(msg, f->rcpt);
 }
 
+/* Why record here, per reply, and not only in complete(): a message
+ * stays in memory until its last final settles, which for a message with
+ * several finals (an alias, recipients in several domains) can be long
+ * after the first "sent" came back, e.g. while one destination is slow.
+ * A qmgr killed meanwhile forgets those outcomes, and its successor
+ * re-offers the message from active/: every final already delivered would
+ * be delivered again. The 'F' records are what final_done_before() reads
+ * on the next activation, so with them only the finals still out are
+ * tried again.
+ *
+ * Cost, group-commit style: the records of one reply (all the finals of
+ * one message one agent took) are written unsynced and the last one is
+ * synced, so a reply costs one fdatasync and one fsync of the log's
+ * directory (queue_log.c syncs it with every synced append), whatever the
+ * number of finals.
+ * Paid only while the message has other finals out: the reply that
+ * settles its last final costs nothing here, since complete() follows at
+ * once and removes the file (or records the round with its own fsync).
+ * A single-recipient message, the common case, never pays.
+ *
+ * Not closed by this: qmgr killed between the agent's reply and this
+ * write. For virtual that window is closed at the mailbox instead (the
+ * retry finds the file: lib/delivery/maildir.c, "at most once"). */
+void qmgr_message_record_done(struct qmgr_final **finals, size_t n)
+{
+	struct qmgr_msg *msg;
+	size_t out = 0, last = n;
+	str_t error;
+
+	if (n == 0)
+		return;
+	msg = finals[0]->msg;
+	/* Finals still out for the message; the reply settles n of them. */
+	for (size_t i = 0; i < msg->nrcpts; i++)
+		out += msg->rcpts[i].resolved ? msg->rcpts[i].finals_left : 1;
+	if (out <= n)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (finals[i]->msg == msg &&
+		    (finals[i]->outcome == QMGR_SENT || finals[i]->outcome == QMGR_BOUNCED))
+			last = i;
+	if (last == n)
+		return;
+	str_init(&error);
+	for (size_t i = 0; i <= last; i++) {
+		struct qmgr_final *f = finals[i];
+
+		if (f->msg != msg || (f->outcome != QMGR_SENT && f->outcome != QMGR_BOUNCED))
+			continue;
+		if (queue_log_append_final(msg->q->qd, msg->id, msg->rcpts[f->rcpt].index,
+		                           f->outcome == QMGR_SENT ? QUEUE_RCPT_DELIVERED
+		                                                   : QUEUE_RCPT_BOUNCED,
+		                           f->address, i == last, &error) < 0) {
+			log_warning("%s: %s", msg->id, str_c(&error));
+			str_reset(&error);
+			continue;
+		}
+		f->recorded = true;
+	}
+	str_free(&error);
+}
+
 /* ---- 3. completion ---- */
 
 bool qmgr_rcpt_deferred(const struct qmgr_rcpt *r)
@@ -429,9 +492,11 @@ static void log_pending(struct qmgr_msg *msg, struct qmgr_rcpt *r, time_t now)
 		 * on that partial-failure path. */
 		bool last = true;
 
+		if (f->recorded)
+			continue; /* synced when its reply came (qmgr_message_record_done) */
 		for (size_t k = j + 1; k < r->nfinals; k++)
-			if (r->finals[k]->outcome == QMGR_SENT ||
-			    r->finals[k]->outcome == QMGR_BOUNCED)
+			if (!r->finals[k]->recorded && (r->finals[k]->outcome == QMGR_SENT ||
+			                                r->finals[k]->outcome == QMGR_BOUNCED))
 				last = false;
 		if ((f->outcome == QMGR_SENT || f->outcome == QMGR_BOUNCED) &&
 		    queue_log_append_final(msg->q->qd, msg->id, r->index,

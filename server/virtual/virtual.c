@@ -193,6 +193,9 @@ static int handle_request(void *ctx, struct attr_list *req, uint64_t request_id,
 		const char *e;
 
 		msg.active_us = active > 0 ? (int64_t)active : msg.start_us;
+		/* Absent (an older qmgr): a first attempt. */
+		msg.redelivery = attr_get(req, DELIVERY_ATTR_REDELIVERY) != NULL &&
+		                 strcmp(attr_get(req, DELIVERY_ATTR_REDELIVERY), "1") == 0;
 		str_init(&out.reason);
 		str_reset(reply);
 		attr_put_uint(reply, ATTR_REQUEST_ID, request_id, &e);

@@ -44,6 +44,7 @@ struct virtual_message {
 	int64_t arrival_us; /* microseconds since the epoch */
 	int64_t active_us; /* time_active */
 	int64_t start_us; /* when the agent took the request */
+	bool redelivery; /* qmgr: an earlier attempt may have delivered it */
 };
 
 /* The outcome of one recipient, for the reply. */

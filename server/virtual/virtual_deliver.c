@@ -168,6 +168,21 @@ static uint64_t maildir_file_size(const struct virtual_message *msg, const char 
 	return size;
 }
 
+/* The delivery's identity in its Maildir file name (maildir.h once_key):
+ * "Q<queue ID>R<FNV-1a 64 of the lower-cased recipient, hex>". Why a hash:
+ * an address may hold any character a file name must not, and two finals
+ * of one message landing in one Maildir must still get two names. */
+static void once_key(const struct virtual_message *msg, const char *rcpt, str_t *out)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (const char *p = rcpt; *p != '\0'; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211u;
+	}
+	str_appendf(out, "Q%sR%016" PRIx64, msg->queue_id, h);
+}
+
 void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg,
                      const char *recipient, const char *orig_recipient, struct virtual_outcome *out)
 {
@@ -179,11 +194,14 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 	int64_t uid, gid;
 	bool switched = false, have_usage = false;
 	char *rcpt = xstrdup(recipient);
+	str_t key;
 
 	/* Postfix's virtual looks up and reports the address lower-cased. */
 	for (char *p = rcpt; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
+	str_init(&key);
+	once_key(msg, rcpt, &key);
 	mailbox_info_init(&info);
 	maildir_result_init(&res);
 	switch (mailbox_lookup(va->mailbox, rcpt, &info)) {
@@ -233,6 +251,9 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 		        .quota_enabled = info.quota > 0,
 		        .quota = {.bytes = info.quota > 0 ? (uint64_t)info.quota : 0, .count = 0},
 		        .quota_soft = !va->overquota_bounce,
+		        .once_key = str_c(&key),
+		        .once_time = (time_t)(msg->arrival_us / 1000000),
+		        .once_search = msg->redelivery,
 		};
 
 		/* maildir_deliver refuses a uid below the minimum itself; the
@@ -250,7 +271,7 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 			set_outcome(out, DELIVERY_ACTION_SENT, res.status, "%s", str_c(&res.text));
 			/* The usage as the owner reads it (maildirsize belongs to
 			 * the owner and may be rebuilt). */
-			if (req.quota_enabled && info.quota_table != NULL) {
+			if (req.quota_enabled && info.quota_table != NULL && !res.found) {
 				str_t error;
 
 				str_init(&error);
@@ -277,5 +298,6 @@ done:
 	log_outcome(msg, recipient, orig_recipient, out);
 	maildir_result_free(&res);
 	mailbox_info_free(&info);
+	str_free(&key);
 	free(rcpt);
 }

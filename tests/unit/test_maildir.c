@@ -142,6 +142,78 @@ static void test_unique_names(void **state)
 	free(base);
 }
 
+/* A keyed delivery (once_key) is written once: a second attempt meets the
+ * first at link() (EEXIST) and reports its file; a retry with once_search
+ * finds it in new/ and, once Dovecot moved it to cur/ with flags, in cur/;
+ * a different key (another recipient) is a second file. */
+static void test_once_key(void **state)
+{
+	char *base = make_base();
+	char *newdir = xasprintf("%s/box/new", base), *curdir = xasprintf("%s/box/cur", base);
+	char *tmpdir = xasprintf("%s/box/tmp", base);
+	struct maildir_result res;
+	str_t first, from, to;
+
+	(void)state;
+	maildir_result_init(&res);
+	str_init(&first);
+	str_init(&from);
+	str_init(&to);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct mem_source m = {MSG, sizeof(MSG) - 1, 0, 0, false};
+		struct maildir_request req = make_request(base, "box/", &m);
+
+		req.once_key = "QBCDFGR0123456789abcdef";
+		req.once_time = 1700000000;
+		req.once_search = attempt == 2;
+		assert_int_equal(maildir_deliver(&req, &res), 0);
+		assert_string_equal(res.status, "2.0.0");
+		assert_int_equal(res.found, attempt > 0);
+		if (attempt == 0) {
+			assert_string_equal(str_c(&res.path),
+			                    "box/new/1700000000.QBCDFGR0123456789abcdef."
+			                    "mx.example.org,S=51,W=56");
+			str_append(&first, str_c(&res.path));
+		} else {
+			assert_string_equal(str_c(&res.path), str_c(&first));
+		}
+		assert_int_equal(count_files(newdir), 1);
+		assert_int_equal(count_files(tmpdir), 0);
+	}
+	/* Dovecot reads it: new/NAME -> cur/NAME:2,S. */
+	str_appendf(&from, "%s/%s", base, str_c(&first));
+	str_appendf(&to, "%s/box/cur/%s:2,S", base, str_c(&first) + strlen("box/new/"));
+	assert_int_equal(rename(str_c(&from), str_c(&to)), 0);
+	{
+		struct mem_source m = {MSG, sizeof(MSG) - 1, 0, 0, false};
+		struct maildir_request req = make_request(base, "box/", &m);
+
+		req.once_key = "QBCDFGR0123456789abcdef";
+		req.once_time = 1700000000;
+		req.once_search = true;
+		assert_int_equal(maildir_deliver(&req, &res), 0);
+		assert_true(res.found);
+		assert_non_null(strstr(str_c(&res.path), "box/cur/"));
+		assert_int_equal(count_files(newdir), 0);
+		assert_int_equal(count_files(curdir), 1);
+		/* Another recipient of the same message: its own file. */
+		m.pos = 0;
+		req.once_key = "QBCDFGRfedcba9876543210";
+		assert_int_equal(maildir_deliver(&req, &res), 0);
+		assert_false(res.found);
+		assert_int_equal(count_files(newdir), 1);
+	}
+	maildir_result_free(&res);
+	str_free(&first);
+	str_free(&from);
+	str_free(&to);
+	free(newdir);
+	free(curdir);
+	free(tmpdir);
+	remove_tree(base);
+	free(base);
+}
+
 /* Content from a file at an offset, as from the queue file. */
 static void test_fd_source(void **state)
 {
@@ -369,6 +441,7 @@ int main(void)
 	        cmocka_unit_test(test_bad_paths),     cmocka_unit_test(test_symlinks),
 	        cmocka_unit_test(test_minimum_uid),   cmocka_unit_test(test_read_error),
 	        cmocka_unit_test(test_full_disk),     cmocka_unit_test(test_unique_name_host),
+	        cmocka_unit_test(test_once_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

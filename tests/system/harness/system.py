@@ -176,6 +176,9 @@ class MailSystem:
     def make_db(self, kind, request):
         return make_db(kind, self.sd, self.postern, request)
 
+    # The virtual agent's process limit in master.cf (change before start()).
+    virtual_limit = 4
+
     def set(self, **params):
         """Change main.cf parameters (takes effect at the next start)."""
         self.sd.main.update({k: str(v) for k, v in params.items()})
@@ -186,7 +189,7 @@ class MailSystem:
         lines = {
             "pickup": "pickup unix n - n 60 1 pickup",
             "qmgr": "qmgr unix n - n 300 1 qmgr",
-            "virtual": "virtual unix - n n - 4 virtual",
+            "virtual": f"virtual unix - n n - {self.virtual_limit} virtual",
         }
         with open(os.path.join(self.sd.confdir, "master.cf"), "a") as f:
             for s in self.services:
