@@ -197,6 +197,9 @@ int db_settings(struct config *cfg, enum db_access access, struct sql_settings *
 	if (s->type != SQL_SQLITE) {
 		s->connect_timeout = DB_CONNECT_TIMEOUT;
 		s->query_timeout = DB_QUERY_TIMEOUT;
+	} else {
+		s->sqlite_wal = true;
+		s->readonly = access == DB_ACCESS_READ;
 	}
 	return 0;
 }
@@ -222,13 +225,147 @@ int db_sqlite_check(const struct sql_settings *s, str_t *error)
 	return 0;
 }
 
-/* Create the SQLite file with mode 0640 (whatever the umask: the daemons
- * of group mail_owner read it; created by root, the file gets that
- * group). *created_r tells whether it was new. */
-static int sqlite_create(struct config *cfg, const char *path, bool *created_r, str_t *error)
+/* Why these permissions (the SQLite permission model). The database
+ * runs in WAL mode (sql_sqlite.c): after a process dies holding a write
+ * lock, whoever opens the file next repairs the -shm index, and may have
+ * to create -wal and -shm when they are missing. That is often smtpd,
+ * running as mail_owner, or virtual, running as the static mailbox owner
+ * with mail_owner's group. So the file, -wal, -shm and their directory
+ * are group mail_owner and group-writable, and the directory is setgid
+ * so that files made in it by any of them get that group too. The cost:
+ * with SQLite, file permissions no longer keep readers from writing;
+ * lookups open the file read-only instead (database_readonly), and only
+ * MariaDB/PostgreSQL accounts separate readers from writers for good. */
+#define DB_SQLITE_MODE 0660
+#define DB_SQLITE_DIR_BITS (S_ISGID | S_IRWXG)
+
+/* mail_owner's gid, or -1 when it cannot be looked up (not root, or no
+ * such user: then nothing is given away). */
+static gid_t mail_owner_gid(struct config *cfg)
 {
 	const struct passwd *pw;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+
+	if (geteuid() != 0 || (pw = getpwnam(config_str(cfg, "mail_owner"))) == NULL)
+		return (gid_t)-1;
+	return pw->pw_gid;
+}
+
+/* Give path (when it exists) group gid and mode DB_SQLITE_MODE. */
+static int fix_file(const char *path, gid_t gid, str_t *error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	struct stat st;
+	int ret = -1;
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		str_appendf(error, "database file %s: %m", path);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		str_appendf(error, "database file %s: not a regular file", path);
+	else if (gid != (gid_t)-1 && st.st_gid != gid && fchown(fd, (uid_t)-1, gid) < 0)
+		str_appendf(error, "cannot give database file %s to group of mail_owner: %m", path);
+	else if ((st.st_mode & 07777) != DB_SQLITE_MODE && fchmod(fd, DB_SQLITE_MODE) < 0)
+		str_appendf(error, "cannot set the mode of database file %s: %m", path);
+	else
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+/* The directory of the database file: given group gid, group rwx and
+ * setgid, but only when it is data_directory or already mail_owner's
+ * (as INSTALL has it made): a directory shared with other files is the
+ * administrator's to change, and the returned warning says how. */
+static int fix_dir(struct config *cfg, const char *path, gid_t gid, str_t *warning)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	const char *data_dir = NULL, *why;
+	const struct passwd *pw = getpwnam(config_str(cfg, "mail_owner"));
+	struct stat st;
+	bool ours;
+
+	if (slash == NULL) {
+		free(dir);
+		return 0;
+	}
+	*slash = '\0';
+	if (dir[0] == '\0')
+		strcpy(dir, "/");
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		str_appendf(warning, "database directory %s: %m", dir);
+		free(dir);
+		return -1;
+	}
+	(void)config_expand(cfg, "data_directory", &data_dir, &why);
+	ours = (data_dir != NULL && strcmp(data_dir, dir) == 0) ||
+	       (pw != NULL && st.st_uid == pw->pw_uid && pw->pw_uid != 0);
+	if (st.st_gid == gid && (st.st_mode & DB_SQLITE_DIR_BITS) == DB_SQLITE_DIR_BITS) {
+		free(dir);
+		return 0;
+	}
+	if (!ours || (chown(dir, (uid_t)-1, gid) < 0 ||
+	              chmod(dir, (st.st_mode & 07777) | DB_SQLITE_DIR_BITS) < 0)) {
+		str_appendf(warning,
+		            "database directory %s must be group %s, mode g+rwxs (chgrp %s %s; "
+		            "chmod 2770 %s): otherwise a reader cannot repair the database after "
+		            "a writer is killed",
+		            dir, config_str(cfg, "mail_owner"), config_str(cfg, "mail_owner"), dir,
+		            dir);
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	return 0;
+}
+
+int db_sqlite_setup(struct config *cfg, str_t *error)
+{
+	struct sql_settings s;
+	struct sql_conn *conn;
+	gid_t gid = mail_owner_gid(cfg);
+	str_t why;
+	int ret = 0;
+
+	if (db_settings(cfg, DB_ACCESS_WRITE, &s, error) < 0)
+		return -1;
+	if (s.type != SQL_SQLITE || s.dbname == NULL || access(s.dbname, F_OK) < 0) {
+		sql_settings_free(&s);
+		return 0;
+	}
+	/* A write connection puts the file in WAL mode (sql_sqlite.c) and
+	 * makes -wal and -shm, which SQLite gives the file's owner and mode. */
+	str_init(&why);
+	conn = sql_conn_new(&s);
+	if (sql_query(conn, "PRAGMA journal_mode", NULL, 0, 0, NULL, &why) != SQL_OK) {
+		str_appendf(error, "database file %s: %s", s.dbname, str_c(&why));
+		ret = -1;
+	}
+	sql_conn_destroy(&conn);
+	str_free(&why);
+	if (ret == 0 && fix_file(s.dbname, gid, error) < 0)
+		ret = -1;
+	for (size_t i = 0; ret == 0 && i < 2; i++) {
+		char *side = xasprintf("%s%s", s.dbname, i == 0 ? "-wal" : "-shm");
+
+		ret = fix_file(side, gid, error);
+		free(side);
+	}
+	if (ret == 0 && gid != (gid_t)-1)
+		ret = fix_dir(cfg, s.dbname, gid, error);
+	sql_settings_free(&s);
+	return ret;
+}
+
+/* Create the SQLite file with mode 0660 (whatever the umask), group
+ * mail_owner when created by root (see the permission model above).
+ * *created_r tells whether it was new. */
+static int sqlite_create(struct config *cfg, const char *path, bool *created_r, str_t *error)
+{
+	gid_t gid = mail_owner_gid(cfg);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, DB_SQLITE_MODE);
 
 	*created_r = false;
 	if (fd < 0 && errno == EEXIST)
@@ -243,13 +380,12 @@ static int sqlite_create(struct config *cfg, const char *path, bool *created_r, 
 			str_appendf(error, "cannot create database file %s: %m", path);
 		return -1;
 	}
-	if (fchmod(fd, 0640) < 0) {
+	if (fchmod(fd, DB_SQLITE_MODE) < 0) {
 		str_appendf(error, "cannot set the mode of database file %s: %m", path);
 		close(fd);
 		return -1;
 	}
-	if (geteuid() == 0 && (pw = getpwnam(config_str(cfg, "mail_owner"))) != NULL &&
-	    fchown(fd, (uid_t)-1, pw->pw_gid) < 0) {
+	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) {
 		str_appendf(error, "cannot give database file %s to group %s: %m", path,
 		            config_str(cfg, "mail_owner"));
 		close(fd);

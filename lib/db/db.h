@@ -64,7 +64,7 @@ struct db_params {
 const struct db_params *db_access_params(enum db_access access);
 
 enum {
-	/* sqlite: create the database file (mode 0640) when it is missing;
+	/* sqlite: create the database file (mode 0660) when it is missing;
 	 * its directory must exist. Without it a missing file is an error
 	 * that says to run `postern db init`. */
 	DB_OPEN_CREATE = 1 << 0,
@@ -103,5 +103,15 @@ int db_open_flags(struct config *cfg, enum db_access access, unsigned flags,
  * "database file X does not exist (run postern db init)" or the system
  * error. Always 0 for the other databases. */
 int db_sqlite_check(const struct sql_settings *s, str_t *error);
+
+/* With database = sqlite:FILE, when FILE exists: put it in WAL mode and,
+ * run as root, give FILE, FILE-wal and
+ * FILE-shm (those that exist) group mail_owner and mode 0660, and their
+ * directory group mail_owner with g+rwxs when it is data_directory or
+ * owned by mail_owner (db.c says why). Run as another user, only the
+ * modes of that user's files. Used by `postern db init|migrate` and by
+ * master at start, so older installs (0640) are fixed. 0 done or nothing
+ * to do (another database); -1 with what failed and what to run. */
+int db_sqlite_setup(struct config *cfg, str_t *error);
 
 #endif

@@ -77,6 +77,8 @@ void sql_settings_copy(struct sql_settings *dst, const struct sql_settings *src)
 	dst->tls_ca_path = dup_or_null(src->tls_ca_path);
 	dst->tls_ciphers = dup_or_null(src->tls_ciphers);
 	dst->tls_verify_cert = src->tls_verify_cert;
+	dst->readonly = src->readonly;
+	dst->sqlite_wal = src->sqlite_wal;
 }
 
 /* Append text to out with the password of any "scheme://user:password@"

@@ -61,6 +61,16 @@ struct sql_settings {
 	char *option_group; /* MYSQL_READ_DEFAULT_GROUP */
 	char *tls_cert_file, *tls_key_file, *tls_ca_file, *tls_ca_path, *tls_ciphers;
 	bool tls_verify_cert;
+	/* sqlite only (mysql/pgsql separate readers by account): open the
+	 * file with SQLITE_OPEN_READONLY. A WAL reader can still rebuild the
+	 * shared-memory index after a killed writer, but never writes rows. */
+	bool readonly;
+	/* sqlite only: the file is postern's own database. A read-write
+	 * connection puts it in WAL mode (persistent, in the file) when it
+	 * is not yet, and keeps the -wal and -shm files when it closes
+	 * (sql_sqlite.c says why). Never set for sqlite: tables, whose files
+	 * are the administrator's. */
+	bool sqlite_wal;
 };
 
 /* Parse a DSN: "sqlite:/path/file.db" (or "sqlite:///path"),

@@ -1,9 +1,11 @@
 /* sql_sqlite.c - the SQLite driver of the SQL layer (sql_driver.h).
  *
  * Opens the database file with sqlite3_open_v2 (read-write, created if
- * missing, so that `postern db init` can start from nothing), waits for a
- * lock up to the busy timeout, and keeps every statement prepared once
- * per connection. Called only through sql.c.
+ * missing, so that `postern db init` can start from nothing; read-only
+ * when the settings say so), waits for a lock up to the busy timeout, and
+ * keeps every statement prepared once per connection. For postern's own
+ * database (sqlite_wal) a read-write connection makes sure the file is in
+ * WAL mode. Called only through sql.c.
  *
  * Failures: a busy or locked database, an I/O error or a file that cannot
  * be opened are SQL_TEMPFAIL (a writer holds the lock, the disk is full:
@@ -51,6 +53,46 @@ static enum sql_status classify(int rc, bool *lost_r)
 	}
 }
 
+/* Why WAL for postern's own database: in the default rollback-journal
+ * mode a writer killed inside a transaction (a virtual agent updating
+ * quota_usage) leaves a hot journal, and the next reader must roll it back,
+ * which needs write access to the database file. smtpd's lookups, run as
+ * mail_owner, could not, so every RCPT got 451 until some root process
+ * wrote again. In WAL mode a killed writer's frames were never committed:
+ * readers ignore them, and the only repair, rebuilding the -shm index,
+ * needs the -shm file writable (it is: group mail_owner, 0660, db.c).
+ *
+ * journal_mode=WAL is stored in the file, so this costs one PRAGMA per
+ * connection once set. PERSIST_WAL keeps -wal and -shm when the last
+ * connection closes: otherwise each close deletes them and the next
+ * opener must create them again in the database's directory, and a
+ * read-only lookup cannot always do that. Returns the SQLite code. */
+static int sqlite_wal_setup(sqlite3 *db, str_t *error)
+{
+	sqlite3_stmt *stmt = NULL;
+	int persist = 1, rc;
+	bool wal = false;
+
+	rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (rc != SQLITE_OK) {
+		str_appendf(error, "cannot keep the WAL files: %s", sqlite3_errstr(rc));
+		return rc;
+	}
+	rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const unsigned char *mode = sqlite3_column_text(stmt, 0);
+
+		wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(stmt);
+	if (rc == SQLITE_OK && !wal)
+		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		str_appendf(error, "cannot put the database in WAL mode: %s", sqlite3_errmsg(db));
+	return rc;
+}
+
 static enum sql_status sqlite_connect(struct sql_conn *c, const struct sql_host *host, str_t *error)
 {
 	struct sqlite_state *st;
@@ -58,8 +100,14 @@ static enum sql_status sqlite_connect(struct sql_conn *c, const struct sql_host 
 	int rc;
 
 	(void)host;
+	/* A reader opens read-only (database_readonly): with SQLite the file
+	 * permissions cannot keep smtpd from writing (it must be able to
+	 * repair the WAL index, so the files are group-writable), so this is
+	 * what keeps its lookups from changing rows. */
 	rc = sqlite3_open_v2(c->set.dbname, &db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                     (c->set.readonly ? SQLITE_OPEN_READONLY
+	                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	                             SQLITE_OPEN_NOMUTEX,
 	                     NULL);
 	if (rc != SQLITE_OK) {
 		str_append(error, db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -74,6 +122,10 @@ static enum sql_status sqlite_connect(struct sql_conn *c, const struct sql_host 
 	rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		str_append(error, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return SQL_TEMPFAIL;
+	}
+	if (c->set.sqlite_wal && !c->set.readonly && sqlite_wal_setup(db, error) != SQLITE_OK) {
 		sqlite3_close(db);
 		return SQL_TEMPFAIL;
 	}

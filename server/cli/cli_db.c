@@ -1,10 +1,13 @@
 /* cli_db.c - `postern db`: create, migrate and inspect postern's database.
  *
  *   db init      create the schema from nothing (SQLite: also the file,
- *                mode 0640; its directory must exist); on a database that
- *                has it already, the same as migrate
+ *                group mail_owner, mode 0660, in WAL mode; its directory
+ *                must exist); on a database that has it already, the same
+ *                as migrate
  *   db migrate   apply every migration newer than the schema's version,
- *                in order, logging "applied migration NNNN_name"
+ *                in order, logging "applied migration NNNN_name"; SQLite:
+ *                also put the file in WAL mode and fix the permissions of
+ *                the file, -wal, -shm and their directory (db.h)
  *   db status    print the database, its schema version, the newest this
  *                postern knows and the migrations pending
  *   db demo      load the demo data (sql/<dialect>/demo.sql) into a
@@ -163,6 +166,14 @@ static int db_migrate_cmd(struct cli_db *d, bool init)
 
 		str_free(&error);
 		return ret;
+	}
+	/* After the migrations: the write connection has put the file in WAL
+	 * mode, and -wal and -shm exist to be given to mail_owner's group. A
+	 * permission left wrong is a warning, not a failure: the schema is
+	 * there, and the message says what to run. */
+	if (db_sqlite_setup(d->cfg, &error) < 0) {
+		log_warning("%s", str_c(&error));
+		str_reset(&error);
 	}
 	if (applied == 0)
 		log_info("the schema is up to date (version %u)", state.current);

@@ -55,6 +55,7 @@
 #include "daemon/daemon.h"
 #include "daemon/pidfile.h"
 #include "daemon/privilege.h"
+#include "db/db.h"
 #include "queue/maildrop.h"
 #include "queue/queue_dir.h"
 
@@ -211,6 +212,13 @@ static void owner_setup(struct master *m)
 	if (pidfile_dir_create(config_str(m->main_cfg, "queue_directory"), m->owner_gid, &error) <
 	    0)
 		startup_fatal("%s", str_c(&error));
+	/* An SQLite database made by an older postern (root:mail_owner 0640,
+	 * rollback journal) gets WAL mode and group-writable files, so that
+	 * the daemons can repair it after a killed writer (db.c). */
+	if (db_sqlite_setup(m->main_cfg, &error) < 0) {
+		log_warning("%s", str_c(&error));
+		str_reset(&error);
+	}
 	/* Every daemon appends to maillog_file: master made it (as root) when
 	 * it opened its own log. */
 	if (maillog[0] != '\0' && chown(maillog, m->owner_uid, m->owner_gid) < 0 && errno != ENOENT)

@@ -29,6 +29,7 @@
  * (virtual_deliver.c); run as another user it delivers as that user
  * (test mode).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
@@ -319,8 +320,12 @@ static char *sqlite_write_path(struct config *cfg)
 
 /* Can the current effective identity do a static owner's work: read the
  * queue files qmgr names (queue_directory/active) and, with SQLite,
- * write quota_usage (the file, and its directory for the journal)? NULL
- * when it can, else what it cannot do (the caller frees it). */
+ * write quota_usage: the file, its -wal and -shm when they exist, and
+ * its directory (where SQLite makes them when they do not). With the
+ * permissions `postern db init` and master set (db.c: group mail_owner,
+ * group-writable, directory setgid) the static owner, who keeps
+ * mail_owner's group, can. NULL when it can, else what it cannot do (the
+ * caller frees it). */
 static char *static_owner_cannot(struct virtual_agent *va)
 {
 	char *active = xasprintf("%s/%s", queue_dir_root(va->qd), queue_name_str(QUEUE_ACTIVE));
@@ -331,18 +336,30 @@ static char *static_owner_cannot(struct virtual_agent *va)
 		why = xasprintf("read %s (mode 0750, group of mail_owner expected)", active);
 	} else if (db != NULL) {
 		char *dir = xstrdup(db), *slash = strrchr(dir, '/');
+		char *wal = xasprintf("%s-wal", db), *shm = xasprintf("%s-shm", db);
+		bool ok = faccessat(AT_FDCWD, db, R_OK | W_OK, AT_EACCESS) == 0;
 
 		if (slash != NULL)
 			*slash = '\0';
-		if (faccessat(AT_FDCWD, db, R_OK | W_OK, AT_EACCESS) < 0 ||
-		    faccessat(AT_FDCWD,
-		              slash == NULL    ? "."
-		              : dir[0] != '\0' ? dir
-		                               : "/",
-		              W_OK | X_OK, AT_EACCESS) < 0)
-			why = xasprintf("write quota_usage to the SQLite database %s (the file "
-			                "and its directory)",
-			                db);
+		for (size_t i = 0; ok && i < 2; i++) {
+			const char *side = i == 0 ? wal : shm;
+
+			ok = faccessat(AT_FDCWD, side, R_OK | W_OK, AT_EACCESS) == 0 ||
+			     errno == ENOENT;
+		}
+		if (ok)
+			ok = faccessat(AT_FDCWD,
+			               slash == NULL    ? "."
+			               : dir[0] != '\0' ? dir
+			                                : "/",
+			               W_OK | X_OK, AT_EACCESS) == 0;
+		if (!ok)
+			why = xasprintf(
+			        "write quota_usage to the SQLite database %s (the file, its "
+			        "-wal and -shm, and its directory: run postern db migrate)",
+			        db);
+		free(wal);
+		free(shm);
 		free(dir);
 	}
 	free(active);
@@ -353,9 +370,10 @@ static char *static_owner_cannot(struct virtual_agent *va)
 /* Every mailbox has one owner: become it for good (see SECURITY above),
  * keeping mail_owner's group as the one supplementary group so that the
  * queue files qmgr names stay readable (queue_dir.h: group-readable
- * queue). When that identity could not do the work (an old 0700 queue,
- * a SQLite database only root may write), keep root and the per-delivery
- * switch, and say why. */
+ * queue) and the SQLite database writable (db.c: group mail_owner, 0660).
+ * When that identity could not do the work (an old 0700 queue, a SQLite
+ * database whose directory postern could not give to mail_owner's group),
+ * keep root and the per-delivery switch, and say why. */
 static void drop_to_static_owner(struct virtual_agent *va)
 {
 	const char *uid_maps, *gid_maps, *why;

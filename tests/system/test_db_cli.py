@@ -3,7 +3,7 @@ administrator runs them, on SQLite, MariaDB and PostgreSQL.
 
 - db init / migrate / status / demo: what each prints and exits with on
   an empty database and on one that has the schema; running them twice
-  changes nothing; an SQLite file is created with mode 0640.
+  changes nothing; an SQLite file is created with mode 0660, in WAL mode.
 - domain, user and alias commands round-trip: what they store is what
   `postern domain|user|alias list` shows and what the db:NAME tables
   answer through `postern map query`; refusals (unknown domain,
@@ -114,7 +114,10 @@ def test_init_migrate_status(postern, db):
     assert "applied migration 0001_initial" in res.stderr
     if db.kind == "sqlite":
         assert f"created database file {db.dbname}" in res.stderr
-        assert stat.S_IMODE(os.stat(db.dbname).st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(db.dbname).st_mode) == 0o660
+        import sqlite3
+        with sqlite3.connect(f"file:{db.dbname}?mode=ro", uri=True) as c:
+            assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     for again in ("init", "migrate"):
         res = ok(run(again))
         assert "applied migration" not in res.stderr

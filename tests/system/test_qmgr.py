@@ -453,8 +453,9 @@ def test_only_master_keeps_root(postern_build, postern, request, kind):
     """Run as root (as CI does): smtpd, qmgr and pickup run as mail_owner
     (real, effective, saved and file-system uid), virtual with static
     maps becomes the mailbox owner for good, and only master is root.
-    With the SQLite default, whose file only root may write, virtual keeps
-    root (and the per-delivery switch) to write quota_usage, and says so.
+    With the SQLite default too: `postern db init` makes the file, its WAL
+    files and its directory group mail_owner and group-writable, so the
+    mailbox owner (who keeps that group) writes quota_usage itself.
     Local submission from an ordinary user still delivers. Run as another
     user, every service runs as that user and master says so."""
     import pwd
@@ -490,22 +491,29 @@ def test_only_master_keeps_root(postern_build, postern, request, kind):
             for pid in pids:
                 assert proc_uid(pid) == [owner.pw_uid] * 4, (name, proc_uid(pid))
         assert ms.children("virtual")
-        if kind == "sqlite":
-            ms.wait_log(f"uid {vmail_uid} gid {vmail_gid} cannot write quota_usage to the "
-                        "SQLite database")
-            for pid in ms.children("virtual"):
-                assert proc_uid(pid) == [0] * 4, ("virtual", proc_uid(pid))
         # virtual: static:UID maps, so that uid for good, set before serving.
-        else:
-            ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
-            # Every virtual process drops on its own as it starts: the
-            # log line above is the first one's.
-            wait_until(lambda: all(proc_uid(p)[0] == vmail_uid for p in ms.children("virtual")),
-                       timeout=20, what="every virtual process to become the mailbox owner")
-        for pid in ms.children("virtual") if kind != "sqlite" else []:
+        ms.wait_log("for good: virtual_uid_maps and virtual_gid_maps are static")
+        # Every virtual process drops on its own as it starts: the log line
+        # above is the first one's.
+        wait_until(lambda: all(proc_uid(p)[0] == vmail_uid for p in ms.children("virtual")),
+                   timeout=20, what="every virtual process to become the mailbox owner")
+        assert "cannot write quota_usage" not in ms.log()
+        for pid in ms.children("virtual"):
             assert proc_uid(pid) == [vmail_uid] * 4, ("virtual", proc_uid(pid))
             assert proc_gid(pid) == [vmail_gid] * 4, ("virtual", proc_gid(pid))
             assert proc_groups(pid) == sorted({vmail_gid, owner.pw_gid}), proc_groups(pid)
+        if kind == "sqlite":
+            # The permission model of lib/db/db.c: WAL mode, the file and its
+            # WAL files root:mail_owner 0660, the directory setgid to the group.
+            db = ms.sd.main["database"][len("sqlite:"):]
+            for path in (db, db + "-wal", db + "-shm"):
+                st = os.stat(path)
+                assert (st.st_gid, st.st_mode & 0o7777) == (owner.pw_gid, 0o660), path
+            st = os.stat(os.path.dirname(db))
+            assert st.st_gid == owner.pw_gid and st.st_mode & 0o2070 == 0o2070
+            import sqlite3
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         # The queue and the sockets belong to mail_owner; maildrop/ is
         # mail_owner:postdrop 1730.
         for sub in ("incoming", "active", "deferred", "private", "public", "maildrop"):
@@ -515,6 +523,16 @@ def test_only_master_keeps_root(postern_build, postern, request, kind):
         assert st.st_gid == grp.getgrnam("postdrop").gr_gid
         ms.send("sender@client.example", ["alice@example.com"], body("owned"))
         ms.wait_maildir("example.com/alice/", 1)
+        if kind == "sqlite":
+            # The mailbox owner, not root, wrote alice's quota_usage row.
+            import sqlite3
+
+            def alice_usage():
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                    return c.execute("SELECT messages FROM quota_usage WHERE username = ?",
+                                     ("alice@example.com",)).fetchall()
+            wait_until(lambda: alice_usage() == [(1,)], timeout=20,
+                       what="alice's quota_usage row")
         if server is not None:
             # The mailbox owner, not root, wrote alice's quota_usage row.
             dbname = ms.sd.main["database"].rsplit("/", 1)[1]

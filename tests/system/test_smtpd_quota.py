@@ -203,13 +203,21 @@ def test_over_quota_rcpt(kind, postern_build, postern, request):
 
 
 class StoppableSqlite:
-    """SQLite "stopped": the file emptied under smtpd, then put back."""
+    """SQLite "stopped": the file emptied under smtpd, then put back. The
+    database is in WAL mode: its pages are first all moved into the file
+    (and the WAL emptied), or smtpd would go on reading them from there."""
 
     def __init__(self, path):
         self.path = path
         self.saved = None
 
     def stop(self):
+        import sqlite3
+        c = sqlite3.connect(self.path)
+        try:
+            assert c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        finally:
+            c.close()
         with open(self.path, "rb") as f:
             self.saved = f.read()
         with open(self.path, "wb"):

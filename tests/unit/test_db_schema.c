@@ -83,7 +83,7 @@ static void test_migrate_sqlite(void **state)
 	umask(old_umask);
 	assert_true(created);
 	assert_int_equal(stat(db.db_path, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_mode & 07777, 0660);
 
 	/* an empty database: status says so, migrate refuses, demo refuses */
 	assert_int_equal(db_schema_state_get(db.conn, &st, &error), SQL_OK);

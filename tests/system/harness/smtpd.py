@@ -79,8 +79,13 @@ class Smtpd:
         os.makedirs(self.confdir)
 
     def sqlite_db(self, postern):
-        """Create a SQLite database with the demo data; point main.cf at it."""
-        path = os.path.join(self.tmpdir, "postern.sqlite")
+        """Create a SQLite database with the demo data; point main.cf at it.
+        It lives in data_directory, as installed: `postern db init` gives
+        that directory to mail_owner's group (readers repair the WAL)."""
+        data = os.path.join(self.tmpdir, "data")
+        os.makedirs(data, exist_ok=True)
+        path = os.path.join(data, "postern.sqlite")
+        self.main["data_directory"] = data
         self.main["database"] = f"sqlite:{path}"
         self.write_config()
         for cmd in (["db", "init"], ["db", "demo"]):
