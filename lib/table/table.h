@@ -26,6 +26,7 @@
 #include "base/str.h"
 
 struct config;
+struct table_cache;
 
 enum table_status {
 	TABLE_FOUND,
@@ -60,6 +61,10 @@ void table_result_reset(struct table_result *r);
 struct table_open_context {
 	struct config *cfg;
 	const char *config_dir; /* relative table paths are resolved here */
+	/* maps.h only: look remote tables up through this cache
+	 * (table_cache_lookup_fresh: graceful during an outage); NULL: none.
+	 * Not owned; must outlive the maps. */
+	struct table_cache *cache;
 };
 
 struct table;

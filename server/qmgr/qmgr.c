@@ -126,6 +126,18 @@ static void on_incoming(evutil_socket_t fd, short what, void *arg)
 	scan_incoming(arg);
 }
 
+void qmgr_schedule_lookup_retry(struct qmgr *q, time_t delay)
+{
+	struct timeval tv = {.tv_sec = delay + 1, .tv_usec = 0};
+
+	/* One pending scan covers every deferral made before it fires (they
+	 * are all due by then or sooner); the next one is set by the
+	 * deferrals of that round. The extra second: the deferred scan takes
+	 * files whose mtime has passed. */
+	if (!q->stopping && !evtimer_pending(q->lookup_retry_ev, NULL))
+		evtimer_add(q->lookup_retry_ev, &tv);
+}
+
 void qmgr_schedule_incoming_scan(struct qmgr *q)
 {
 	if (may_take(q))
@@ -310,6 +322,7 @@ static void qmgr_init(struct event_server *es, void *ctx)
 	tv.tv_usec = 0;
 	event_add(q->incoming_timer, &tv);
 	q->deferred_timer = event_new(q->base, -1, EV_PERSIST, on_deferred_timer, q);
+	q->lookup_retry_ev = evtimer_new(q->base, on_deferred_timer, q);
 	tv.tv_sec = (time_t)config_time(q->cfg, "queue_run_delay");
 	if (tv.tv_sec < 1)
 		tv.tv_sec = 1;
@@ -346,6 +359,7 @@ static void qmgr_finish(struct event_server *es, void *ctx)
 	event_free(q->incoming_ev);
 	event_free(q->incoming_timer);
 	event_free(q->deferred_timer);
+	event_free(q->lookup_retry_ev);
 	event_free(q->lock_timer);
 	if (q->drain_timer != NULL)
 		event_free(q->drain_timer);

@@ -258,6 +258,7 @@ void qmgr_message_resolved(struct qmgr_msg *msg, size_t rcpt, struct resolve_res
 
 	r->resolved = true;
 	if (res->status == RESOLVE_TEMPFAIL) {
+		r->lookup_failed = true;
 		settle_own(msg, rcpt, QMGR_DEFERRED, &dsn_tempfail, str_c(&res->error));
 		return;
 	}
@@ -479,7 +480,7 @@ static void complete(struct qmgr_msg *msg)
 	struct qmgr *q = msg->q;
 	struct queue_file *qf = NULL;
 	enum queue_name where;
-	time_t now = time(NULL), next = 0;
+	time_t now = time(NULL), next = 0, lookup_delay = 0;
 	time_t lifetime = msg->sender[0] == '\0' ? q->bounce_lifetime : q->queue_lifetime;
 	bool all_final = true;
 	str_t path, error;
@@ -524,6 +525,21 @@ static void complete(struct qmgr_msg *msg)
 			all_final = false;
 			r->status.state = QUEUE_RCPT_DEFERRED;
 			r->status.next_retry = backoff(q, msg, now);
+			/* Why a lookup failure waits less: the message itself is
+			 * fine, only the database did not answer (down, hung,
+			 * restarting). Backing off for hours, as for a remote
+			 * server that refuses, would hold mail for known users
+			 * long after the database is back; retrying soon costs a
+			 * resolution that the table cache answers (known keys)
+			 * or that fails at once. So: the lesser of
+			 * minimal_backoff_time and QMGR_LOOKUP_RETRY, with a
+			 * deferred scan scheduled for it. */
+			if (r->lookup_failed) {
+				lookup_delay = q->min_backoff < QMGR_LOOKUP_RETRY
+				                       ? q->min_backoff
+				                       : QMGR_LOOKUP_RETRY;
+				r->status.next_retry = now + lookup_delay;
+			}
 			qmgr_rcpt_defer_reason(r, &(const char *){NULL}, &r->status.dsn);
 			log_pending(msg, r, now);
 			if (next == 0 || r->status.next_retry < next)
@@ -561,6 +577,8 @@ static void complete(struct qmgr_msg *msg)
 		    queue_dir_move_flags(q->qd, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED,
 		                         QUEUE_MOVE_NOSYNC, &error) < 0)
 			log_warning("%s: %s", msg->id, str_c(&error));
+		if (lookup_delay > 0)
+			qmgr_schedule_lookup_retry(q, lookup_delay);
 	}
 out:
 	str_free(&path);
