@@ -49,6 +49,10 @@ struct table_result {
 	enum table_status status;
 	str_t value; /* TABLE_FOUND: the value (several results joined by ",") */
 	str_t error; /* TABLE_TEMPFAIL: why, naming the table and the server */
+	/* The cache's last known answer, given because the backend failed
+	 * (error: why). A stale TABLE_NOTFOUND is no proof: a caller must
+	 * not refuse or bounce on it (table_cache.h). */
+	bool stale;
 };
 
 void table_result_init(struct table_result *r);

@@ -7,7 +7,7 @@
  * least-recently-used order for eviction; one mutex guards both.
  *
  * While a table's backend fails, the cache remembers it (outages, by
- * spec) and answers keys it knows at once for TABLE_CACHE_RETRY_MS
+ * backend: outage_key()) and answers its keys at once for TABLE_CACHE_RETRY_MS
  * before letting one lookup try the backend again: a hung server (one
  * that accepts connections and never answers) then costs one timeout per
  * retry interval, not one per lookup.
@@ -228,16 +228,20 @@ uint64_t table_cache_stale_negatives(void)
 	return stale_negatives;
 }
 
-/* Serve e in place of a failed backend (lock held): a found answer as
- * it is; a "not found" only when negatives is true (counted in
- * stale_negatives), else r becomes a temporary failure. Returns false
- * when r was left a temporary failure. */
+/* Serve e in place of a failed backend (lock held), marked stale
+ * (r->error keeps the backend's reason): a found answer as it is; a "not
+ * found" only when negatives is true (counted in stale_negatives), else
+ * r stays a temporary failure. Returns false when r was left a
+ * temporary failure. */
 static bool serve_stale(struct table_cache *c, struct cache_entry *e, const char *spec,
                         const char *key, bool negatives, struct table_result *r)
 {
-	/* Why not a stale "not found": it would become 550 "User unknown" or
-	 * a bounce for a mailbox made since; the backend cannot confirm it,
-	 * so it is a temporary failure for whoever decides from it alone. */
+	str_t why_copy;
+
+	/* Why a stale "not found" only when asked for: it would become 550
+	 * "User unknown" or a bounce for a mailbox made since; the backend
+	 * cannot confirm it, so only a caller that knows it is stale (and
+	 * refuses nothing on it alone) may have it. */
 	if (e->status == TABLE_NOTFOUND && !negatives)
 		return false;
 	/* Why log once per outage: during an outage every lookup of a busy
@@ -256,7 +260,12 @@ static bool serve_stale(struct table_cache *c, struct cache_entry *e, const char
 	}
 	if (e->status == TABLE_NOTFOUND)
 		stale_negatives++;
+	str_init(&why_copy);
+	str_set(&why_copy, r->error.len > 0 ? str_c(&r->error) : "temporary lookup failure");
 	copy_answer(e, r);
+	str_set(&r->error, str_c(&why_copy));
+	str_free(&why_copy);
+	r->stale = true;
 	lru_unlink(c, e);
 	lru_push_front(c, e);
 	c->stats.stale_served++;
@@ -288,9 +297,17 @@ static struct cache_entry *find_entry(struct table_cache *c, const char *hkey, u
  * (lock held)? When it is due, the caller becomes the one that tries: the
  * next try is pushed TABLE_CACHE_RETRY_MS on, so that one lookup at a
  * time waits for a hung backend's timeout, not every lookup. */
+/* What an outage is noted for: the backend behind spec. Every db: table
+ * asks the same database, so one failure stands for all of them (else a
+ * hung server costs one timeout per db: table per interval). */
+static const char *outage_key(const char *spec)
+{
+	return strncmp(spec, "db:", 3) == 0 ? "db:" : spec;
+}
+
 static bool outage_holds(struct table_cache *c, const char *spec, uint64_t now)
 {
-	struct cache_outage *o = hash_get(c->outages, spec);
+	struct cache_outage *o = hash_get(c->outages, outage_key(spec));
 
 	if (o == NULL)
 		return false;
@@ -320,14 +337,17 @@ static bool cache_get(struct table_cache *c, const char *spec, const char *key, 
 		lru_push_front(c, e);
 		c->stats.hits++;
 		served = true;
-	} else if (e != NULL && (e->status == TABLE_FOUND || negatives) &&
-	           hash_count(c->outages) > 0 && outage_holds(c, spec, now)) {
+	} else if (hash_count(c->outages) > 0 && outage_holds(c, spec, now)) {
 		/* The backend failed moments ago: answer from the grace
-		 * period at once rather than wait for its timeout again. */
+		 * period at once rather than wait for its timeout again; a
+		 * key without one is a temporary failure at once, for the
+		 * same reason (a hung server must not hold every lookup). */
 		table_result_reset(r);
 		r->status = TABLE_TEMPFAIL;
 		str_appendf(&r->error, "%s: backend unavailable (recent failure)", spec);
-		served = serve_stale(c, e, spec, key, negatives, r);
+		if (e == NULL || !serve_stale(c, e, spec, key, negatives, r))
+			c->stats.misses++;
+		served = true;
 	} else {
 		c->stats.misses++;
 	}
@@ -339,7 +359,7 @@ static bool cache_get(struct table_cache *c, const char *spec, const char *key, 
 bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
                      struct table_result *r)
 {
-	return cache_get(c, spec, key, true, false, r);
+	return cache_get(c, spec, key, true, true, r);
 }
 
 /* Store a found/not-found answer as the fresh one (lock held). */
@@ -372,8 +392,10 @@ static void store_answer(struct table_cache *c, char *hkey, const struct table_r
 /* Note spec's backend as failing (now) or answering (lock held). */
 static void outage_note(struct table_cache *c, const char *spec, bool failing, uint64_t now)
 {
-	struct cache_outage *o = hash_get(c->outages, spec);
+	struct cache_outage *o;
 
+	spec = outage_key(spec);
+	o = hash_get(c->outages, spec);
 	if (!failing) {
 		if (o != NULL)
 			hash_delete(c->outages, spec);
@@ -416,7 +438,7 @@ static void cache_update(struct table_cache *c, const char *spec, const char *ke
 void table_cache_update(struct table_cache *c, const char *spec, const char *key,
                         struct table_result *r)
 {
-	cache_update(c, spec, key, false, r);
+	cache_update(c, spec, key, true, r);
 }
 
 void table_cache_lookup(struct table_cache *c, const char *spec, const char *key,

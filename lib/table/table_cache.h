@@ -18,16 +18,19 @@
  *     and again in the next outage once the backend has answered in
  *     between. A key with no answer younger than the grace time stays a
  *     temporary failure.
- *   - A stale "not found" is never served to table_cache_get() and
- *     table_cache_update() callers (the event-driven daemons, whose
- *     "not found" becomes 550 "User unknown"): during an outage it is a
- *     temporary failure. table_cache_lookup_fresh() callers (resolve.c)
- *     get it, counted per thread (table_cache_stale_negatives()), and
- *     must not turn it into a permanent failure.
- *   - After a temporary failure of a table, keys with an answer in the
- *     grace period are answered from the cache without asking that
- *     table for TABLE_CACHE_RETRY_MS; then one lookup tries it again. A
- *     found or not-found answer from it ends the outage.
+ *   - Every answer served in place of a failed backend is marked
+ *     (table_result.stale, error: the backend's reason). A stale "not
+ *     found" is no proof (a mailbox may have been made since): its
+ *     callers go on with it (an address that is no alias may still be a
+ *     mailbox) but never turn it into a refusal or a bounce: smtpd's
+ *     restrictions make such a 5xx a 451 (restrict.c), resolve.c a
+ *     4.3.0 deferral (table_cache_lookup_fresh() counts them per thread:
+ *     table_cache_stale_negatives()).
+ *   - After a temporary failure of a table, its keys are answered
+ *     without asking it for TABLE_CACHE_RETRY_MS: from the grace period,
+ *     or as a temporary failure at once; then one lookup tries it again
+ *     (so a hung server costs one timeout per interval, not one per
+ *     lookup). A found or not-found answer from it ends the outage.
  *   - At most size entries are kept (table_cache_size); the least recently
  *     used one is evicted first. size 0 turns the cache (and grace) off.
  *
@@ -82,8 +85,9 @@ bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
  * table_cache_get() miss. TABLE_FOUND and TABLE_NOTFOUND are stored as the
  * fresh answer (ending an outage for that key). TABLE_TEMPFAIL is not
  * stored: when an answer younger than the grace time is known, r is
- * replaced by it (and the warning above logged once per outage); else r
- * stays a temporary failure. */
+ * replaced by it, marked stale (and the warning above logged once per
+ * outage); else r stays a temporary failure. During a known outage
+ * table_cache_get() serves such answers too, marked stale. */
 void table_cache_update(struct table_cache *c, const char *spec, const char *key,
                         struct table_result *r);
 

@@ -115,6 +115,7 @@ struct qmgr {
 	struct event *incoming_ev; /* scan incoming soon */
 	struct event *deferred_timer;
 	struct event *lookup_retry_ev; /* a deferred scan for lookup failures */
+	time_t lookup_retry_until; /* the latest lookup deferral is due then */
 	struct event *incoming_timer;
 	bool incoming_cut; /* a scan stopped at the active limit */
 	bool stopping;

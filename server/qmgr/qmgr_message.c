@@ -38,6 +38,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
 #include "queue/queue_log.h"
 #include "qmgr.h"
@@ -313,6 +314,11 @@ void qmgr_final_done(struct qmgr_final *f)
 	struct qmgr_msg *msg = f->msg;
 	struct qmgr_rcpt *r = &msg->rcpts[f->rcpt];
 
+	/* A delivery agent's table that could not answer is a lookup
+	 * failure like the resolver's: retried soon (complete()). */
+	if (f->outcome == QMGR_DEFERRED && f->reason != NULL &&
+	    strncmp(f->reason, DELIVERY_LOOKUP_PROBLEM, strlen(DELIVERY_LOOKUP_PROBLEM)) == 0)
+		r->lookup_failed = true;
 	switch (f->outcome) {
 	case QMGR_SENT:
 		msg->q->delivered++;

@@ -112,7 +112,7 @@ static void fx_start(struct fx *f, const char *extra)
 	char *text = xasprintf("%s%s", base_cf, extra != NULL ? extra : "");
 	char *cf = subst_dir(text, f->dir);
 	strv_t errors = STRV_INIT;
-	struct table_open_context ctx;
+	struct table_open_context ctx = {0};
 	str_t error;
 
 	free(text);
