@@ -15,7 +15,8 @@
  *
  * With -q it is instead a long-running lookup client for system tests:
  * it reads one key per line on standard input and prints one line per
- * answer, "KEY<TAB>FOUND<TAB>VALUE", "KEY<TAB>NOTFOUND" or
+ * answer, "KEY<TAB>FOUND<TAB>VALUE", "KEY<TAB>NOTFOUND" ("KEY<TAB>NOTFOUND
+ * <TAB>stale" from the cache during an outage: table_result.stale) or
  * "KEY<TAB>TEMPFAIL<TAB>WHY", through the same pool and cache, so that
  * cache behaviour across a database outage can be watched from outside.
  *
@@ -416,7 +417,7 @@ static void print_answer(const char *key, const struct table_result *r)
 		printf("%s\tFOUND\t%s\n", key, str_c(&r->value));
 		break;
 	case TABLE_NOTFOUND:
-		printf("%s\tNOTFOUND\n", key);
+		printf("%s\tNOTFOUND%s\n", key, r->stale ? "\tstale" : "");
 		break;
 	case TABLE_TEMPFAIL:
 		printf("%s\tTEMPFAIL\t%s\n", key, str_c(&r->error));

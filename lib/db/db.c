@@ -195,8 +195,18 @@ int db_settings(struct config *cfg, enum db_access access, struct sql_settings *
 	if (ret < 0)
 		return -1;
 	if (s->type != SQL_SQLITE) {
-		s->connect_timeout = DB_CONNECT_TIMEOUT;
-		s->query_timeout = DB_QUERY_TIMEOUT;
+		uint64_t ct, qt;
+
+		/* Why short: a lookup waits this long when the server hangs
+		 * (stopped, network gone); smtpd's RCPT and qmgr wait with
+		 * it, while the table cache could answer. */
+		if (config_get_time(cfg, "database_connect_timeout", &ct, &why) < 0 ||
+		    config_get_time(cfg, "database_query_timeout", &qt, &why) < 0) {
+			str_append(error, why);
+			return -1;
+		}
+		s->connect_timeout = ct > 0 && ct < DB_TIMEOUT_MAX ? (unsigned)ct : DB_TIMEOUT_MAX;
+		s->query_timeout = qt < DB_TIMEOUT_MAX ? (unsigned)qt : DB_TIMEOUT_MAX;
 	} else {
 		s->sqlite_wal = true;
 		s->readonly = access == DB_ACCESS_READ;

@@ -35,9 +35,10 @@
 struct config;
 
 /* Seconds allowed to connect to a MariaDB/PostgreSQL server, and for one
- * query to answer, before the lookup is a temporary failure. */
-#define DB_CONNECT_TIMEOUT 10
-#define DB_QUERY_TIMEOUT 30
+ * query to answer, before the lookup is a temporary failure: the
+ * parameters database_connect_timeout and database_query_timeout, at
+ * most DB_TIMEOUT_MAX (0 connect: the most). */
+#define DB_TIMEOUT_MAX 3600
 
 /* Largest database_password_file read. */
 #define DB_PASSWORD_FILE_MAX 4096
@@ -75,7 +76,7 @@ enum {
 /* The settings of postern's database for access from cfg: the DSN
  * parameter of db_access_params(access) parsed by sql_dsn_parse, the
  * password read from its password file (when set, and not for sqlite),
- * and DB_CONNECT_TIMEOUT/DB_QUERY_TIMEOUT. -1 with a message naming the
+ * and database_connect_timeout/database_query_timeout. -1 with a message naming the
  * parameter or file on error; s is then empty. The caller frees s with
  * sql_settings_free. */
 int db_settings(struct config *cfg, enum db_access access, struct sql_settings *s, str_t *error);

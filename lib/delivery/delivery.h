@@ -93,6 +93,10 @@
 /* Values of action=. */
 #define DELIVERY_ACTION_SENT "sent"
 #define DELIVERY_ACTION_DEFERRED "deferred"
+/* How a deferral's reason starts when a table could not answer (the
+ * database is down): qmgr then retries soon (QMGR_LOOKUP_RETRY), not
+ * after the usual backoff. Postfix's wording. */
+#define DELIVERY_LOOKUP_PROBLEM "table lookup problem"
 #define DELIVERY_ACTION_BOUNCED "bounced"
 
 #endif

@@ -17,12 +17,14 @@
 #include "base/strv.h"
 #include "conf/config.h"
 #include "table/maps.h"
+#include "table/table_cache.h"
 
 struct mailbox_lookup {
 	struct config *cfg;
 	char *delimiters;
 	struct maps *mailbox_maps;
 	struct table *quota; /* db:quota, when virtual_mailbox_maps names db:mailboxes */
+	struct table_cache *cache; /* not owned; NULL: none */
 };
 
 void mailbox_info_init(struct mailbox_info *info)
@@ -46,13 +48,21 @@ void mailbox_info_free(struct mailbox_info *info)
 int mailbox_lookup_open(struct config *cfg, const char *config_dir, struct mailbox_lookup **ml_r,
                         str_t *error)
 {
-	struct table_open_context tctx = {.cfg = cfg, .config_dir = config_dir};
+	return mailbox_lookup_open_cached(cfg, config_dir, NULL, ml_r, error);
+}
+
+int mailbox_lookup_open_cached(struct config *cfg, const char *config_dir,
+                               struct table_cache *cache, struct mailbox_lookup **ml_r,
+                               str_t *error)
+{
+	struct table_open_context tctx = {.cfg = cfg, .config_dir = config_dir, .cache = cache};
 	struct mailbox_lookup *ml = xcalloc(1, sizeof(*ml));
 	const strv_t *list;
 	const char *delim, *maps, *why;
 
 	*ml_r = NULL;
 	ml->cfg = cfg;
+	ml->cache = cache;
 	if (config_expand(cfg, "recipient_delimiter", &delim, &why) < 0 ||
 	    config_expand(cfg, "virtual_mailbox_maps", &maps, &why) < 0 ||
 	    config_get_list(cfg, "virtual_mailbox_maps", &list, &why) < 0) {
@@ -142,7 +152,7 @@ enum table_status mailbox_lookup(struct mailbox_lookup *ml, const char *address,
 		 * key. */
 		const char *key = info->key;
 
-		table_lookup(ml->quota, key, &tr);
+		table_cache_lookup_fresh(ml->cache, ml->quota, key, &tr);
 		if (tr.status == TABLE_TEMPFAIL) {
 			str_appendf(&info->error, "%s: %s", ml->quota->spec, str_c(&tr.error));
 			info->status = TABLE_TEMPFAIL;

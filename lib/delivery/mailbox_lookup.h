@@ -26,6 +26,7 @@
 
 struct config;
 struct mailbox_lookup;
+struct table_cache;
 
 /* The answer for one address; the caller owns it (init once, free once;
  * mailbox_lookup() resets it). */
@@ -51,6 +52,14 @@ void mailbox_info_free(struct mailbox_info *info);
  * in error (appended). */
 int mailbox_lookup_open(struct config *cfg, const char *config_dir, struct mailbox_lookup **ml_r,
                         str_t *error);
+/* The same, with the remote tables looked up through cache
+ * (table_cache_lookup_fresh(): the last known answer stands in while the
+ * database fails, stale "not found" included, so the caller must not
+ * refuse or bounce on it; see table_cache_stale_negatives()). cache may
+ * be NULL; not owned, must outlive the handle. */
+int mailbox_lookup_open_cached(struct config *cfg, const char *config_dir,
+                               struct table_cache *cache, struct mailbox_lookup **ml_r,
+                               str_t *error);
 /* Close the tables; *mlp set to NULL; no-op on NULL. */
 void mailbox_lookup_close(struct mailbox_lookup **mlp);
 

@@ -35,6 +35,7 @@
 #include "delivery/resolve.h"
 #include "table/maps.h"
 #include "table/table.h"
+#include "table/table_cache.h"
 
 /* A domain list (domain_list.h) with its tables opened: tables[i] for a
  * table element, NULL for a domain. */
@@ -53,6 +54,7 @@ struct resolve_ctx {
 	struct mailbox_lookup *mailbox; /* virtual_mailbox_maps and db:quota */
 	struct maps *transport_maps;
 	struct dom_list mydestination, alias_domains, mailbox_domains, relay_domains;
+	struct table_cache *cache; /* the process's (table_cache_process()); may be NULL */
 };
 
 /* The state of one resolve_recipient() call. */
@@ -178,15 +180,17 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	if (config_expand(cfg, "recipient_delimiter", &delim, &why) < 0 ||
 	    config_get_list(cfg, "propagate_unmatched_extensions", &propagate_list, &why) < 0 ||
 	    config_get_int(cfg, "virtual_alias_recursion_limit", &ctx->recursion_limit, &why) < 0 ||
-	    config_get_int(cfg, "virtual_alias_expansion_limit", &ctx->expansion_limit, &why) < 0) {
+	    config_get_int(cfg, "virtual_alias_expansion_limit", &ctx->expansion_limit, &why) < 0 ||
+	    table_cache_process(cfg, &ctx->cache, &why) < 0) {
 		str_append(error, why);
 		resolve_close(&ctx);
 		return -1;
 	}
 	ctx->delimiters = xstrdup(delim);
 	ctx->propagate_virtual = strv_find(propagate_list, "virtual") >= 0;
+	tctx.cache = ctx->cache;
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
-	    mailbox_lookup_open(cfg, config_dir, &ctx->mailbox, error) < 0 ||
+	    mailbox_lookup_open_cached(cfg, config_dir, ctx->cache, &ctx->mailbox, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
 	    dom_list_load(ctx, "mydestination", &tctx, &ctx->mydestination, error) < 0 ||
 	    dom_list_load(ctx, "virtual_alias_domains", &tctx, &ctx->alias_domains, error) < 0 ||
@@ -213,6 +217,7 @@ void resolve_close(struct resolve_ctx **ctxp)
 	dom_list_free(&ctx->alias_domains);
 	dom_list_free(&ctx->mailbox_domains);
 	dom_list_free(&ctx->relay_domains);
+	table_cache_release(&ctx->cache);
 	free(ctx->delimiters);
 	free(ctx);
 	*ctxp = NULL;
@@ -678,11 +683,32 @@ enum resolve_status resolve_recipient(struct resolve_ctx *ctx, const char *addre
                                       struct resolve_result *r)
 {
 	struct run run = {.ctx = ctx, .r = r, .seen = STRV_INIT, .top = address, .pending = 1};
+	uint64_t stale_before = table_cache_stale_negatives();
 
 	resolve_result_free(r);
 	resolve_result_init(r);
 	(void)seen_before(&run, address);
 	(void)expand(&run, address, 0);
 	strv_free(&run.seen);
+	/* Why a refusal becomes a deferral here: while the database is down,
+	 * the cache stands in with its last answers, "not found" included
+	 * (an address that is no alias is still a mailbox). A final address
+	 * found undeliverable, or an expansion to nothing, may then rest on
+	 * a "not found" older than a mailbox made since: only the database
+	 * can say, so the mail waits for it (4.3.0), never bounces. */
+	if (r->status != RESOLVE_TEMPFAIL && table_cache_stale_negatives() != stale_before) {
+		bool refused = r->nfinals == 0;
+
+		for (size_t i = 0; i < r->nfinals; i++)
+			refused = refused || !r->finals[i].deliverable;
+		if (refused) {
+			r->status = RESOLVE_TEMPFAIL;
+			str_reset(&r->error);
+			str_appendf(&r->error,
+			            "cannot resolve %s: a table is unavailable and its cached "
+			            "answer is not found",
+			            address);
+		}
+	}
 	return r->status;
 }

@@ -479,6 +479,12 @@ int ev_lookup(struct eval *ev, const char *spec, const char *key, const char **v
 			*value_r = m->value != NULL ? m->value : "";
 		if (error_r != NULL)
 			*error_r = m->error != NULL ? m->error : "";
+		if (m->status == TABLE_NOTFOUND && m->stale) {
+			if (ev->stale_negatives++ == 0)
+				ev->stale_why =
+				        xasprintf("%s: cached \"not found\" for %s: %s", spec, key,
+				                  m->error != NULL ? m->error : "");
+		}
 		return m->status;
 	}
 	if (ev->p->want_spec == NULL) {
@@ -533,6 +539,13 @@ enum rr ev_reject(struct eval *ev, int code, const char *dsn, const char *fmt, .
 		str_free(&text);
 		ev->warn_if_reject = false;
 		return RR_DUNNO;
+	}
+	if (code >= 500 && ev->stale_negatives > 0) {
+		/* Why no 5xx: it rests on a "not found" the database could not
+		 * confirm (it is down; the cache's answer may be older than a
+		 * mailbox made since). The client retries; the database decides. */
+		str_free(&text);
+		return ev_tempfail(ev, ev->reply_name != NULL ? ev->reply_name : "", ev->stale_why);
 	}
 	if (code >= 500 && ev->defer_if_reject) {
 		/* DEFER_IF_REJECT: a later reject becomes the deferral recorded. */
@@ -911,11 +924,13 @@ static int dns_spec_type(const char *spec)
 }
 
 /* Memoise the answer to the wanted lookup. */
-static void memo_put(struct restrict_pending *p, int status, const char *value, const char *error)
+static void memo_put(struct restrict_pending *p, int status, const char *value, const char *error,
+                     bool stale)
 {
 	struct memo *m = xcalloc(1, sizeof(*m));
 	char *mk = memo_key(p->want_spec, p->want_key);
 
+	m->stale = stale;
 	m->status = status;
 	m->value = xstrdup(value);
 	m->error = xstrdup(error);
@@ -955,7 +970,7 @@ static void advance(struct restrict_pending *p)
 		}
 		if (type != 0) {
 			/* No resolver: the answer is a temporary failure, now. */
-			memo_put(p, TABLE_TEMPFAIL, "", "no DNS resolver in this process");
+			memo_put(p, TABLE_TEMPFAIL, "", "no DNS resolver in this process", false);
 			again = true;
 			goto out;
 		}
@@ -988,6 +1003,7 @@ out:
 	str_free(&ev.dir_reply);
 	restrict_actions_free(&ev.acts);
 	strv_free(&ev.logs);
+	free(ev.stale_why);
 	if (again)
 		advance(p);
 }
@@ -1008,7 +1024,7 @@ static void on_answer(const struct table_result *r, void *ctx)
 		deliver(p);
 		return;
 	}
-	memo_put(p, r->status, str_c(&r->value), str_c(&r->error));
+	memo_put(p, r->status, str_c(&r->value), str_c(&r->error), r->stale);
 	advance(p);
 	if (p->finished)
 		deliver(p);
@@ -1026,11 +1042,11 @@ static void on_dns_answer(const struct dns_answer *a, void *ctx)
 		if (a->rr[i].data[0] == '\0')
 			value = a->n == 1 && a->rr[i].pref == 0 ? "nullmx" : "invalid";
 	if (a->status == DNS_OK)
-		memo_put(p, TABLE_FOUND, value, "");
+		memo_put(p, TABLE_FOUND, value, "", false);
 	else if (a->status == DNS_NOTFOUND)
-		memo_put(p, TABLE_NOTFOUND, a->nxdomain ? "nxdomain" : "", "");
+		memo_put(p, TABLE_NOTFOUND, a->nxdomain ? "nxdomain" : "", "", false);
 	else
-		memo_put(p, TABLE_TEMPFAIL, "", a->why);
+		memo_put(p, TABLE_TEMPFAIL, "", a->why, false);
 	advance(p);
 	if (p->finished)
 		deliver(p);

@@ -650,6 +650,7 @@ enum rr restrict_unlisted(struct eval *ev, bool sender)
 	struct address_resolved res;
 	char *resolved;
 	int rc, c, found = 0;
+	bool alias_failed = false;
 
 	if (addr == NULL || addr[0] == '\0')
 		return RR_DUNNO;
@@ -679,8 +680,17 @@ enum rr restrict_unlisted(struct eval *ev, bool sender)
 			return ev_tempfail(ev, addr, ev->tempfail_why);
 		return RR_DUNNO;
 	}
-	/* Postfix check_rcpt_maps(): an alias makes any address valid. */
+	/* Postfix check_rcpt_maps(): an alias makes any address valid.
+	 * Why go on after an alias table's temporary failure: a mailbox
+	 * makes the address valid whatever that table would say, and
+	 * during a database outage the table cache may answer the mailbox
+	 * (a stale "not found" of the alias is never served: it is the
+	 * failure). Only when nothing is found does the failure stand. */
 	found = maps_addr(ev, &e->alias_maps, resolved, c == C_LOCAL);
+	if (found == R_TEMPFAIL) {
+		alias_failed = true;
+		found = 0;
+	}
 	if (found == 0 && c == C_LOCAL)
 		found = maps_addr(ev, &e->local_recipient_maps, resolved, true);
 	if (found == 0 && c == C_VIRTUAL)
@@ -694,7 +704,7 @@ enum rr restrict_unlisted(struct eval *ev, bool sender)
 	free(resolved);
 	if (found == R_PENDING)
 		return RR_STOP;
-	if (found == R_TEMPFAIL)
+	if (found == R_TEMPFAIL || (found == 0 && alias_failed))
 		return ev_tempfail(ev, addr, ev->tempfail_why);
 	if (found == 1)
 		return RR_DUNNO;

@@ -119,7 +119,8 @@ struct restrict_session {
 struct memo {
 	int status; /* enum table_status */
 	char *value;
-	char *error;
+	char *error; /* TEMPFAIL, or a stale answer: why */
+	bool stale; /* the table cache's last known answer (table_result.stale) */
 };
 
 struct restrict_pending {
@@ -167,6 +168,11 @@ struct eval {
 	const char *reply_class;
 	const char *namaddr; /* "name[addr]" of the client */
 	const char *tempfail_why; /* a domain list lookup failed: why */
+	/* Stale "not found" answers this evaluation went on with (the
+	 * database was down): a 5xx resting on them becomes a 451
+	 * (ev_reject()). stale_why: the first one's spec, key and reason. */
+	unsigned stale_negatives;
+	char *stale_why;
 	struct restrict_actions acts;
 	strv_t logs; /* "warn: ..." lines, logged when the check completes */
 };

@@ -14,10 +14,12 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "table/table_cache.h"
 #include "table/table_file.h"
 
 struct maps {
 	char *title;
+	struct table_cache *cache; /* not owned; NULL: none */
 	struct table **tables;
 	size_t n;
 };
@@ -42,6 +44,7 @@ struct maps *maps_open_list(const char *title, const strv_t *specs,
 	struct maps *m = xcalloc(1, sizeof(*m));
 
 	m->title = xstrdup(title);
+	m->cache = ctx != NULL ? ctx->cache : NULL;
 	m->tables = xcalloc(specs->n + 1, sizeof(*m->tables));
 	for (size_t i = 0; i < specs->n; i++) {
 		str_t why;
@@ -131,7 +134,7 @@ enum table_status maps_lookup(struct maps *m, const char *key, unsigned need_fla
 
 		if (need_flags != 0 && (t->flags & need_flags) == 0)
 			continue;
-		table_lookup(t, key, r);
+		table_cache_lookup_fresh(m->cache, t, key, r);
 		if (r->status == TABLE_FOUND) {
 			set_answer(answer, t, key);
 			return r->status;

@@ -16,6 +16,12 @@
  * as relay_domains and smtpd_access_maps). Callers that need parent
  * domains look up ".example.com" style keys themselves.
  *
+ * When the open context names a cache (table_open_context.cache), remote
+ * tables are looked up with table_cache_lookup_fresh(): the database is
+ * asked, and while it fails the last known answer within
+ * table_cache_grace_time stands in (resolve.c, for qmgr and smtpd's
+ * quota check). Without one, every lookup goes to the table.
+ *
  * Synchronous and single-threaded like table.h; results are owned by the
  * caller (struct table_result, struct maps_answer).
  */

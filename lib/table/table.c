@@ -53,6 +53,7 @@ void table_result_init(struct table_result *r)
 	r->status = TABLE_NOTFOUND;
 	str_init(&r->value);
 	str_init(&r->error);
+	r->stale = false;
 }
 
 void table_result_free(struct table_result *r)
@@ -60,6 +61,7 @@ void table_result_free(struct table_result *r)
 	str_free(&r->value);
 	str_free(&r->error);
 	r->status = TABLE_NOTFOUND;
+	r->stale = false;
 }
 
 void table_result_reset(struct table_result *r)
@@ -67,6 +69,7 @@ void table_result_reset(struct table_result *r)
 	r->status = TABLE_NOTFOUND;
 	str_reset(&r->value);
 	str_reset(&r->error);
+	r->stale = false;
 }
 
 const struct table_backend *table_backend_find(const char *type)

@@ -26,6 +26,7 @@
 #include "base/str.h"
 
 struct config;
+struct table_cache;
 
 enum table_status {
 	TABLE_FOUND,
@@ -48,6 +49,10 @@ struct table_result {
 	enum table_status status;
 	str_t value; /* TABLE_FOUND: the value (several results joined by ",") */
 	str_t error; /* TABLE_TEMPFAIL: why, naming the table and the server */
+	/* The cache's last known answer, given because the backend failed
+	 * (error: why). A stale TABLE_NOTFOUND is no proof: a caller must
+	 * not refuse or bounce on it (table_cache.h). */
+	bool stale;
 };
 
 void table_result_init(struct table_result *r);
@@ -60,6 +65,10 @@ void table_result_reset(struct table_result *r);
 struct table_open_context {
 	struct config *cfg;
 	const char *config_dir; /* relative table paths are resolved here */
+	/* maps.h only: look remote tables up through this cache
+	 * (table_cache_lookup_fresh: graceful during an outage); NULL: none.
+	 * Not owned; must outlive the maps. */
+	struct table_cache *cache;
 };
 
 struct table;

@@ -307,7 +307,7 @@ struct table_async *table_async_new(struct event_base *base, unsigned workers,
                                     const struct table_open_context *ctx, str_t *error)
 {
 	struct table_async *pool;
-	struct table_cache_settings cs;
+	struct table_cache *cache = NULL;
 	struct config *own_cfg = NULL, *cfg = ctx->cfg;
 	const char *err;
 	int64_t limit, nworkers = workers;
@@ -324,9 +324,9 @@ struct table_async *table_async_new(struct event_base *base, unsigned workers,
 		strv_free(&errors);
 		cfg = own_cfg;
 	}
-	if (table_cache_settings_load(cfg, &cs, &err) < 0 ||
-	    config_get_int(cfg, "table_async_queue_limit", &limit, &err) < 0 ||
-	    (workers == 0 && config_get_int(cfg, "table_async_workers", &nworkers, &err) < 0)) {
+	if (config_get_int(cfg, "table_async_queue_limit", &limit, &err) < 0 ||
+	    (workers == 0 && config_get_int(cfg, "table_async_workers", &nworkers, &err) < 0) ||
+	    table_cache_process(cfg, &cache, &err) < 0) {
 		str_append(error, err);
 		config_destroy(&own_cfg);
 		return NULL;
@@ -337,7 +337,8 @@ struct table_async *table_async_new(struct event_base *base, unsigned workers,
 	pool->cfg = cfg;
 	pool->own_cfg = own_cfg;
 	pool->config_dir = ctx->config_dir != NULL ? xstrdup(ctx->config_dir) : NULL;
-	pool->cache = cs.size > 0 ? table_cache_new(&cs) : NULL;
+	/* The process's cache: resolve.c's synchronous lookups share it. */
+	pool->cache = cache;
 	pool->local_tables = hash_new(table_free_value);
 	pool->queue_limit = (size_t)limit;
 	pthread_mutex_init(&pool->lock, NULL);
@@ -405,7 +406,7 @@ void table_async_destroy(struct table_async **poolp)
 		if (pool->wake_fd[i] >= 0)
 			close(pool->wake_fd[i]);
 	hash_destroy(&pool->local_tables);
-	table_cache_destroy(&pool->cache);
+	table_cache_release(&pool->cache);
 	pthread_cond_destroy(&pool->cond);
 	pthread_mutex_destroy(&pool->lock);
 	config_destroy(&pool->own_cfg);

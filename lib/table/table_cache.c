@@ -6,6 +6,12 @@
  * from "speclen:spec" + key to an entry, plus a doubly linked list in
  * least-recently-used order for eviction; one mutex guards both.
  *
+ * While a table's backend fails, the cache remembers it (outages, by
+ * backend: outage_key()) and answers its keys at once for TABLE_CACHE_RETRY_MS
+ * before letting one lookup try the backend again: a hung server (one
+ * that accepts connections and never answers) then costs one timeout per
+ * retry interval, not one per lookup.
+ *
  * Failure: nothing here fails. Allocation failure panics (mem.h). A
  * backend's temporary failure is either passed through unchanged or
  * replaced by an answer from the grace period; it is never stored.
@@ -34,8 +40,16 @@ struct cache_entry {
 	struct cache_entry *prev, *next; /* LRU list: head = most recent */
 };
 
+/* A table whose backend failed: until retry_ms, keys with an answer in
+ * the grace period are answered from the cache without asking it. */
+struct cache_outage {
+	uint64_t retry_ms;
+};
+
 struct table_cache {
 	struct table_cache_settings set;
+	hash_t *outages; /* spec -> struct cache_outage */
+	unsigned refs; /* table_cache_process() references */
 	table_cache_clock_fn *clock;
 	void *clock_ctx;
 	pthread_mutex_t lock;
@@ -105,6 +119,7 @@ struct table_cache *table_cache_new(const struct table_cache_settings *s)
 	c->set = *s;
 	c->clock = monotonic_ms;
 	c->map = hash_new(NULL);
+	c->outages = hash_new(free);
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
 		log_panic("%s: pthread_mutex_init: %m", __func__);
 	return c;
@@ -128,6 +143,7 @@ void table_cache_destroy(struct table_cache **cp)
 		entry_free(e);
 	}
 	hash_destroy(&c->map);
+	hash_destroy(&c->outages);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	*cp = NULL;
@@ -203,38 +219,147 @@ static void copy_answer(const struct cache_entry *e, struct table_result *r)
 
 /* ---- public ------------------------------------------------------------ */
 
-bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
-                     struct table_result *r)
+/* Thread-local count of stale "not found" answers given to this thread
+ * (table_cache_stale_negatives()). */
+static _Thread_local uint64_t stale_negatives;
+
+uint64_t table_cache_stale_negatives(void)
+{
+	return stale_negatives;
+}
+
+/* Serve e in place of a failed backend (lock held), marked stale
+ * (r->error keeps the backend's reason): a found answer as it is; a "not
+ * found" only when negatives is true (counted in stale_negatives), else
+ * r stays a temporary failure. Returns false when r was left a
+ * temporary failure. */
+static bool serve_stale(struct table_cache *c, struct cache_entry *e, const char *spec,
+                        const char *key, bool negatives, struct table_result *r)
+{
+	str_t why_copy;
+
+	/* Why a stale "not found" only when asked for: it would become 550
+	 * "User unknown" or a bounce for a mailbox made since; the backend
+	 * cannot confirm it, so only a caller that knows it is stale (and
+	 * refuses nothing on it alone) may have it. */
+	if (e->status == TABLE_NOTFOUND && !negatives)
+		return false;
+	/* Why log once per outage: during an outage every lookup of a busy
+	 * address would otherwise log a line, drowning the one that says
+	 * the database is down. The entry keeps its age, so the grace
+	 * period counts from the last real answer, not from this one. */
+	if (!e->outage_logged) {
+		const char *why = r->error.len > 0 ? str_c(&r->error) : "temporary lookup failure";
+		size_t n = strlen(spec);
+
+		/* The reason usually starts by naming the table too. */
+		if (strncmp(why, spec, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+			why += n + 2;
+		e->outage_logged = true;
+		log_warning("%s: serving cached answer for %s: %s", spec, key, why);
+	}
+	if (e->status == TABLE_NOTFOUND)
+		stale_negatives++;
+	str_init(&why_copy);
+	str_set(&why_copy, r->error.len > 0 ? str_c(&r->error) : "temporary lookup failure");
+	copy_answer(e, r);
+	str_set(&r->error, str_c(&why_copy));
+	str_free(&why_copy);
+	r->stale = true;
+	lru_unlink(c, e);
+	lru_push_front(c, e);
+	c->stats.stale_served++;
+	return true;
+}
+
+/* The cached answer for hkey (lock held), or NULL; an entry past even
+ * the grace time is dropped. *fresh_r: younger than its TTL. */
+static struct cache_entry *find_entry(struct table_cache *c, const char *hkey, uint64_t now,
+                                      bool *fresh_r)
+{
+	struct cache_entry *e = hash_get(c->map, hkey);
+
+	*fresh_r = false;
+	if (e == NULL)
+		return NULL;
+	if (now - e->fetched_ms < ttl_ms(c, e)) {
+		*fresh_r = true;
+		return e;
+	}
+	if (now - e->fetched_ms >= c->set.grace_time * 1000) {
+		entry_remove(c, e); /* too old even to stand in for a failed backend */
+		return NULL;
+	}
+	return e;
+}
+
+/* Is spec's backend known to be failing, and not yet due for another try
+ * (lock held)? When it is due, the caller becomes the one that tries: the
+ * next try is pushed TABLE_CACHE_RETRY_MS on, so that one lookup at a
+ * time waits for a hung backend's timeout, not every lookup. */
+/* What an outage is noted for: the backend behind spec. Every db: table
+ * asks the same database, so one failure stands for all of them (else a
+ * hung server costs one timeout per db: table per interval). */
+static const char *outage_key(const char *spec)
+{
+	return strncmp(spec, "db:", 3) == 0 ? "db:" : spec;
+}
+
+static bool outage_holds(struct table_cache *c, const char *spec, uint64_t now)
+{
+	struct cache_outage *o = hash_get(c->outages, outage_key(spec));
+
+	if (o == NULL)
+		return false;
+	if (now < o->retry_ms)
+		return true;
+	o->retry_ms = now + TABLE_CACHE_RETRY_MS;
+	return false;
+}
+
+static bool cache_get(struct table_cache *c, const char *spec, const char *key, bool ttl,
+                      bool negatives, struct table_result *r)
 {
 	struct cache_entry *e;
 	char *hkey;
-	bool fresh = false;
+	bool fresh, served = false;
+	uint64_t now;
 
 	if (!cacheable(c, key))
 		return false;
 	hkey = make_hkey(spec, key);
 	pthread_mutex_lock(&c->lock);
-	e = hash_get(c->map, hkey);
-	if (e != NULL) {
-		uint64_t age = c->clock(c->clock_ctx) - e->fetched_ms;
-
-		if (age < ttl_ms(c, e)) {
-			copy_answer(e, r);
-			lru_unlink(c, e);
-			lru_push_front(c, e);
-			fresh = true;
-		} else if (age >= c->set.grace_time * 1000) {
-			/* Too old even to stand in for a failed backend. */
-			entry_remove(c, e);
-		}
-	}
-	if (fresh)
+	now = c->clock(c->clock_ctx);
+	e = find_entry(c, hkey, now, &fresh);
+	if (e != NULL && fresh && ttl) {
+		copy_answer(e, r);
+		lru_unlink(c, e);
+		lru_push_front(c, e);
 		c->stats.hits++;
-	else
+		served = true;
+	} else if (hash_count(c->outages) > 0 && outage_holds(c, spec, now)) {
+		/* The backend failed moments ago: answer from the grace
+		 * period at once rather than wait for its timeout again; a
+		 * key without one is a temporary failure at once, for the
+		 * same reason (a hung server must not hold every lookup). */
+		table_result_reset(r);
+		r->status = TABLE_TEMPFAIL;
+		str_appendf(&r->error, "%s: backend unavailable (recent failure)", spec);
+		if (e == NULL || !serve_stale(c, e, spec, key, negatives, r))
+			c->stats.misses++;
+		served = true;
+	} else {
 		c->stats.misses++;
+	}
 	pthread_mutex_unlock(&c->lock);
 	free(hkey);
-	return fresh;
+	return served;
+}
+
+bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
+                     struct table_result *r)
+{
+	return cache_get(c, spec, key, true, true, r);
 }
 
 /* Store a found/not-found answer as the fresh one (lock held). */
@@ -264,52 +389,56 @@ static void store_answer(struct table_cache *c, char *hkey, const struct table_r
 	}
 }
 
-void table_cache_update(struct table_cache *c, const char *spec, const char *key,
-                        struct table_result *r)
+/* Note spec's backend as failing (now) or answering (lock held). */
+static void outage_note(struct table_cache *c, const char *spec, bool failing, uint64_t now)
+{
+	struct cache_outage *o;
+
+	spec = outage_key(spec);
+	o = hash_get(c->outages, spec);
+	if (!failing) {
+		if (o != NULL)
+			hash_delete(c->outages, spec);
+		return;
+	}
+	if (o == NULL) {
+		o = xcalloc(1, sizeof(*o));
+		hash_put(c->outages, spec, o);
+	}
+	o->retry_ms = now + TABLE_CACHE_RETRY_MS;
+}
+
+static void cache_update(struct table_cache *c, const char *spec, const char *key, bool negatives,
+                         struct table_result *r)
 {
 	struct cache_entry *e;
 	char *hkey;
 	uint64_t now;
+	bool fresh;
 
 	if (!cacheable(c, key))
 		return;
 	hkey = make_hkey(spec, key);
 	pthread_mutex_lock(&c->lock);
 	now = c->clock(c->clock_ctx);
+	outage_note(c, spec, r->status == TABLE_TEMPFAIL, now);
 	if (r->status != TABLE_TEMPFAIL) {
 		store_answer(c, hkey, r, now); /* takes hkey */
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	e = hash_get(c->map, hkey);
+	e = find_entry(c, hkey, now, &fresh);
 	free(hkey);
-	if (e != NULL && now - e->fetched_ms >= c->set.grace_time * 1000) {
-		entry_remove(c, e);
-		e = NULL;
-	}
-	if (e == NULL) {
-		pthread_mutex_unlock(&c->lock);
-		return; /* never seen, or too long ago: the failure stands */
-	}
-	/* Why log once per outage: during an outage every lookup of a busy
-	 * address would otherwise log a line, drowning the one that says
-	 * the database is down. The entry keeps its age, so the grace
-	 * period counts from the last real answer, not from this one. */
-	if (!e->outage_logged) {
-		const char *why = r->error.len > 0 ? str_c(&r->error) : "temporary lookup failure";
-		size_t n = strlen(spec);
-
-		/* The reason usually starts by naming the table too. */
-		if (strncmp(why, spec, n) == 0 && strncmp(why + n, ": ", 2) == 0)
-			why += n + 2;
-		e->outage_logged = true;
-		log_warning("%s: serving cached answer for %s: %s", spec, key, why);
-	}
-	copy_answer(e, r);
-	lru_unlink(c, e);
-	lru_push_front(c, e);
-	c->stats.stale_served++;
+	if (e != NULL)
+		(void)serve_stale(c, e, spec, key, negatives, r);
+	/* else never seen, or too long ago: the failure stands */
 	pthread_mutex_unlock(&c->lock);
+}
+
+void table_cache_update(struct table_cache *c, const char *spec, const char *key,
+                        struct table_result *r)
+{
+	cache_update(c, spec, key, true, r);
 }
 
 void table_cache_lookup(struct table_cache *c, const char *spec, const char *key,
@@ -336,6 +465,67 @@ void table_cache_lookup_table(struct table_cache *c, struct table *t, const char
 		return;
 	}
 	table_cache_lookup(c, t->spec, key, fetch_table, t, r);
+}
+
+void table_cache_lookup_fresh(struct table_cache *c, struct table *t, const char *key,
+                              struct table_result *r)
+{
+	table_result_reset(r);
+	if (c == NULL || (t->flags & TABLE_F_REMOTE) == 0) {
+		table_lookup(t, key, r);
+		return;
+	}
+	if (cache_get(c, t->spec, key, false, true, r))
+		return;
+	table_result_reset(r);
+	table_lookup(t, key, r);
+	cache_update(c, t->spec, key, true, r);
+}
+
+/* ---- the process's cache ------------------------------------------------ */
+
+static pthread_mutex_t process_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct table_cache *process_cache;
+
+int table_cache_process(struct config *cfg, struct table_cache **cache_r, const char **error_r)
+{
+	struct table_cache_settings s;
+
+	*cache_r = NULL;
+	pthread_mutex_lock(&process_lock);
+	if (process_cache == NULL) {
+		if (table_cache_settings_load(cfg, &s, error_r) < 0) {
+			pthread_mutex_unlock(&process_lock);
+			return -1;
+		}
+		if (s.size == 0) {
+			pthread_mutex_unlock(&process_lock);
+			return 0;
+		}
+		process_cache = table_cache_new(&s);
+	}
+	process_cache->refs++;
+	*cache_r = process_cache;
+	pthread_mutex_unlock(&process_lock);
+	return 0;
+}
+
+void table_cache_release(struct table_cache **cp)
+{
+	struct table_cache *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	pthread_mutex_lock(&process_lock);
+	if (c == process_cache && --c->refs > 0) {
+		pthread_mutex_unlock(&process_lock);
+		return;
+	}
+	if (c == process_cache)
+		process_cache = NULL;
+	pthread_mutex_unlock(&process_lock);
+	table_cache_destroy(&c);
 }
 
 void table_cache_get_stats(struct table_cache *c, struct table_cache_stats *st)

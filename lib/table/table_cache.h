@@ -18,6 +18,19 @@
  *     and again in the next outage once the backend has answered in
  *     between. A key with no answer younger than the grace time stays a
  *     temporary failure.
+ *   - Every answer served in place of a failed backend is marked
+ *     (table_result.stale, error: the backend's reason). A stale "not
+ *     found" is no proof (a mailbox may have been made since): its
+ *     callers go on with it (an address that is no alias may still be a
+ *     mailbox) but never turn it into a refusal or a bounce: smtpd's
+ *     restrictions make such a 5xx a 451 (restrict.c), resolve.c a
+ *     4.3.0 deferral (table_cache_lookup_fresh() counts them per thread:
+ *     table_cache_stale_negatives()).
+ *   - After a temporary failure of a table, its keys are answered
+ *     without asking it for TABLE_CACHE_RETRY_MS: from the grace period,
+ *     or as a temporary failure at once; then one lookup tries it again
+ *     (so a hung server costs one timeout per interval, not one per
+ *     lookup). A found or not-found answer from it ends the outage.
  *   - At most size entries are kept (table_cache_size); the least recently
  *     used one is evicted first. size 0 turns the cache (and grace) off.
  *
@@ -72,8 +85,9 @@ bool table_cache_get(struct table_cache *c, const char *spec, const char *key,
  * table_cache_get() miss. TABLE_FOUND and TABLE_NOTFOUND are stored as the
  * fresh answer (ending an outage for that key). TABLE_TEMPFAIL is not
  * stored: when an answer younger than the grace time is known, r is
- * replaced by it (and the warning above logged once per outage); else r
- * stays a temporary failure. */
+ * replaced by it, marked stale (and the warning above logged once per
+ * outage); else r stays a temporary failure. During a known outage
+ * table_cache_get() serves such answers too, marked stale. */
 void table_cache_update(struct table_cache *c, const char *spec, const char *key,
                         struct table_result *r);
 
@@ -91,6 +105,37 @@ void table_cache_lookup(struct table_cache *c, const char *spec, const char *key
  * directly otherwise. c may be NULL (no cache). */
 void table_cache_lookup_table(struct table_cache *c, struct table *t, const char *key,
                               struct table_result *r);
+
+/* table_lookup(t, key, r) for a remote table, always asking the backend
+ * (no TTL: the answer is as fresh as the database), storing each answer,
+ * and, when the backend fails, serving the last known answer younger
+ * than the grace time, stale "not found" included (each one counted in
+ * table_cache_stale_negatives()). During a known outage (above) the
+ * backend is not asked for keys the cache can answer. c may be NULL; r
+ * is reset first. For resolve.c (qmgr, smtpd's quota check, trace). */
+void table_cache_lookup_fresh(struct table_cache *c, struct table *t, const char *key,
+                              struct table_result *r);
+
+/* How many stale "not found" answers table_cache_lookup_fresh() has given
+ * to the calling thread since it started. A caller that would refuse or
+ * bounce an address compares it before and after its lookups: if it
+ * grew, the refusal rests on an answer the database could not confirm
+ * and must be a temporary failure instead. */
+uint64_t table_cache_stale_negatives(void);
+
+/* How long a failed backend is left alone for keys the cache knows. */
+#define TABLE_CACHE_RETRY_MS 5000
+
+/* The process's one cache, shared by table_async.c and the synchronous
+ * lookups of resolve.c: made from cfg's table_cache_* settings on the
+ * first call (later calls share it, whatever their cfg), one reference
+ * per call. *cache_r is NULL when table_cache_size = 0. -1 with *error_r
+ * on a bad parameter. Thread-safe. */
+int table_cache_process(struct config *cfg, struct table_cache **cache_r, const char **error_r);
+/* Drop a reference from table_cache_process() (the cache is freed with
+ * the last one), or destroy a cache from table_cache_new(). *cp set to
+ * NULL; no-op on NULL. */
+void table_cache_release(struct table_cache **cp);
 
 /* Counters since the cache was made, for tests, benchmarks and logs. */
 struct table_cache_stats {

@@ -166,7 +166,7 @@ static int parse_options(int argc, char **argv)
 
 int cli_map(int argc, char **argv)
 {
-	struct table_open_context ctx;
+	struct table_open_context ctx = {0};
 	struct map_run run = {NULL, false, false};
 	const char *action, *table;
 	char **keys;

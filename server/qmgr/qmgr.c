@@ -126,6 +126,39 @@ static void on_incoming(evutil_socket_t fd, short what, void *arg)
 	scan_incoming(arg);
 }
 
+void qmgr_schedule_lookup_retry(struct qmgr *q, time_t delay)
+{
+	struct timeval tv = {.tv_sec = delay + 1, .tv_usec = 0};
+	time_t due = time(NULL) + delay;
+
+	/* One pending scan at a time; a deferral due after it fires is
+	 * remembered in lookup_retry_until and on_lookup_retry() scans
+	 * again for it. The extra second: the deferred scan takes files
+	 * whose mtime has passed. */
+	if (due > q->lookup_retry_until)
+		q->lookup_retry_until = due;
+	if (!q->stopping && !evtimer_pending(q->lookup_retry_ev, NULL))
+		evtimer_add(q->lookup_retry_ev, &tv);
+}
+
+static void on_lookup_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr *q = arg;
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	scan_deferred(q);
+	if (q->lookup_retry_until >= now && !q->stopping) {
+		time_t left = q->lookup_retry_until - now;
+		struct timeval tv = {
+		        .tv_sec = (left < QMGR_LOOKUP_RETRY ? left : QMGR_LOOKUP_RETRY) + 1,
+		        .tv_usec = 0};
+
+		evtimer_add(q->lookup_retry_ev, &tv);
+	}
+}
+
 void qmgr_schedule_incoming_scan(struct qmgr *q)
 {
 	if (may_take(q))
@@ -310,6 +343,7 @@ static void qmgr_init(struct event_server *es, void *ctx)
 	tv.tv_usec = 0;
 	event_add(q->incoming_timer, &tv);
 	q->deferred_timer = event_new(q->base, -1, EV_PERSIST, on_deferred_timer, q);
+	q->lookup_retry_ev = evtimer_new(q->base, on_lookup_retry, q);
 	tv.tv_sec = (time_t)config_time(q->cfg, "queue_run_delay");
 	if (tv.tv_sec < 1)
 		tv.tv_sec = 1;
@@ -346,6 +380,7 @@ static void qmgr_finish(struct event_server *es, void *ctx)
 	event_free(q->incoming_ev);
 	event_free(q->incoming_timer);
 	event_free(q->deferred_timer);
+	event_free(q->lookup_retry_ev);
 	event_free(q->lock_timer);
 	if (q->drain_timer != NULL)
 		event_free(q->drain_timer);

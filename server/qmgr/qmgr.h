@@ -69,6 +69,7 @@ struct qmgr_rcpt {
 	unsigned notify;
 	struct queue_rcpt_status status;
 	bool resolved; /* the resolver answered */
+	bool lookup_failed; /* deferred because a table could not answer */
 	struct qmgr_final **finals;
 	size_t nfinals;
 	size_t finals_left; /* finals without an outcome yet */
@@ -118,6 +119,8 @@ struct qmgr {
 	/* scans */
 	struct event *incoming_ev; /* scan incoming soon */
 	struct event *deferred_timer;
+	struct event *lookup_retry_ev; /* a deferred scan for lookup failures */
+	time_t lookup_retry_until; /* the latest lookup deferral is due then */
 	struct event *incoming_timer;
 	bool incoming_cut; /* a scan stopped at the active limit */
 	bool stopping;
@@ -132,6 +135,12 @@ struct qmgr {
 
 /* qmgr.c */
 void qmgr_schedule_incoming_scan(struct qmgr *q);
+/* Longest wait before a recipient deferred by a lookup failure (4.3.0)
+ * is tried again, whatever its age: see qmgr_message.c complete(). */
+#define QMGR_LOOKUP_RETRY 10
+/* Scan deferred/ in delay seconds (unless a scan for this is due
+ * sooner): messages deferred by a lookup failure are due then. */
+void qmgr_schedule_lookup_retry(struct qmgr *q, time_t delay);
 /* A message left memory: a draining qmgr exits when none is left. */
 void qmgr_message_gone(struct qmgr *q);
 

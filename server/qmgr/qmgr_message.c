@@ -38,6 +38,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
 #include "queue/queue_log.h"
 #include "qmgr.h"
@@ -259,6 +260,7 @@ void qmgr_message_resolved(struct qmgr_msg *msg, size_t rcpt, struct resolve_res
 
 	r->resolved = true;
 	if (res->status == RESOLVE_TEMPFAIL) {
+		r->lookup_failed = true;
 		settle_own(msg, rcpt, QMGR_DEFERRED, &dsn_tempfail, str_c(&res->error));
 		return;
 	}
@@ -313,6 +315,11 @@ void qmgr_final_done(struct qmgr_final *f)
 	struct qmgr_msg *msg = f->msg;
 	struct qmgr_rcpt *r = &msg->rcpts[f->rcpt];
 
+	/* A delivery agent's table that could not answer is a lookup
+	 * failure like the resolver's: retried soon (complete()). */
+	if (f->outcome == QMGR_DEFERRED && f->reason != NULL &&
+	    strncmp(f->reason, DELIVERY_LOOKUP_PROBLEM, strlen(DELIVERY_LOOKUP_PROBLEM)) == 0)
+		r->lookup_failed = true;
 	switch (f->outcome) {
 	case QMGR_SENT:
 		msg->q->delivered++;
@@ -544,7 +551,7 @@ static void complete(struct qmgr_msg *msg)
 	struct qmgr *q = msg->q;
 	struct queue_file *qf = NULL;
 	enum queue_name where;
-	time_t now = time(NULL), next = 0;
+	time_t now = time(NULL), next = 0, lookup_delay = 0;
 	time_t lifetime = msg->sender[0] == '\0' ? q->bounce_lifetime : q->queue_lifetime;
 	bool all_final = true;
 	str_t path, error;
@@ -589,6 +596,21 @@ static void complete(struct qmgr_msg *msg)
 			all_final = false;
 			r->status.state = QUEUE_RCPT_DEFERRED;
 			r->status.next_retry = backoff(q, msg, now);
+			/* Why a lookup failure waits less: the message itself is
+			 * fine, only the database did not answer (down, hung,
+			 * restarting). Backing off for hours, as for a remote
+			 * server that refuses, would hold mail for known users
+			 * long after the database is back; retrying soon costs a
+			 * resolution that the table cache answers (known keys)
+			 * or that fails at once. So: the lesser of
+			 * minimal_backoff_time and QMGR_LOOKUP_RETRY, with a
+			 * deferred scan scheduled for it. */
+			if (r->lookup_failed) {
+				lookup_delay = q->min_backoff < QMGR_LOOKUP_RETRY
+				                       ? q->min_backoff
+				                       : QMGR_LOOKUP_RETRY;
+				r->status.next_retry = now + lookup_delay;
+			}
 			qmgr_rcpt_defer_reason(r, &(const char *){NULL}, &r->status.dsn);
 			log_pending(msg, r, now);
 			if (next == 0 || r->status.next_retry < next)
@@ -626,6 +648,8 @@ static void complete(struct qmgr_msg *msg)
 		    queue_dir_move_flags(q->qd, msg->id, QUEUE_ACTIVE, QUEUE_DEFERRED,
 		                         QUEUE_MOVE_NOSYNC, &error) < 0)
 			log_warning("%s: %s", msg->id, str_c(&error));
+		if (lookup_delay > 0)
+			qmgr_schedule_lookup_retry(q, lookup_delay);
 	}
 out:
 	str_free(&path);

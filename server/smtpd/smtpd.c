@@ -124,7 +124,7 @@ static void server_init(struct event_server *es, void *ctx)
 {
 	struct smtpd_server *srv = ctx;
 	struct daemon *d = event_server_daemon(es);
-	struct table_open_context tctx;
+	struct table_open_context tctx = {0};
 	str_t error;
 	const char *qpath;
 	unsigned mask = 0;

@@ -17,9 +17,9 @@
  * Limits: bytes are db:quota's (0: none), so a quota changed in the
  * database counts for the next RCPT; messages are the "C" part of the
  * maildirsize header when it has one (the database has no message
- * quota; Dovecot may write one). Nothing is cached here: resolve.c opens
- * its tables with table_open(), not through table_async's cache, so
- * every check asks the database again.
+ * quota; Dovecot may write one). resolve.c asks the database every
+ * time, through the process's table cache (table_cache_lookup_fresh):
+ * while the database is down, its last known answers stand in.
  *
  * Why a worker thread: resolve.c is synchronous (several queries per
  * address). The check runs as a table_async job in the lookup workers,
@@ -32,11 +32,17 @@
  * The session's request is cancelled when the client goes away; a job
  * already running finishes and its answer is dropped (table_async.h).
  *
- * Failure: a table that cannot answer, a resolver that cannot be opened,
- * an alias expansion over its limits, or a full lookup queue is
- * "451 4.3.0 <addr>: Temporary lookup failure" with a warning naming the
- * reason, never a 5xx. A maildirsize that cannot be read or needs a
- * rebuild is not a refusal: only the delivery agent, which may write
+ * Failure: a quota that cannot be known (a table that cannot answer and
+ * has no cached answer, a resolver that cannot be opened, an alias
+ * expansion over its limits, a full lookup queue) is no refusal: the
+ * RCPT is accepted, with a warning naming the reason, and the delivery
+ * agent decides when the database answers again. Why: this check only
+ * gives earlier the answer delivery would give; a 451 for every
+ * recipient during a database outage (the restrictions already vouched
+ * for the address, from the cache if need be) costs far more than the
+ * odd over-quota message that is then deferred or bounced by the agent.
+ * Likewise a maildirsize that cannot be read or needs a rebuild is not
+ * a refusal: only the delivery agent, which may write
  * into the mailbox, can rebuild it; smtpd never writes there.
  *
  * SECURITY: the address was parsed by address_parse_path(); it reaches
@@ -260,9 +266,12 @@ static void job_done(void *arg, const char *error, void *cb_ctx)
 		log_info("%s[%s]: <%s>: over quota: %s", s->name, s->addr, s->cur_rcpt,
 		         str_c(&j->why));
 	} else {
-		log_warning("%s[%s]: mailbox quota check for <%s>: %s", s->name, s->addr,
-		            s->cur_rcpt, str_c(&j->why));
-		str_appendf(&reply, "451 4.3.0 <%s>: Temporary lookup failure", s->cur_rcpt);
+		/* The quota is unknown: accept (see the header). */
+		log_warning("%s[%s]: mailbox quota check for <%s>: %s; quota unknown, accepted",
+		            s->name, s->addr, s->cur_rcpt, str_c(&j->why));
+		str_free(&reply);
+		smtpd_rcpt_accept(s);
+		return;
 	}
 	smtpd_log_reject(s, "RCPT", str_c(&reply), s->cur_rcpt);
 	smtpd_reply_error(s, "%s", str_c(&reply));

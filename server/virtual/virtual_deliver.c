@@ -84,8 +84,8 @@ static int lookup_id(struct virtual_agent *va, struct maps *maps, const char *pa
 	table_result_init(&tr);
 	switch (maps_lookup_addr(maps, recipient, va->delimiters, 0, &tr, NULL)) {
 	case TABLE_TEMPFAIL:
-		set_outcome(out, DELIVERY_ACTION_DEFERRED, "4.3.0", "table lookup problem: %s: %s",
-		            param, str_c(&tr.error));
+		set_outcome(out, DELIVERY_ACTION_DEFERRED, "4.3.0",
+		            DELIVERY_LOOKUP_PROBLEM ": %s: %s", param, str_c(&tr.error));
 		break;
 	case TABLE_NOTFOUND:
 		set_outcome(out, DELIVERY_ACTION_DEFERRED, "4.3.5",
@@ -206,7 +206,7 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 	maildir_result_init(&res);
 	switch (mailbox_lookup(va->mailbox, rcpt, &info)) {
 	case TABLE_TEMPFAIL:
-		set_outcome(out, DELIVERY_ACTION_DEFERRED, "4.3.0", "table lookup problem: %s",
+		set_outcome(out, DELIVERY_ACTION_DEFERRED, "4.3.0", DELIVERY_LOOKUP_PROBLEM ": %s",
 		            str_c(&info.error));
 		goto done;
 	case TABLE_NOTFOUND:

@@ -101,7 +101,7 @@ static void test_names(void **state)
 /* The answer of one db: lookup, as "found VALUE" or "not found". */
 static char *lookup(struct test_db *db, const char *spec, const char *key)
 {
-	struct table_open_context ctx = {db->cfg, "."};
+	struct table_open_context ctx = {.cfg = db->cfg, .config_dir = "."};
 	struct table_result r;
 	struct table *t;
 	char *out;

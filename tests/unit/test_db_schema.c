@@ -272,8 +272,8 @@ static void test_settings(void **state)
 	assert_string_equal(s.user, "postern");
 	assert_string_equal(s.password, "hunter2");
 	assert_string_equal(s.dbname, "mail");
-	assert_int_equal(s.connect_timeout, DB_CONNECT_TIMEOUT);
-	assert_int_equal(s.query_timeout, DB_QUERY_TIMEOUT);
+	assert_int_equal(s.connect_timeout, 5); /* database_connect_timeout */
+	assert_int_equal(s.query_timeout, 5); /* database_query_timeout */
 	sql_settings_free(&s);
 	config_destroy(&cfg);
 	free(text);

@@ -13,7 +13,7 @@
 /* Look up every line of the .ref file and compare. */
 static void test_golden_answers(void **state)
 {
-	struct table_open_context ctx = {NULL, "."};
+	struct table_open_context ctx = {.config_dir = "."};
 	char *ref = test_read("tests/system/test_db_tables.ref");
 	struct table_result r;
 	struct test_db db;
@@ -73,7 +73,7 @@ static void test_golden_answers(void **state)
 /* Database problems are TEMPFAIL with the reason, and no file appears. */
 static void test_tempfail(void **state)
 {
-	struct table_open_context ctx = {NULL, "."};
+	struct table_open_context ctx = {.config_dir = "."};
 	struct table_result r;
 	struct test_db db;
 	struct table *t;
@@ -106,7 +106,7 @@ static void test_tempfail(void **state)
 
 static void test_open_errors(void **state)
 {
-	struct table_open_context ctx = {NULL, "."};
+	struct table_open_context ctx = {.config_dir = "."};
 	struct test_db db;
 	struct config *bad;
 	struct table *t;
@@ -139,7 +139,7 @@ static void test_many_tables(void **state)
 {
 	static const char *const names[] = {"db:domains", "db:aliases", "db:mailboxes",
 	                                    "db:quota",   "db:uid",     "db:transport"};
-	struct table_open_context ctx = {NULL, "."};
+	struct table_open_context ctx = {.config_dir = "."};
 	struct table *t[sizeof(names) / sizeof(names[0])];
 	struct table_result r;
 	struct test_db db;

@@ -112,7 +112,7 @@ static void fx_start(struct fx *f, const char *extra)
 	char *text = xasprintf("%s%s", base_cf, extra != NULL ? extra : "");
 	char *cf = subst_dir(text, f->dir);
 	strv_t errors = STRV_INIT;
-	struct table_open_context ctx;
+	struct table_open_context ctx = {0};
 	str_t error;
 
 	free(text);
@@ -812,9 +812,13 @@ static void test_lists_with_tables(void **state)
 static void test_lookup_failure(void **state)
 {
 	struct fx f;
+	/* The alias table fails: a mailbox still makes the address valid
+	 * (the table cache may answer it during an outage); an address found
+	 * nowhere is the failure, never "User unknown". */
 	static const struct rcase cases[] = {
-	        {RESTRICT_RCPT, NULL, NULL, NULL, NULL, "u@vmail.example",
-	         "451 4.3.0 <u@vmail.example>: Temporary lookup failure"},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, NULL, "u@vmail.example", ""},
+	        {RESTRICT_RCPT, NULL, NULL, NULL, NULL, "nobody@vmail.example",
+	         "451 4.3.0 <nobody@vmail.example>: Temporary lookup failure"},
 	        {RESTRICT_RCPT, "127.0.0.1", NULL, NULL, NULL, "nobody@vmail.example",
 	         "451 4.3.0 <nobody@vmail.example>: Temporary lookup failure"},
 	};

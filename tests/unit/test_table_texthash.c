@@ -257,7 +257,7 @@ static void test_relative_path(void **state)
 {
 	char *dir = test_tmpdir();
 	char *file = test_write_text(dir, "relative", "k v\n");
-	struct table_open_context ctx = {NULL, dir};
+	struct table_open_context ctx = {.config_dir = dir};
 	struct table *t;
 	str_t error;
 
