@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 from harness.process import wait_until
-from harness.system import MailSystem
+from harness.system import MailSystem, write_secret
 
 ALICE = "alice@example.com"
 # The lookup tables of postern's schema (lib/table/table_db.c) and
@@ -44,17 +44,7 @@ def message(subject):
 
 def write_password(ms, name, password):
     """A password file readable by root and mail_owner only (INSTALL)."""
-    path = os.path.join(ms.sd.confdir, name)
-    with open(path, "w") as f:
-        f.write(password + "\n")
-    os.chmod(path, 0o640)
-    if os.getuid() == 0:
-        import grp
-        try:
-            os.chown(path, 0, grp.getgrnam("postern").gr_gid)
-        except KeyError:
-            pass
-    return path
+    return write_secret(os.path.join(ms.sd.confdir, name), password + "\n")
 
 
 def create_readonly(kind, server, dbname, user, password):

@@ -43,6 +43,21 @@ VIRTUAL = {
 }
 
 
+def write_secret(path, text):
+    """Write a password file readable by root and mail_owner only, as
+    INSTALL says (0640, group postern when run as root); returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o640)
+    if os.getuid() == 0:
+        import grp
+        try:
+            os.chown(path, 0, grp.getgrnam("postern").gr_gid)
+        except KeyError:
+            pass
+    return path
+
+
 def make_db(kind, sd, postern, request, server=None, prefix="pt_"):
     """Point sd (an Smtpd or MailSystem.sd) at a fresh demo database, on
     server or else the session's MariaDB/PostgreSQL; returns the server
@@ -55,17 +70,7 @@ def make_db(kind, sd, postern, request, server=None, prefix="pt_"):
         server = request.getfixturevalue("mariadb" if kind == "mysql" else "postgres")
     name = prefix + uuid.uuid4().hex[:10]
     server.create_database(name)
-    pw = f"{sd.confdir}/database.password"
-    with open(pw, "w") as f:
-        f.write(server.password + "\n")
-    # Readable by root and mail_owner only, as INSTALL says.
-    os.chmod(pw, 0o640)
-    if os.getuid() == 0:
-        import grp
-        try:
-            os.chown(pw, 0, grp.getgrnam("postern").gr_gid)
-        except KeyError:
-            pass
+    pw = write_secret(f"{sd.confdir}/database.password", server.password + "\n")
     sd.main["database"] = f"{kind}://{server.user}@{server.host}:{server.port}/{name}"
     sd.main["database_password_file"] = pw
     sd.write_config()
