@@ -248,27 +248,37 @@ out:
 	return status;
 }
 
+/* Stop, by PID, the daemons a killed master left running and say which;
+ * lead says how master went. Returns how many there were. */
+static size_t stop_leftovers(const char *queue, const char *lead)
+{
+	strv_t stopped = STRV_INIT;
+	size_t n = pidfile_stop_leftovers(queue, LEFTOVER_GRACE_MS, &stopped);
+
+	if (n > 0) {
+		printf("postern: %s: stopped %zu daemon%s it left running:", lead, n,
+		       n == 1 ? "" : "s");
+		for (size_t i = 0; i < stopped.n; i++)
+			printf("%s %s", i == 0 ? "" : ",", stopped.v[i]);
+		printf("\n");
+	}
+	strv_free(&stopped);
+	return n;
+}
+
 int cli_stop(int argc, char **argv)
 {
 	char *queue = NULL;
 	long pid = running_pid(argc, argv, true, &queue);
 
 	if (pid == 0) {
-		strv_t stopped = STRV_INIT;
-		size_t n = pidfile_stop_leftovers(queue, LEFTOVER_GRACE_MS, &stopped);
+		size_t n = stop_leftovers(queue, "master is not running");
 
 		free(queue);
 		if (n == 0) {
 			fprintf(stderr, "postern: the postern mail system is not running\n");
 			return CLI_EXIT_FAIL;
 		}
-		/* Daemons of a master that was killed: stopped by PID. */
-		printf("postern: master is not running: stopped %zu daemon%s it left running:", n,
-		       n == 1 ? "" : "s");
-		for (size_t i = 0; i < stopped.n; i++)
-			printf("%s %s", i == 0 ? "" : ",", stopped.v[i]);
-		printf("\n");
-		strv_free(&stopped);
 		return CLI_EXIT_OK;
 	}
 	if (pid < 0) {
@@ -290,6 +300,10 @@ int cli_stop(int argc, char **argv)
 		struct timespec ts = {0, 100 * 1000 * 1000};
 
 		if (daemon_master_pid(queue) == 0) {
+			/* A master that stops on SIGTERM reaps its children
+			 * first; one killed (kill -9) just before leaves them
+			 * running, and a stop must not. */
+			(void)stop_leftovers(queue, "master exited without stopping its daemons");
 			free(queue);
 			return CLI_EXIT_OK;
 		}
