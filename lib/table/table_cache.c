@@ -30,6 +30,7 @@
 #include "base/parse.h"
 #include "conf/config.h"
 #include "conf/params.h"
+#include "table/table_shared.h"
 
 struct cache_entry {
 	char *hkey; /* the hash key (our copy, to delete on eviction) */
@@ -56,6 +57,7 @@ struct table_cache {
 	hash_t *map; /* hkey -> struct cache_entry */
 	struct cache_entry *head, *tail;
 	struct table_cache_stats stats;
+	struct table_shared *shared; /* other processes' answers; may be NULL */
 };
 
 static uint64_t monotonic_ms(void *ctx)
@@ -293,6 +295,42 @@ static struct cache_entry *find_entry(struct table_cache *c, const char *hkey, u
 	return e;
 }
 
+static uint64_t wall_seconds(void)
+{
+	time_t t = time(NULL);
+
+	return t > 0 ? (uint64_t)t : 0;
+}
+
+static void store_answer(struct table_cache *c, char *hkey, const struct table_result *r,
+                         uint64_t now);
+
+/* When the backend fails and this process has no answer for hkey: the
+ * answer another process stored in the shared file within the grace time,
+ * taken into this cache with its age (lock held), or NULL. */
+static struct cache_entry *shared_entry(struct table_cache *c, const char *spec, const char *key,
+                                        const char *hkey, uint64_t now)
+{
+	struct table_result r;
+	uint64_t age;
+	enum table_status status;
+	struct cache_entry *e = NULL;
+
+	if (c->shared == NULL || c->set.grace_time == 0)
+		return NULL;
+	table_result_init(&r);
+	if (table_shared_get(c->shared, spec, key, wall_seconds(), c->set.grace_time - 1, &status,
+	                     &r.value, &age)) {
+		uint64_t age_ms = age * 1000;
+
+		r.status = status;
+		store_answer(c, xstrdup(hkey), &r, age_ms < now ? now - age_ms : 0);
+		e = hash_get(c->map, hkey);
+	}
+	table_result_free(&r);
+	return e;
+}
+
 /* Is spec's backend known to be failing, and not yet due for another try
  * (lock held)? When it is due, the caller becomes the one that tries: the
  * next try is pushed TABLE_CACHE_RETRY_MS on, so that one lookup at a
@@ -345,6 +383,8 @@ static bool cache_get(struct table_cache *c, const char *spec, const char *key, 
 		table_result_reset(r);
 		r->status = TABLE_TEMPFAIL;
 		str_appendf(&r->error, "%s: backend unavailable (recent failure)", spec);
+		if (e == NULL)
+			e = shared_entry(c, spec, key, hkey, now);
 		if (e == NULL || !serve_stale(c, e, spec, key, negatives, r))
 			c->stats.misses++;
 		served = true;
@@ -425,9 +465,14 @@ static void cache_update(struct table_cache *c, const char *spec, const char *ke
 	if (r->status != TABLE_TEMPFAIL) {
 		store_answer(c, hkey, r, now); /* takes hkey */
 		pthread_mutex_unlock(&c->lock);
+		if (c->shared != NULL)
+			table_shared_store(c->shared, spec, key, r->status, r->value.buf,
+			                   r->value.len, wall_seconds());
 		return;
 	}
 	e = find_entry(c, hkey, now, &fresh);
+	if (e == NULL)
+		e = shared_entry(c, spec, key, hkey, now);
 	free(hkey);
 	if (e != NULL)
 		(void)serve_stale(c, e, spec, key, negatives, r);
@@ -486,6 +531,7 @@ void table_cache_lookup_fresh(struct table_cache *c, struct table *t, const char
 
 static pthread_mutex_t process_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct table_cache *process_cache;
+static struct table_shared *process_shared; /* lives as long as the process */
 
 int table_cache_process(struct config *cfg, struct table_cache **cache_r, const char **error_r)
 {
@@ -503,6 +549,7 @@ int table_cache_process(struct config *cfg, struct table_cache **cache_r, const 
 			return 0;
 		}
 		process_cache = table_cache_new(&s);
+		process_cache->shared = process_shared;
 	}
 	process_cache->refs++;
 	*cache_r = process_cache;
@@ -534,4 +581,27 @@ void table_cache_get_stats(struct table_cache *c, struct table_cache_stats *st)
 	*st = c->stats;
 	st->entries = hash_count(c->map);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void table_cache_set_shared(struct table_cache *c, struct table_shared *shared)
+{
+	pthread_mutex_lock(&c->lock);
+	c->shared = shared;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int table_cache_share_process(struct config *cfg, const char *dir, const char **error_r)
+{
+	struct table_cache_settings s;
+
+	if (table_cache_settings_load(cfg, &s, error_r) < 0)
+		return -1;
+	pthread_mutex_lock(&process_lock);
+	if (process_shared == NULL && s.size > 0 && s.grace_time > 0) {
+		process_shared = table_shared_open(dir, table_shared_slots(s.size));
+		if (process_cache != NULL)
+			table_cache_set_shared(process_cache, process_shared);
+	}
+	pthread_mutex_unlock(&process_lock);
+	return 0;
 }

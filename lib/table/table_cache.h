@@ -31,6 +31,9 @@
  *     or as a temporary failure at once; then one lookup tries it again
  *     (so a hung server costs one timeout per interval, not one per
  *     lookup). A found or not-found answer from it ends the outage.
+ *   - Answers are also shared with the other smtpd and qmgr processes
+ *     through a mapped file (table_shared.h): a backend failure is
+ *     answered from what another process saw when this one has nothing.
  *   - At most size entries are kept (table_cache_size); the least recently
  *     used one is evicted first. size 0 turns the cache (and grace) off.
  *
@@ -136,6 +139,20 @@ int table_cache_process(struct config *cfg, struct table_cache **cache_r, const 
  * the last one), or destroy a cache from table_cache_new(). *cp set to
  * NULL; no-op on NULL. */
 void table_cache_release(struct table_cache **cp);
+
+/* Share answers with the other processes of this postern (table_shared.h):
+ * the process's cache (now or when made) writes every backend answer to
+ * the file in dir (queue_directory/pid) and, when a backend fails, falls
+ * back on what another process stored there within the grace time. For
+ * daemons, after their privilege drop (the file is mail_owner's): smtpd
+ * and qmgr. A file that cannot be used is a warning, not an error
+ * (table_shared.h); -1 with *error_r only on a bad table_cache_*
+ * parameter. Nothing is shared when table_cache_size or
+ * table_cache_grace_time is 0. */
+struct table_shared;
+int table_cache_share_process(struct config *cfg, const char *dir, const char **error_r);
+/* The same for one cache (tests); shared may be NULL. Not owned. */
+void table_cache_set_shared(struct table_cache *c, struct table_shared *shared);
 
 /* Counters since the cache was made, for tests, benchmarks and logs. */
 struct table_cache_stats {

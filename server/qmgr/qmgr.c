@@ -44,6 +44,7 @@
 #include "conf/mastercf.h"
 #include "daemon/trigger.h"
 #include "qmgr.h"
+#include "table/table_cache.h"
 
 #define INCOMING_SCAN_MAX 60 /* seconds between safety scans of incoming */
 #define QMGR_DRAIN_MAX 60 /* seconds a draining qmgr may take to finish */
@@ -322,6 +323,8 @@ static void qmgr_init(struct event_server *es, void *ctx)
 	struct timeval tv;
 	unsigned wakeup = 300;
 	str_t error;
+	char *share_path;
+	const char *why;
 
 	str_init(&error);
 	q->d = d;
@@ -335,6 +338,12 @@ static void qmgr_init(struct event_server *es, void *ctx)
 	if (svc != NULL && svc->wakeup > 0)
 		wakeup = svc->wakeup;
 	q->dests = qmgr_dests_new();
+	/* What smtpd looked up is what qmgr resolves: in a database outage
+	 * its answers keep mail moving (table_shared.h). */
+	share_path = xasprintf("%s/pid", config_str(q->cfg, "queue_directory"));
+	if (table_cache_share_process(q->cfg, share_path, &why) < 0)
+		log_fatal("%s", why);
+	free(share_path);
 	if (qmgr_resolver_start(q, &error) < 0)
 		log_fatal("%s", str_c(&error));
 	q->incoming_ev = event_new(q->base, -1, 0, on_incoming, q);

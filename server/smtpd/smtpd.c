@@ -38,6 +38,7 @@
 #include "queue/queue_dir.h"
 #include "smtpd.h"
 #include "table/table_async.h"
+#include "table/table_cache.h"
 
 static void settings_read(struct smtpd_settings *set, struct config *cfg)
 {
@@ -119,6 +120,19 @@ static void server_on_drain(struct event_server *es, void *ctx)
 		event_server_idle(es);
 }
 
+/* Answers of remote tables are shared with the other smtpd processes and
+ * qmgr, so that in a database outage a recipient another process looked
+ * up is not refused with 451 here (table_shared.h). */
+static void share_table_answers(struct config *cfg)
+{
+	char *dir = xasprintf("%s/pid", config_str(cfg, "queue_directory"));
+	const char *why;
+
+	if (table_cache_share_process(cfg, dir, &why) < 0)
+		log_fatal("%s", why);
+	free(dir);
+}
+
 /* After the privilege drop: what every listener shares. */
 static void server_init(struct event_server *es, void *ctx)
 {
@@ -135,6 +149,7 @@ static void server_init(struct event_server *es, void *ctx)
 	srv->base = d->base;
 	tctx.cfg = d->cfg;
 	tctx.config_dir = d->config_dir;
+	share_table_answers(d->cfg);
 	srv->pool = table_async_new(srv->base, 0, &tctx, &error);
 	if (srv->pool == NULL)
 		log_fatal("%s", str_c(&error));

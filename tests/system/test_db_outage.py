@@ -7,7 +7,9 @@ OUTAGE seconds (15 s here: the issue's 60 s behave the same, the cache's
 grace time is an hour) while messages keep coming, then it comes back:
 
   - every RCPT for a recipient seen before gets 250: no 4xx (smtpd's
-    restrictions and its quota check answer from the table cache);
+    restrictions and its quota check answer from the table cache). Each
+    connection goes to a new smtpd process (max_use = 1), so the answers
+    come from what other processes shared, not from the process's own;
   - a recipient refused before (550 5.1.1) gets 4xx, never 550: a stale
     "not found" is no proof, a mailbox may have been made since; one
     never looked up (bob, a mailbox) gets 4xx as well;
@@ -17,7 +19,6 @@ grace time is an hour) while messages keep coming, then it comes back:
 """
 
 import os
-import re
 import signal
 import smtplib
 import time
@@ -47,24 +48,6 @@ def rcpt_code(ms, rcpt):
         c.mail("sender@client.example")
         code, _ = c.rcpt(rcpt)
         return code
-
-
-def warm_every_smtpd(ms, rcpt, tries=60):
-    """RCPT rcpt until every smtpd process has accepted it once.
-
-    The table cache is per process and master preforks several smtpd
-    processes sharing the listening socket: "seen before the outage"
-    means seen by the process that takes the connection.
-    """
-    pids = set(ms.children("smtpd"))
-    assert pids, "no smtpd process"
-    for _ in range(tries):
-        assert rcpt_code(ms, rcpt) == 250
-        seen = set(int(p) for p in re.findall(
-            r"postern/smtpd\[(\d+)\]: disconnect from .* rcpt=1 ", ms.log()))
-        if pids <= seen:
-            return
-    raise AssertionError(f"smtpd processes {sorted(pids)} never all served {rcpt}")
 
 
 def send_one(ms, rcpt, i):
@@ -98,12 +81,14 @@ def test_outage_unnoticed(how, private_mariadb, postern_build, postern, request)
         "database_query_timeout": "2s",
     })
     try:
+        # Every connection a fresh smtpd process: what a process saw
+        # itself is no help, only what the others shared (table_shared.h).
+        ms.sd.overrides["max_use"] = "1"
         make_db("mysql", ms.sd, postern, request, server=db)
         ms.start()
         # Known recipients: alice (mailbox), and an unknown one.
         ms.send("s@client.example", ["alice@example.com"], "Subject: warm\r\n\r\nwarm\r\n")
         ms.wait_maildir("example.com/alice/", 1, timeout=30)
-        warm_every_smtpd(ms, "alice@example.com")
         assert rcpt_code(ms, "nobody@example.com") == 550
         time.sleep(1.5)  # every cached answer has expired (TTL 1 s)
 
