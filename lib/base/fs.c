@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -285,4 +287,27 @@ int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *err
 		}
 	}
 	return 0;
+}
+
+void *fs_map_allocated(int fd, size_t len)
+{
+	struct stat st;
+	void *map;
+	int err;
+
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((uint64_t)st.st_size != (uint64_t)len && ftruncate(fd, (off_t)len) < 0)
+		return NULL;
+	err = posix_fallocate(fd, 0, (off_t)len);
+	if (err != 0) {
+		errno = err;
+		return NULL;
+	}
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return map == MAP_FAILED ? NULL : map;
 }

@@ -78,4 +78,12 @@ int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error);
  * only names the file in messages. */
 int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *error);
 
+/* Make the regular file fd exactly len bytes long with every block
+ * allocated, and map it shared, read-write. Why allocated: a page of a
+ * sparse file first touched through a map when the file system is full
+ * kills the process with SIGBUS; blocks reserved here cannot run out
+ * (ENOSPC is reported now instead). For the small files processes share
+ * (conn_count.c, table_shared.c). NULL with errno. */
+void *fs_map_allocated(int fd, size_t len);
+
 #endif

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -162,7 +163,6 @@ static bool sweep_dead(struct conn_count *cc)
 struct conn_count *conn_count_open(const char *path)
 {
 	struct conn_count *cc = xcalloc(1, sizeof(*cc));
-	struct stat st;
 	bool drop[CONN_COUNT_OWNERS] = {false};
 
 	cc->path = xstrdup(path);
@@ -172,16 +172,8 @@ struct conn_count *conn_count_open(const char *path)
 		goto fail;
 	}
 	table_lock(cc);
-	if (fstat(cc->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    ((size_t)st.st_size != sizeof(struct cc_file) &&
-	     ftruncate(cc->fd, sizeof(struct cc_file)) < 0)) {
-		log_warning("cannot size %s: %m; client connections are not counted", path);
-		table_unlock(cc);
-		goto fail;
-	}
-	cc->f = mmap(NULL, sizeof(struct cc_file), PROT_READ | PROT_WRITE, MAP_SHARED, cc->fd, 0);
-	if (cc->f == MAP_FAILED) {
-		cc->f = NULL;
+	cc->f = fs_map_allocated(cc->fd, sizeof(struct cc_file));
+	if (cc->f == NULL) {
 		log_warning("cannot map %s: %m; client connections are not counted", path);
 		table_unlock(cc);
 		goto fail;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -110,13 +111,9 @@ static int map_file(struct table_shared *s)
 		errno = EPERM; /* not a file of ours: never map it */
 		goto fail;
 	}
-	if ((uint64_t)st.st_size != (uint64_t)s->map_len && ftruncate(s->fd, (off_t)s->map_len) < 0)
+	s->head = fs_map_allocated(s->fd, s->map_len);
+	if (s->head == NULL)
 		goto fail;
-	s->head = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (s->head == MAP_FAILED) {
-		s->head = NULL;
-		goto fail;
-	}
 	s->slot = (struct ts_slot *)(void *)((char *)s->head + TABLE_SHARED_SLOT);
 	if (!header_ok(s)) {
 		memset(s->head, 0, s->map_len);
