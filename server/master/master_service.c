@@ -30,7 +30,8 @@
  * exit status 0 is not a warning) and restarted after a delay that
  * starts at 1 s and doubles up to 60 s, back to 1 s once a child ran for
  * 60 s: a daemon that cannot start costs one fork a minute, never a
- * crash loop. A child that exits with an error status within 5 s of its
+ * crash loop. A child that exits 0 retired (max_use, max_idle) and is
+ * replaced at once. A child that exits with an error status within 5 s of its
  * start is a bad startup, as Postfix's master calls it: "warning: PATH:
  * bad command startup -- throttling", logged once per interval, and no
  * process of that service starts again before service_throttle_time.
@@ -538,13 +539,21 @@ static void reaped(struct master *m, pid_t pid, int status)
 				throttle(slot);
 				return;
 			}
+			if (m->stopping)
+				return;
 			/* Exit status 0 is a daemon that retired (max_idle,
-			 * max_use): replace it soon, without backoff. */
-			if (time(NULL) - slot->started >= MASTER_RUN_RESET ||
-			    (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			 * max_use) after doing its work: replaced at the next
+			 * turn of the loop. Why not after the 1 s of a restart:
+			 * with a small max_use every slot would serve a burst
+			 * at one connection per second. */
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 				slot->backoff = 1;
-			if (!m->stopping)
-				slot_schedule(slot);
+				slot_schedule_in(slot, 0);
+				return;
+			}
+			if (time(NULL) - slot->started >= MASTER_RUN_RESET)
+				slot->backoff = 1;
+			slot_schedule(slot);
 			return;
 		}
 	}
