@@ -343,15 +343,44 @@ static const char *outage_key(const char *spec)
 	return strncmp(spec, "db:", 3) == 0 ? "db:" : spec;
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 : 0;
+}
+
+/* Has another process (or this one) recorded in the shared file that
+ * backend fails, with its interval not over? An end further ahead than
+ * one interval is a clock that went back: ignored. */
+static bool shared_outage_holds(struct table_cache *c, const char *backend)
+{
+	uint64_t until, now;
+
+	if (c->shared == NULL)
+		return false;
+	until = table_shared_outage_until(c->shared, backend);
+	now = wall_ms();
+	return until != 0 && now < until && until - now <= TABLE_CACHE_RETRY_MS;
+}
+
 static bool outage_holds(struct table_cache *c, const char *spec, uint64_t now)
 {
-	struct cache_outage *o = hash_get(c->outages, outage_key(spec));
+	const char *backend = outage_key(spec);
+	struct cache_outage *o = hash_get(c->outages, backend);
 
-	if (o == NULL)
-		return false;
-	if (now < o->retry_ms)
+	if (o != NULL && now < o->retry_ms)
 		return true;
-	o->retry_ms = now + TABLE_CACHE_RETRY_MS;
+	if (shared_outage_holds(c, backend))
+		return true;
+	if (o == NULL && (c->shared == NULL || table_shared_outage_until(c->shared, backend) == 0))
+		return false; /* no outage known */
+	/* Due: this lookup tries the backend; everybody else waits. */
+	if (o != NULL)
+		o->retry_ms = now + TABLE_CACHE_RETRY_MS;
+	if (c->shared != NULL)
+		table_shared_outage_set(c->shared, backend, wall_ms() + TABLE_CACHE_RETRY_MS);
 	return false;
 }
 
@@ -375,7 +404,8 @@ static bool cache_get(struct table_cache *c, const char *spec, const char *key, 
 		lru_push_front(c, e);
 		c->stats.hits++;
 		served = true;
-	} else if (hash_count(c->outages) > 0 && outage_holds(c, spec, now)) {
+	} else if ((hash_count(c->outages) > 0 || c->shared != NULL) &&
+	           outage_holds(c, spec, now)) {
 		/* The backend failed moments ago: answer from the grace
 		 * period at once rather than wait for its timeout again; a
 		 * key without one is a temporary failure at once, for the
@@ -436,6 +466,13 @@ static void outage_note(struct table_cache *c, const char *spec, bool failing, u
 
 	spec = outage_key(spec);
 	o = hash_get(c->outages, spec);
+	if (c->shared != NULL) {
+		/* Read first: a lookup that succeeds writes nothing. */
+		if (failing)
+			table_shared_outage_set(c->shared, spec, wall_ms() + TABLE_CACHE_RETRY_MS);
+		else if (table_shared_outage_until(c->shared, spec) != 0)
+			table_shared_outage_set(c->shared, spec, 0);
+	}
 	if (!failing) {
 		if (o != NULL)
 			hash_delete(c->outages, spec);

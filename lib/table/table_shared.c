@@ -21,7 +21,7 @@
 #include "base/mem.h"
 
 #define TS_MAGIC 0x70747331u /* "pts1" */
-#define TS_VERSION 1u
+#define TS_VERSION 2u
 #define TS_SLOT_HEAD 32
 #define TS_DATA (TABLE_SHARED_SLOT - TS_SLOT_HEAD)
 /* Why a bound on a reader's retries: a slot rewritten on every try is
@@ -43,13 +43,24 @@ struct ts_slot {
 	char data[TS_DATA]; /* spec NUL key NUL value */
 };
 
+/* A backend known to fail: until (wall-clock ms) the processes answer
+ * its keys without asking it. */
+struct ts_outage {
+	_Atomic uint64_t hash; /* of the backend's name; 0: free */
+	_Atomic uint64_t until;
+};
+
+#define TS_OUTAGES TABLE_SHARED_OUTAGES
+
 struct ts_header {
 	uint32_t magic;
 	uint32_t version;
 	uint32_t slot_size;
 	uint32_t ways;
 	uint64_t slots;
-	char unused[TABLE_SHARED_SLOT - 24];
+	uint64_t unused0;
+	struct ts_outage outage[TS_OUTAGES];
+	char unused[TABLE_SHARED_SLOT - 32 - TS_OUTAGES * sizeof(struct ts_outage)];
 };
 
 _Static_assert(sizeof(struct ts_slot) == TABLE_SHARED_SLOT, "slot size");
@@ -324,5 +335,65 @@ void table_shared_store(struct table_shared *s, const char *spec, const char *ke
 		memcpy(p->data + spec_len + 1 + key_len + 1, value, len);
 	atomic_store_explicit(&p->seq, seq + 1, memory_order_release);
 	(void)ofd_lock(s->fd, F_UNLCK, (off_t)((first + 1) * TABLE_SHARED_SLOT));
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The hash of a backend's name, never 0 (0 marks a free record). */
+static uint64_t outage_hash(const char *backend)
+{
+	uint64_t h = answer_hash(backend, "");
+
+	return h == 0 ? 1 : h;
+}
+
+uint64_t table_shared_outage_until(struct table_shared *s, const char *backend)
+{
+	uint64_t hash = outage_hash(backend);
+
+	for (size_t i = 0; i < TS_OUTAGES; i++) {
+		struct ts_outage *o = &s->head->outage[i];
+
+		if (atomic_load_explicit(&o->hash, memory_order_acquire) == hash)
+			return atomic_load_explicit(&o->until, memory_order_acquire);
+	}
+	return 0;
+}
+
+void table_shared_outage_set(struct table_shared *s, const char *backend, uint64_t until)
+{
+	uint64_t hash = outage_hash(backend);
+	struct ts_outage *slot = NULL, *victim = NULL;
+	uint64_t victim_rank = UINT64_MAX;
+
+	pthread_mutex_lock(&s->lock);
+	if (ofd_lock(s->fd, F_WRLCK, 0) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	for (size_t i = 0; i < TS_OUTAGES && slot == NULL; i++) {
+		struct ts_outage *o = &s->head->outage[i];
+		uint64_t h = atomic_load_explicit(&o->hash, memory_order_relaxed);
+		/* A free record first, then the one that ends first. */
+		uint64_t rank = h == 0 ? 0 : atomic_load_explicit(&o->until, memory_order_relaxed);
+
+		if (h == hash)
+			slot = o;
+		else if (rank < victim_rank || victim == NULL) {
+			victim = o;
+			victim_rank = rank;
+		}
+	}
+	if (slot == NULL) {
+		/* A record that ended (until 0 or past) or the one ending
+		 * first gives way; the new backend's until is written first,
+		 * so a reader never sees its hash with another's time. */
+		slot = victim;
+		atomic_store_explicit(&slot->hash, 0, memory_order_release);
+		atomic_store_explicit(&slot->until, until, memory_order_release);
+		atomic_store_explicit(&slot->hash, hash, memory_order_release);
+	} else {
+		atomic_store_explicit(&slot->until, until, memory_order_release);
+	}
+	(void)ofd_lock(s->fd, F_UNLCK, 0);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -80,4 +80,16 @@ void table_shared_store(struct table_shared *s, const char *spec, const char *ke
 bool table_shared_get(struct table_shared *s, const char *spec, const char *key, uint64_t now,
                       uint64_t max_age, enum table_status *status_r, str_t *value, uint64_t *age_r);
 
+/* Outages: a process whose backend failed records until when (wall-clock
+ * milliseconds) nobody need ask it again, so that a hung database costs
+ * one timeout per interval for all processes together, not one per
+ * process (a fresh smtpd would otherwise wait for it first). Records for
+ * TABLE_SHARED_OUTAGES backends; when full, the one ending first gives
+ * way. backend names it (table_cache.c: "db:" or the table spec). */
+#define TABLE_SHARED_OUTAGES 16
+/* The recorded end, or 0 when none is recorded. Lock-free. */
+uint64_t table_shared_outage_until(struct table_shared *s, const char *backend);
+/* Record until (0: the backend answers again). Thread-safe. */
+void table_shared_outage_set(struct table_shared *s, const char *backend, uint64_t until);
+
 #endif

@@ -393,6 +393,89 @@ static void test_cache_serves_other_process_answer(void **state)
 	table_shared_close(&s);
 }
 
+static void test_outage_records(void **state)
+{
+	struct fixture *f = *state;
+	struct table_shared *s = table_shared_open(f->dir, 1024);
+	struct table_shared *other = table_shared_open(f->dir, 1024);
+	char name[32];
+
+	assert_int_equal(table_shared_outage_until(s, "db:"), 0);
+	table_shared_outage_set(s, "db:", 5000);
+	/* Another mapping of the file (another process) sees it. */
+	assert_int_equal(table_shared_outage_until(other, "db:"), 5000);
+	assert_int_equal(table_shared_outage_until(other, SPEC), 0);
+	table_shared_outage_set(other, "db:", 9000);
+	assert_int_equal(table_shared_outage_until(s, "db:"), 9000);
+	table_shared_outage_set(s, "db:", 0);
+	assert_int_equal(table_shared_outage_until(other, "db:"), 0);
+	/* Full: the record that ends first gives way, the others stay. */
+	for (int i = 0; i < TABLE_SHARED_OUTAGES + 1; i++) {
+		snprintf(name, sizeof(name), "mysql:/t%d.cf", i);
+		table_shared_outage_set(s, name, 10000 + (uint64_t)i);
+	}
+	assert_int_equal(table_shared_outage_until(s, "mysql:/t16.cf"), 10016);
+	assert_int_equal(table_shared_outage_until(s, "mysql:/t15.cf"), 10015);
+	table_shared_close(&other);
+	table_shared_close(&s);
+}
+
+/* A process noted that the database fails: a fresh process (cache B)
+ * does not ask it again within the interval (a hung server would cost it
+ * a timeout), it answers from the shared answers at once; once the
+ * interval is over one lookup asks, and an answer ends the outage for
+ * all. */
+static void test_cache_shares_outage(void **state)
+{
+	struct fixture *f = *state;
+	struct table_shared *s = table_shared_open(f->dir, 1024);
+	struct table_cache_settings set;
+	struct table_cache *a, *b;
+	struct backend up = {TABLE_FOUND, "example.com/alice/", 0};
+	struct backend down = {TABLE_TEMPFAIL, NULL, 0};
+	struct table_result r;
+
+	table_cache_settings_default(&set);
+	set.size = 100;
+	a = table_cache_new(&set);
+	b = table_cache_new(&set);
+	table_cache_set_shared(a, s);
+	table_cache_set_shared(b, s);
+	table_result_init(&r);
+	table_cache_lookup(a, "db:mailboxes", "alice@example.com", fetch, &up, &r);
+	assert_int_equal(r.status, TABLE_FOUND);
+	/* A's next lookup (another key) finds the database down. */
+	table_result_reset(&r);
+	table_cache_lookup(a, "db:mailboxes", "bob@example.com", fetch, &down, &r);
+	assert_int_equal(r.status, TABLE_TEMPFAIL);
+	assert_int_equal(down.calls, 1);
+	assert_true(table_shared_outage_until(s, "db:") != 0);
+	/* B, a db: table of the same database: not asked, answered. */
+	table_result_reset(&r);
+	table_cache_lookup(b, "db:aliases", "alice@example.com", fetch, &down, &r);
+	assert_int_equal(down.calls, 1);
+	assert_int_equal(r.status, TABLE_TEMPFAIL);
+	assert_non_null(strstr(str_c(&r.error), "recent failure"));
+	table_result_reset(&r);
+	table_cache_lookup(b, "db:mailboxes", "alice@example.com", fetch, &down, &r);
+	assert_int_equal(down.calls, 1);
+	assert_int_equal(r.status, TABLE_FOUND);
+	assert_true(r.stale);
+	/* The interval is over (as if 5 s had passed): B asks, the database
+	 * answers, and the outage is over for A too. */
+	table_shared_outage_set(s, "db:", 1);
+	table_result_reset(&r);
+	table_cache_lookup(b, "db:aliases", "carol@example.com", fetch, &up, &r);
+	assert_int_equal(up.calls, 2);
+	assert_int_equal(r.status, TABLE_FOUND);
+	assert_int_equal(table_shared_outage_until(s, "db:"), 0);
+
+	table_result_free(&r);
+	table_cache_destroy(&a);
+	table_cache_destroy(&b);
+	table_shared_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +486,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_too_large_not_stored, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hostile_contents, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_outage_records, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cache_shares_outage, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cache_serves_other_process_answer, setup,
 	                                        teardown),
 	};
