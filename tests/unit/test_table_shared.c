@@ -329,6 +329,20 @@ static void fetch(const char *key, struct table_result *r, void *ctx)
 		str_set(&r->error, SPEC ": cannot connect: Connection refused");
 }
 
+/* A cache of 100 entries, as a process would make it, sharing through s
+ * (NULL: not sharing). */
+static struct table_cache *process_cache(struct table_shared *s)
+{
+	struct table_cache_settings set;
+	struct table_cache *c;
+
+	table_cache_settings_default(&set);
+	set.size = 100;
+	c = table_cache_new(&set);
+	table_cache_set_shared(c, s);
+	return c;
+}
+
 /* Process A looks up alice (found) and nobody (not found); then the
  * database fails and process B, which never looked either up, serves
  * A's answers, marked stale, and logs it. */
@@ -336,17 +350,12 @@ static void test_cache_serves_other_process_answer(void **state)
 {
 	struct fixture *f = *state;
 	struct table_shared *s = table_shared_open(f->dir, 1024);
-	struct table_cache_settings set;
-	struct table_cache *a, *b;
+	struct table_cache *a = process_cache(NULL), *b = process_cache(NULL);
 	struct backend up = {TABLE_FOUND, "example.com/alice/", 0};
 	struct backend none = {TABLE_NOTFOUND, NULL, 0};
 	struct backend down = {TABLE_TEMPFAIL, NULL, 0};
 	struct table_result r;
 
-	table_cache_settings_default(&set);
-	set.size = 100;
-	a = table_cache_new(&set);
-	b = table_cache_new(&set);
 	table_result_init(&r);
 
 	/* Without the shared file, B has nothing: a temporary failure. */
@@ -358,10 +367,8 @@ static void test_cache_serves_other_process_answer(void **state)
 	table_cache_destroy(&a);
 	table_cache_destroy(&b);
 
-	a = table_cache_new(&set);
-	b = table_cache_new(&set);
-	table_cache_set_shared(a, s);
-	table_cache_set_shared(b, s);
+	a = process_cache(s);
+	b = process_cache(s);
 	table_result_reset(&r);
 	table_cache_lookup(a, SPEC, "alice@example.com", fetch, &up, &r);
 	assert_int_equal(r.status, TABLE_FOUND);
@@ -429,18 +436,11 @@ static void test_cache_shares_outage(void **state)
 {
 	struct fixture *f = *state;
 	struct table_shared *s = table_shared_open(f->dir, 1024);
-	struct table_cache_settings set;
-	struct table_cache *a, *b;
+	struct table_cache *a = process_cache(s), *b = process_cache(s);
 	struct backend up = {TABLE_FOUND, "example.com/alice/", 0};
 	struct backend down = {TABLE_TEMPFAIL, NULL, 0};
 	struct table_result r;
 
-	table_cache_settings_default(&set);
-	set.size = 100;
-	a = table_cache_new(&set);
-	b = table_cache_new(&set);
-	table_cache_set_shared(a, s);
-	table_cache_set_shared(b, s);
 	table_result_init(&r);
 	table_cache_lookup(a, "db:mailboxes", "alice@example.com", fetch, &up, &r);
 	assert_int_equal(r.status, TABLE_FOUND);
