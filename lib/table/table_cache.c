@@ -295,11 +295,15 @@ static struct cache_entry *find_entry(struct table_cache *c, const char *hkey, u
 	return e;
 }
 
-static uint64_t wall_seconds(void)
+/* The wall clock, in milliseconds: what the processes sharing answers and
+ * outages (table_shared.h) agree on; the cache's own clock is monotonic
+ * and per process. */
+static uint64_t wall_ms(void)
 {
-	time_t t = time(NULL);
+	struct timespec ts;
 
-	return t > 0 ? (uint64_t)t : 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 : 0;
 }
 
 static void store_answer(struct table_cache *c, char *hkey, const struct table_result *r,
@@ -319,7 +323,7 @@ static struct cache_entry *shared_entry(struct table_cache *c, const char *spec,
 	if (c->shared == NULL || c->set.grace_time == 0)
 		return NULL;
 	table_result_init(&r);
-	if (table_shared_get(c->shared, spec, key, wall_seconds(), c->set.grace_time - 1, &status,
+	if (table_shared_get(c->shared, spec, key, wall_ms() / 1000, c->set.grace_time - 1, &status,
 	                     &r.value, &age)) {
 		uint64_t age_ms = age * 1000;
 
@@ -341,14 +345,6 @@ static struct cache_entry *shared_entry(struct table_cache *c, const char *spec,
 static const char *outage_key(const char *spec)
 {
 	return strncmp(spec, "db:", 3) == 0 ? "db:" : spec;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 : 0;
 }
 
 /* Has another process (or this one) recorded in the shared file that
@@ -504,7 +500,7 @@ static void cache_update(struct table_cache *c, const char *spec, const char *ke
 		pthread_mutex_unlock(&c->lock);
 		if (c->shared != NULL)
 			table_shared_store(c->shared, spec, key, r->status, r->value.buf,
-			                   r->value.len, wall_seconds());
+			                   r->value.len, wall_ms() / 1000);
 		return;
 	}
 	e = find_entry(c, hkey, now, &fresh);
