@@ -311,3 +311,14 @@ void *fs_map_allocated(int fd, size_t len)
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	return map == MAP_FAILED ? NULL : map;
 }
+
+int fs_ofd_lock(int fd, short type, off_t byte, bool wait)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+		if (errno != EINTR || !wait)
+			return -1;
+	}
+	return 0;
+}

@@ -16,6 +16,7 @@
 #ifndef POSTERN_FS_H
 #define POSTERN_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -85,5 +86,11 @@ int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *err
  * (ENOSPC is reported now instead). For the small files processes share
  * (conn_count.c, table_shared.c). NULL with errno. */
 void *fs_map_allocated(int fd, size_t len);
+/* Take (F_RDLCK, F_WRLCK) or release (F_UNLCK) an OFD lock on byte
+ * number byte of fd: released by the kernel when the holder dies, but
+ * shared by the threads of a process (they need a mutex of their own).
+ * wait: block until granted (EINTR retried); else fail at once. -1 with
+ * errno. */
+int fs_ofd_lock(int fd, short type, off_t byte, bool wait);
 
 #endif

@@ -66,26 +66,15 @@ struct conn_count {
 	bool warned_full;
 };
 
-static int ofd_lock(int fd, short type, off_t byte, bool wait)
-{
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-
-	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
-		if (errno != EINTR || !wait)
-			return -1;
-	}
-	return 0;
-}
-
 static void table_lock(struct conn_count *cc)
 {
-	if (ofd_lock(cc->fd, F_WRLCK, 0, true) < 0)
+	if (fs_ofd_lock(cc->fd, F_WRLCK, 0, true) < 0)
 		log_warning("%s: lock: %m", cc->path);
 }
 
 static void table_unlock(struct conn_count *cc)
 {
-	(void)ofd_lock(cc->fd, F_UNLCK, 0, false);
+	(void)fs_ofd_lock(cc->fd, F_UNLCK, 0, false);
 }
 
 /* Is owner slot i held by a live process (other than through our fd)? */
@@ -186,7 +175,7 @@ struct conn_count *conn_count_open(const char *path)
 		cc->f->entries = CONN_COUNT_ENTRIES;
 	}
 	for (cc->slot = 0; cc->slot < CONN_COUNT_OWNERS; cc->slot++)
-		if (ofd_lock(cc->fd, F_WRLCK, 1 + (off_t)cc->slot, false) == 0)
+		if (fs_ofd_lock(cc->fd, F_WRLCK, 1 + (off_t)cc->slot, false) == 0)
 			break;
 	if (cc->slot == CONN_COUNT_OWNERS) {
 		log_warning("%s: all %d process slots are taken; client connections of this "

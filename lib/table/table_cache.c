@@ -335,10 +335,6 @@ static struct cache_entry *shared_entry(struct table_cache *c, const char *spec,
 	return e;
 }
 
-/* Is spec's backend known to be failing, and not yet due for another try
- * (lock held)? When it is due, the caller becomes the one that tries: the
- * next try is pushed TABLE_CACHE_RETRY_MS on, so that one lookup at a
- * time waits for a hung backend's timeout, not every lookup. */
 /* What an outage is noted for: the backend behind spec. Every db: table
  * asks the same database, so one failure stands for all of them (else a
  * hung server costs one timeout per db: table per interval). */
@@ -347,31 +343,29 @@ static const char *outage_key(const char *spec)
 	return strncmp(spec, "db:", 3) == 0 ? "db:" : spec;
 }
 
-/* Has another process (or this one) recorded in the shared file that
- * backend fails, with its interval not over? An end further ahead than
- * one interval is a clock that went back: ignored. */
-static bool shared_outage_holds(struct table_cache *c, const char *backend)
-{
-	uint64_t until, now;
-
-	if (c->shared == NULL)
-		return false;
-	until = table_shared_outage_until(c->shared, backend);
-	now = wall_ms();
-	return until != 0 && now < until && until - now <= TABLE_CACHE_RETRY_MS;
-}
-
+/* Is spec's backend known to be failing, and not yet due for another try
+ * (lock held)? When it is due, the caller becomes the one that tries: the
+ * next try is pushed TABLE_CACHE_RETRY_MS on, so that one lookup at a
+ * time waits for a hung backend's timeout, not every lookup. */
 static bool outage_holds(struct table_cache *c, const char *spec, uint64_t now)
 {
 	const char *backend = outage_key(spec);
 	struct cache_outage *o = hash_get(c->outages, backend);
+	uint64_t until = c->shared != NULL ? table_shared_outage_until(c->shared, backend) : 0;
 
 	if (o != NULL && now < o->retry_ms)
 		return true;
-	if (shared_outage_holds(c, backend))
-		return true;
-	if (o == NULL && (c->shared == NULL || table_shared_outage_until(c->shared, backend) == 0))
+	if (until != 0) {
+		/* Recorded in the shared file by another process (or this
+		 * one). An end further ahead than one interval is a clock that
+		 * went back: ignored. */
+		uint64_t wall = wall_ms();
+
+		if (wall < until && until - wall <= TABLE_CACHE_RETRY_MS)
+			return true;
+	} else if (o == NULL) {
 		return false; /* no outage known */
+	}
 	/* Due: this lookup tries the backend; everybody else waits. */
 	if (o != NULL)
 		o->retry_ms = now + TABLE_CACHE_RETRY_MS;

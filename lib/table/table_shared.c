@@ -89,16 +89,6 @@ size_t table_shared_slots(size_t cache_size)
 	return (n + TABLE_SHARED_WAYS - 1) / TABLE_SHARED_WAYS * TABLE_SHARED_WAYS;
 }
 
-static int ofd_lock(int fd, short type, off_t byte)
-{
-	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
-
-	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
-		if (errno != EINTR)
-			return -1;
-	return 0;
-}
-
 static bool header_ok(const struct table_shared *s)
 {
 	return s->head->magic == TS_MAGIC && s->head->version == TS_VERSION &&
@@ -114,7 +104,7 @@ static int map_file(struct table_shared *s)
 	struct stat st;
 	int saved;
 
-	if (ofd_lock(s->fd, F_WRLCK, 0) < 0)
+	if (fs_ofd_lock(s->fd, F_WRLCK, 0, true) < 0)
 		return -1;
 	if (fstat(s->fd, &st) < 0)
 		goto fail;
@@ -134,11 +124,11 @@ static int map_file(struct table_shared *s)
 		s->head->ways = TABLE_SHARED_WAYS;
 		s->head->slots = s->slots;
 	}
-	(void)ofd_lock(s->fd, F_UNLCK, 0);
+	(void)fs_ofd_lock(s->fd, F_UNLCK, 0, true);
 	return 0;
 fail:
 	saved = errno;
-	(void)ofd_lock(s->fd, F_UNLCK, 0);
+	(void)fs_ofd_lock(s->fd, F_UNLCK, 0, true);
 	errno = saved;
 	return -1;
 }
@@ -245,7 +235,7 @@ bool table_shared_get(struct table_shared *s, const char *spec, const char *key,
 	uint64_t hash = answer_hash(spec, key);
 	size_t spec_len = strlen(spec), key_len = strlen(key);
 	size_t first = (size_t)(hash % s->buckets) * TABLE_SHARED_WAYS;
-	struct ts_slot *c = xmalloc(sizeof(*c));
+	struct ts_slot copy, *c = &copy;
 	bool found = false;
 
 	for (size_t i = first; i < first + TABLE_SHARED_WAYS && !found; i++) {
@@ -265,7 +255,6 @@ bool table_shared_get(struct table_shared *s, const char *spec, const char *key,
 			str_append_n(value, c->data + spec_len + 1 + key_len + 1, c->value_len);
 		found = true;
 	}
-	free(c);
 	return found;
 }
 
@@ -314,7 +303,7 @@ void table_shared_store(struct table_shared *s, const char *spec, const char *ke
 	hash = answer_hash(spec, key);
 	first = (size_t)(hash % s->buckets) * TABLE_SHARED_WAYS;
 	pthread_mutex_lock(&s->lock);
-	if (ofd_lock(s->fd, F_WRLCK, (off_t)((first + 1) * TABLE_SHARED_SLOT)) < 0) {
+	if (fs_ofd_lock(s->fd, F_WRLCK, (off_t)((first + 1) * TABLE_SHARED_SLOT), true) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
@@ -334,7 +323,7 @@ void table_shared_store(struct table_shared *s, const char *spec, const char *ke
 	if (len > 0)
 		memcpy(p->data + spec_len + 1 + key_len + 1, value, len);
 	atomic_store_explicit(&p->seq, seq + 1, memory_order_release);
-	(void)ofd_lock(s->fd, F_UNLCK, (off_t)((first + 1) * TABLE_SHARED_SLOT));
+	(void)fs_ofd_lock(s->fd, F_UNLCK, (off_t)((first + 1) * TABLE_SHARED_SLOT), true);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -366,7 +355,7 @@ void table_shared_outage_set(struct table_shared *s, const char *backend, uint64
 	uint64_t victim_rank = UINT64_MAX;
 
 	pthread_mutex_lock(&s->lock);
-	if (ofd_lock(s->fd, F_WRLCK, 0) < 0) {
+	if (fs_ofd_lock(s->fd, F_WRLCK, 0, true) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
@@ -394,6 +383,6 @@ void table_shared_outage_set(struct table_shared *s, const char *backend, uint64
 	} else {
 		atomic_store_explicit(&slot->until, until, memory_order_release);
 	}
-	(void)ofd_lock(s->fd, F_UNLCK, 0);
+	(void)fs_ofd_lock(s->fd, F_UNLCK, 0, true);
 	pthread_mutex_unlock(&s->lock);
 }
