@@ -12,62 +12,18 @@
 
 #include "address/address.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 
-/* Length of the valid UTF-8 sequence (2..4 bytes) of a non-ASCII character
- * at s, with avail bytes available, or 0 when it is not one. Strict: no
- * overlong forms, no surrogates, nothing above U+10FFFF, and no C1
- * controls (U+0080..U+009F), which have no business in an address. */
+/* See address_syntax.h: base/utf8.c's strict check without C1 controls. */
 size_t addr_utf8_char(const unsigned char *s, size_t avail)
 {
-	unsigned char c = s[0];
-	size_t n;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	if (c == 0xc2)
-		lo = 0xa0; /* U+0080..U+009F are C1 controls */
-	else if (c == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (c == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (c == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (c == 0xf4)
-		hi = 0x8f; /* above U+10FFFF */
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
+	return utf8_char_len(s, avail, false);
 }
 
-/* True when the NUL-terminated s is entirely valid UTF-8 (ASCII included). */
+/* True when the NUL-terminated s is valid UTF-8 without C1 controls. */
 bool addr_utf8_valid(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len = strlen(s);
-
-	for (size_t i = 0; i < len;) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t n = addr_utf8_char(p + i, len - i);
-		if (n == 0)
-			return false;
-		i += n;
-	}
-	return true;
+	return utf8_valid(s, strlen(s), false);
 }
 
 /* ---- Domains and address literals ---- */

@@ -5,9 +5,11 @@
  * keyword list, minus smtpd_discard_ehlo_keywords. A new HELO/EHLO resets
  * the transaction, as RFC 5321 4.1.4 requires.
  *
- * SECURITY: the HELO name is client text; it is stored as sent (bounded
- * by the command line limit) and only ever logged through the sanitising
- * logger or passed to table lookups.
+ * SECURITY: the HELO name is client text that ends up in the Received:
+ * header, the queue file and log lines. Like Postfix, every byte that is
+ * not printable (controls such as CR, LF and NUL, white space, and 8-bit
+ * bytes that are not UTF-8 or when SMTPUTF8 is off) becomes '?' before it
+ * is stored, so a client can never start a header line of its own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "base/mem.h"
 #include "base/strv.h"
+#include "base/utf8.h"
 #include "smtpd.h"
 
 static bool keyword_discarded(const struct smtpd_session *s, const char *kw)
@@ -95,6 +98,7 @@ static void helo_common(struct smtpd_session *s, const struct smtp_cmd *cmd, boo
 	smtpd_transaction_reset(s);
 	free(s->helo);
 	s->helo = xstrndup(cmd->arg, cmd->arg_len);
+	printable_fix(s->helo, (s->set->smtputf8 ? PRINTABLE_UTF8 : 0) | PRINTABLE_NO_SPACE, '?');
 	s->esmtp = esmtp;
 	smtpd_request_fill(s);
 	smtpd_session_wait(s);

@@ -8,7 +8,8 @@
  *
  * SECURITY: the argument is client text. The address parser bounds every
  * part; ENVID is xtext-decoded into a growable string and kept only for
- * the queue file.
+ * the queue file and DSNs, so, as Postfix requires, the decoded value must
+ * be printable ASCII: "ENVID=x+0D+0AX-Injected:+20y" is a 501 5.5.4.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,22 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/parse.h"
+#include "base/utf8.h"
 #include "address/address.h"
 #include "address/xtext.h"
 #include "queue/queue_dir.h"
 #include "queue/queue_file.h"
 #include "smtpd.h"
+
+/* A decoded ENVID: printable ASCII only (RFC 3461 4.4 allows any
+ * xtext, but the value goes into DSN headers; Postfix refuses the rest). */
+static bool envid_printable(const str_t *id)
+{
+	for (size_t i = 0; i < id->len; i++)
+		if ((unsigned char)id->buf[i] >= 0x80)
+			return false;
+	return text_has_no_control(id->buf, id->len);
+}
 
 /* Check the parameters; -1 after sending the error reply. */
 static int mail_params(struct smtpd_session *s, const struct mail_path *path)
@@ -78,7 +90,7 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 			str_init(&id);
 			if (s->envid != NULL || p->value == NULL ||
 			    xtext_decode(v, strlen(v), &id, &why) < 0 || id.len == 0 ||
-			    id.len > 100) {
+			    id.len > 100 || !envid_printable(&id)) {
 				str_free(&id);
 				smtpd_reply_error(s, "501 5.5.4 Bad ENVID parameter syntax");
 				return -1;

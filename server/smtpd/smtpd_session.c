@@ -28,6 +28,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 #include "smtpd.h"
 #include "daemon/daemon.h"
 #include "daemon/event_server.h"
@@ -241,6 +242,12 @@ static void session_command(struct smtpd_session *s)
 	}
 	s->last_cmd = cmd.name;
 	s->cmd_total[cmd.verb]++;
+	/* Postfix: with SMTPUTF8 on, a command line must be UTF-8 (its
+	 * 8-bit bytes end up in addresses, the HELO name, logs). */
+	if (s->set->smtputf8 && !utf8_valid(s->line.buf, s->line.len, true)) {
+		smtpd_reply_error(s, "500 5.5.2 Error: bad UTF-8 syntax");
+		return;
+	}
 	if (cmd.verb == SMTP_VERB_HTTP) {
 		/* A web browser or proxy talking to the SMTP port. */
 		log_warning("non-SMTP command from %s[%s]: %.100s", s->name, s->addr,
