@@ -67,10 +67,9 @@ char *printable_fix(char *s, unsigned flags, char repl)
 
 	for (size_t i = 0; i < len;) {
 		unsigned char c = p[i];
-		size_t n;
 
 		if (c >= 0x80) {
-			n = (flags & PRINTABLE_UTF8) != 0 ? utf8_char_len(p + i, len - i, false)
+			size_t n = (flags & PRINTABLE_UTF8) != 0 ? utf8_char_len(p + i, len - i, false)
 			                                   : 0;
 			if (n > 0) {
 				i += n;
