@@ -69,8 +69,9 @@ char *printable_fix(char *s, unsigned flags, char repl)
 		unsigned char c = p[i];
 
 		if (c >= 0x80) {
-			size_t n = (flags & PRINTABLE_UTF8) != 0 ? utf8_char_len(p + i, len - i, false)
-			                                   : 0;
+			size_t n = (flags & PRINTABLE_UTF8) != 0
+			                   ? utf8_char_len(p + i, len - i, false)
+			                   : 0;
 			if (n > 0) {
 				i += n;
 				continue;

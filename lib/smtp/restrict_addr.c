@@ -639,8 +639,9 @@ enum rr restrict_unauth_destination(struct eval *ev, bool defer, bool permit)
 	/* Postfix: defer_unauth_destination answers relay_domains_reject_code
 	 * turned temporary (554 -> 454), not defer_code. */
 	if (defer)
-		return ev_reject(ev, ev->e->relay_code >= 500 ? ev->e->relay_code - 100 : ev->e->relay_code,
-		                 "4.7.1", "<%s>: Relay access denied", rcpt);
+		return ev_reject(
+		        ev, ev->e->relay_code >= 500 ? ev->e->relay_code - 100 : ev->e->relay_code,
+		        "4.7.1", "<%s>: Relay access denied", rcpt);
 	return ev_reject(ev, ev->e->relay_code, "5.7.1", "<%s>: Relay access denied", rcpt);
 }
 

@@ -31,7 +31,9 @@ static void test_utf8_valid(void **state)
 	assert_false(valid("\xc3", true)); /* truncated */
 	assert_false(valid("\xe2\x82", true));
 	assert_false(valid("\xff", true));
-	assert_false(valid("a\x80" "b", true)); /* lone continuation byte */
+	assert_false(valid("a\x80"
+	                   "b",
+	                   true)); /* lone continuation byte */
 	assert_true(valid("\xc2\x85", true)); /* C1 NEL: valid UTF-8 */
 	assert_false(valid("\xc2\x85", false));
 	/* Length-bounded: the NUL is not looked past. */
@@ -41,7 +43,9 @@ static void test_utf8_valid(void **state)
 static void test_printable_fix(void **state)
 {
 	char a[] = "probe.invalid\rX-Injected: y";
-	char b[] = "a\x01" "b\x7f" "c\td";
+	char b[] = "a\x01"
+	           "b\x7f"
+	           "c\td";
 	char c[] = "caf\xc3\xa9\xff";
 	char d[] = "caf\xc3\xa9";
 	char e[] = "x\xc2\x85y";
