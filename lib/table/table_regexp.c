@@ -1,7 +1,8 @@
 /* table_regexp.c - regexp:/path and pcre:/path, first-match pattern tables.
  *
  * Both types follow their Postfix manuals (regexp_table(5), pcre_table(5))
- * and both are compiled with PCRE2:
+ * and both are compiled with PCRE2. Inline form (Postfix 3.7):
+ * "regexp:{ {rule}, {rule} }", rule N counted as line N in errors.
  *   /pattern/flags result      first matching rule wins
  *   !/pattern/flags result     matches when the pattern does not
  *   if /pattern/flags ... endif   (also "if !/pattern/"), nested
@@ -39,6 +40,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/strv.h"
 #include "table/table.h"
 #include "table/table_backends.h"
 #include "table/table_file.h"
@@ -395,6 +397,43 @@ bad:
 	str_free(&why);
 }
 
+/* The rules of an inline table, "{ {rule}, {rule} }" (Postfix 3.7's
+ * regexp:{...} and pcre:{...} form, as in the default of
+ * smtpd_forbidden_commands), one per line of text: rule N is line N. */
+static int inline_rules(const char *name, str_t *text, str_t *why)
+{
+	char *inner = table_list_unbrace(name, why);
+	strv_t elements = STRV_INIT;
+	int ret = -1;
+
+	if (inner == NULL || table_list_split(&elements, inner, why) < 0)
+		goto out;
+	for (size_t i = 0; i < elements.n; i++) {
+		char *rule;
+
+		if (elements.v[i][0] != '{') {
+			str_appendf(why, "rule %zu: \"%s\": expected {rule}", i + 1, elements.v[i]);
+			goto out;
+		}
+		rule = table_list_unbrace(elements.v[i], why);
+		if (rule == NULL)
+			goto out;
+		if (strchr(rule, '\n') != NULL) {
+			free(rule);
+			str_appendf(why, "rule %zu: a rule cannot span lines", i + 1);
+			goto out;
+		}
+		str_append(text, rule);
+		str_append_c(text, '\n');
+		free(rule);
+	}
+	ret = 0;
+out:
+	free(inner);
+	strv_free(&elements);
+	return ret;
+}
+
 static int regexp_open_common(struct table *t, const char *name,
                               const struct table_open_context *ctx, bool pcre, str_t *error)
 {
@@ -402,7 +441,8 @@ static int regexp_open_common(struct table *t, const char *name,
 	struct table_file_stamp stamp;
 	struct table_file_errors errors;
 	struct table_file_lines lines;
-	char *path = table_file_path(name, ctx);
+	bool inline_table = name[0] == '{';
+	char *path = inline_table ? xstrdup(name) : table_file_path(name, ctx);
 	size_t stack[REGEXP_NESTING_MAX], depth = 0;
 	str_t text, line, why;
 	unsigned lineno;
@@ -414,7 +454,8 @@ static int regexp_open_common(struct table *t, const char *name,
 	str_init(&line);
 	str_init(&why);
 	table_file_errors_init(&errors);
-	if (table_file_read(path, &text, &stamp, &why) < 0) {
+	if (inline_table ? inline_rules(name, &text, &why) < 0
+	                 : table_file_read(path, &text, &stamp, &why) < 0) {
 		str_appendf(error, "%s: %s", tr->label, str_c(&why));
 		goto out;
 	}

@@ -2,7 +2,8 @@
  * (flags and their defaults, $n substitution, negation, if/endif,
  * delimiters, continuation lines), every kind of bad line reported at open
  * with file, line and PCRE2's message, multi-line keys, and the match
- * limit turning a pathological pattern into a temporary failure. */
+ * limit turning a pathological pattern into a temporary failure; the
+ * inline form regexp:{ {rule}, ... }. */
 #include "table_test.h"
 
 #include <time.h>
@@ -225,6 +226,34 @@ static void test_match_limit_is_tempfail(void **state)
 	tmp_free(&tt);
 }
 
+/* Postfix 3.7's inline form, as in smtpd_forbidden_commands' default:
+ * "regexp:{ {rule}, {rule} }"; a bad rule names its number. */
+static void test_inline_rules(void **state)
+{
+	struct table *t;
+	str_t error;
+
+	(void)state;
+	str_init(&error);
+	t = test_open("regexp:{{/^[^A-Z]/ Bogus}}");
+	assert_lookup(t, "1NOOP", "1NOOP -> found \"Bogus\"");
+	assert_lookup(t, "NOOP", "NOOP -> not found");
+	table_close(&t);
+	t = test_open("pcre:{ {/^a(.)/ A$1}, { /^b/ B } }");
+	assert_lookup(t, "ax", "ax -> found \"Ax\"");
+	assert_lookup(t, "b", "b -> found \"B\"");
+	assert_lookup(t, "c", "c -> not found");
+	table_close(&t);
+	assert_null(table_open("regexp:{ {/^a/ A}, /^b/ B }", NULL, &error));
+	assert_non_null(strstr(str_c(&error), "rule 2: \"/^b/\": expected {rule}"));
+	str_reset(&error);
+	assert_null(table_open("regexp:{ {/^a/ A}, {/(/ B} }", NULL, &error));
+	assert_non_null(strstr(str_c(&error), "regexp:{ {/^a/ A}, {/(/ B} }, line 2:"));
+	str_reset(&error);
+	assert_null(table_open("regexp:{ {/^a/ A}", NULL, &error));
+	str_free(&error);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +264,7 @@ int main(void)
 	        cmocka_unit_test(test_multiline_keys),
 	        cmocka_unit_test(test_key_bound),
 	        cmocka_unit_test(test_match_limit_is_tempfail),
+	        cmocka_unit_test(test_inline_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
