@@ -182,6 +182,7 @@ static const struct param_def params[] = {
 	LIST("smtpd_end_of_data_restrictions", "", "restrictions applied after the message content"),
 	TIME("smtpd_error_sleep_time", "1s", 's', "delay before each error reply once smtpd_soft_error_limit is passed"),
 	BOOL("smtpd_forbid_bare_newline", "yes", "refuse bare LF or CR in message content (SMTP smuggling); postern's default is yes"),
+	LIST("smtpd_forbidden_commands", "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}", "first words of a command that end the session with 221 (HTTP and proxy probes; header-like words always do); local tables only"),
 	INT("smtpd_hard_error_limit", "20", 1, INT_MAX32, "errors after which the session is ended"),
 	BOOL("smtpd_helo_required", "no", "require HELO or EHLO before MAIL FROM"),
 	LIST("smtpd_helo_restrictions", "", "restrictions applied to the HELO/EHLO name"),

@@ -21,14 +21,10 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
         [SMTP_VERB_BDAT] = "BDAT",         [SMTP_VERB_RSET] = "RSET",
         [SMTP_VERB_NOOP] = "NOOP",         [SMTP_VERB_QUIT] = "QUIT",
         [SMTP_VERB_HELP] = "HELP",         [SMTP_VERB_VRFY] = "VRFY",
-        [SMTP_VERB_EXPN] = "EXPN",         [SMTP_VERB_ETRN] = "ETRN",
-        [SMTP_VERB_STARTTLS] = "STARTTLS", [SMTP_VERB_AUTH] = "AUTH",
-        [SMTP_VERB_XCLIENT] = "XCLIENT",   [SMTP_VERB_XFORWARD] = "XFORWARD",
-        [SMTP_VERB_HTTP] = "CONNECT",
+        [SMTP_VERB_ETRN] = "ETRN",         [SMTP_VERB_STARTTLS] = "STARTTLS",
+        [SMTP_VERB_AUTH] = "AUTH",         [SMTP_VERB_XCLIENT] = "XCLIENT",
+        [SMTP_VERB_XFORWARD] = "XFORWARD",
 };
-
-/* Words that start an HTTP request: a browser or proxy probe. */
-static const char *const http_verbs[] = {"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS"};
 
 const char *smtp_verb_name(enum smtp_verb verb)
 {
@@ -52,12 +48,9 @@ static enum smtp_verb lookup_verb(const char *word, size_t len)
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
 			return SMTP_VERB_UNKNOWN;
 	}
-	for (int v = SMTP_VERB_HELO; v < SMTP_VERB_HTTP; v++)
+	for (int v = SMTP_VERB_HELO; v < SMTP_VERB_COUNT; v++)
 		if (strlen(verb_names[v]) == len && strncasecmp(verb_names[v], word, len) == 0)
 			return (enum smtp_verb)v;
-	for (size_t i = 0; i < sizeof(http_verbs) / sizeof(http_verbs[0]); i++)
-		if (strlen(http_verbs[i]) == len && strncmp(http_verbs[i], word, len) == 0)
-			return SMTP_VERB_HTTP;
 	return SMTP_VERB_UNKNOWN;
 }
 
@@ -70,6 +63,8 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd, const cha
 	word_end = i;
 	while (word_end < len && !is_space(line[word_end]))
 		word_end++;
+	cmd->word = line + i;
+	cmd->word_len = word_end - i;
 	cmd->verb = lookup_verb(line + i, word_end - i);
 	cmd->name = smtp_verb_name(cmd->verb);
 	i = word_end;

@@ -8,7 +8,8 @@
  * Rules (RFC 5321 4.1.1 with Postfix's tolerance):
  *   - the verb is the first word, matched case-insensitively; a verb
  *     longer than SMTP_CMD_VERB_MAX or with bytes other than letters is
- *     SMTP_VERB_UNKNOWN ("502 5.5.2 Error: command not recognized");
+ *     SMTP_VERB_UNKNOWN (smtpd: "500 5.5.2 Error: command not recognized",
+ *     or smtpd_forbidden_commands; EXPN is unknown too, as in Postfix);
  *   - the argument is the rest after white space (spaces or tabs),
  *     trailing white space removed;
  *   - MAIL needs "FROM:" and RCPT needs "TO:" (any case; Postfix also
@@ -40,16 +41,11 @@ enum smtp_verb {
 	SMTP_VERB_QUIT,
 	SMTP_VERB_HELP,
 	SMTP_VERB_VRFY,
-	SMTP_VERB_EXPN,
 	SMTP_VERB_ETRN,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
 	SMTP_VERB_XCLIENT,
 	SMTP_VERB_XFORWARD,
-	/* Not a command at all: the first word of an HTTP request (GET, POST,
-	 * HEAD, PUT, CONNECT, OPTIONS; upper case only) sent to the SMTP port.
-	 * smtpd logs it and hangs up. */
-	SMTP_VERB_HTTP,
 	SMTP_VERB_COUNT
 };
 
@@ -58,6 +54,10 @@ struct smtp_cmd {
 	/* The canonical upper-case name ("MAIL"), or "UNKNOWN" for
 	 * SMTP_VERB_UNKNOWN (used for "lost connection after UNKNOWN"). */
 	const char *name;
+	/* The first word as sent (leading white space skipped), word_len
+	 * bytes: what smtpd_forbidden_commands is matched against. */
+	const char *word;
+	size_t word_len;
 	/* The argument (for MAIL/RCPT: after "FROM:"/"TO:"), pointing into
 	 * the line, arg_len bytes, not NUL-terminated by the parser. Empty
 	 * (arg_len 0, arg at the end of the line) when there is none. */

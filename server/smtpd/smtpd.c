@@ -83,6 +83,8 @@ static void *listener_init(struct event_server *es, const char *service, struct 
 		log_fatal("service %s: %s", service, str_c(&error));
 	if (cleanup_settings_new(cfg, srv->daemon->config_dir, &lis->cleanup, &error) < 0)
 		log_fatal("service %s: %s", service, str_c(&error));
+	if (smtpd_forbidden_new(cfg, srv->daemon->config_dir, &lis->forbidden, &error) < 0)
+		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
 	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
 	smtpd_limit_init(lis, config_str(cfg, "queue_directory"));
@@ -182,6 +184,7 @@ static void server_finish(struct event_server *es, void *ctx)
 		cleanup_settings_destroy(&lis->cleanup);
 		smtpd_quota_destroy(&lis->quota);
 		smtpd_limit_free(lis);
+		smtpd_forbidden_free(&lis->forbidden);
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);

@@ -14,6 +14,8 @@
  *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
  *   smtpd_limit.c    smtpd_client_connection_count_limit (shared count)
+ *   smtpd_forbid.c   smtpd_forbidden_commands (unknown commands that end
+ *                    the session)
  *   (lib/dns/dns.c: the client's host name, c-ares, forward-confirmed)
  */
 #ifndef POSTERN_SMTPD_H
@@ -43,6 +45,7 @@ struct dns_req;
 struct table_async;
 struct table_async_request;
 struct smtpd_quota;
+struct smtpd_forbidden;
 
 /* Settings of one listener, read once from its configuration. Strings
  * are owned by the listener's config. */
@@ -83,6 +86,7 @@ struct smtpd_listener {
 	struct conn_count *conn_count; /* NULL: connections not counted */
 	struct smtpd_limit_net *limit_nets; /* smtpd_client_event_limit_exceptions */
 	size_t n_limit_nets;
+	struct smtpd_forbidden *forbidden; /* smtpd_forbidden_commands */
 };
 
 struct smtpd_server {
@@ -192,6 +196,16 @@ void smtpd_limit_connect(struct smtpd_session *s, const struct sockaddr *sa);
 bool smtpd_limit_exceeded(struct smtpd_session *s);
 /* The session ends: uncount it (idempotent). */
 void smtpd_limit_disconnect(struct smtpd_session *s);
+
+/* smtpd_forbid.c */
+/* The listener's smtpd_forbidden_commands; -1 with a message naming the
+ * parameter (a table that cannot be opened, or a remote one). */
+int smtpd_forbidden_new(struct config *cfg, const char *config_dir, struct smtpd_forbidden **fp,
+                        str_t *error);
+void smtpd_forbidden_free(struct smtpd_forbidden **fp);
+/* Does the first word of an unknown command (len bytes) end the session?
+ * A header-like word ("Subject:") always does. */
+bool smtpd_forbidden_match(const struct smtpd_forbidden *f, const char *word, size_t len);
 
 /* smtpd_session.c */
 /* Close every session (shutdown): pending checks cancelled, open queue

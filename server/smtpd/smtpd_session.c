@@ -64,7 +64,6 @@ static const struct smtpd_verb_entry verbs[SMTP_VERB_COUNT] = {
         [SMTP_VERB_QUIT] = {smtpd_cmd_quit, false, true},
         [SMTP_VERB_HELP] = {smtpd_cmd_help, true, true},
         [SMTP_VERB_VRFY] = {smtpd_cmd_vrfy, true, false},
-        [SMTP_VERB_EXPN] = {smtpd_cmd_unimpl, true, false},
         [SMTP_VERB_ETRN] = {smtpd_cmd_etrn, true, false},
         [SMTP_VERB_STARTTLS] = {smtpd_cmd_unimpl, false, false},
         [SMTP_VERB_AUTH] = {smtpd_cmd_unimpl, false, false},
@@ -226,6 +225,24 @@ void smtpd_request_fill(struct smtpd_session *s)
 	r->message_size = (size_t)(s->data_size > 0 ? s->data_size : s->size_declared);
 }
 
+/* A command smtpd does not know: an empty line, a web browser or proxy
+ * or a header sent as a command (smtpd_forbidden_commands: Postfix's
+ * 221 and hang-up), or just a verb we lack. */
+static void session_unknown(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->word_len == 0) {
+		smtpd_reply_error(s, "500 5.5.2 Error: bad syntax");
+		return;
+	}
+	if (smtpd_forbidden_match(s->lis->forbidden, cmd->word, cmd->word_len)) {
+		log_warning("non-SMTP command from %s[%s]: %.100s", s->name, s->addr,
+		            str_c(&s->line));
+		smtpd_hangup(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
+		return;
+	}
+	smtpd_reply_error(s, "500 5.5.2 Error: command not recognized");
+}
+
 /* One command line in s->line (CRLF removed). */
 static void session_command(struct smtpd_session *s)
 {
@@ -248,18 +265,11 @@ static void session_command(struct smtpd_session *s)
 		smtpd_reply_error(s, "500 5.5.2 Error: bad UTF-8 syntax");
 		return;
 	}
-	if (cmd.verb == SMTP_VERB_HTTP) {
-		/* A web browser or proxy talking to the SMTP port. */
-		log_warning("non-SMTP command from %s[%s]: %.100s", s->name, s->addr,
-		            str_c(&s->line));
-		smtpd_hangup(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
+	if (cmd.verb == SMTP_VERB_UNKNOWN) {
+		session_unknown(s, &cmd);
 		return;
 	}
 	e = &verbs[cmd.verb];
-	if (e->run == NULL) {
-		smtpd_reply_error(s, "502 5.5.2 Error: command not recognized");
-		return;
-	}
 	if (s->access_denied && !e->allowed_denied) {
 		smtpd_reply_error(s, "503 5.7.0 Error: access denied for %s[%s]", s->name, s->addr);
 		return;

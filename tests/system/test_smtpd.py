@@ -126,7 +126,7 @@ def test_helo_and_replies(smtpd):
     assert c.cmd("NOOP") == "250 2.0.0 Ok"
     assert c.cmd("RSET") == "250 2.0.0 Ok"
     assert c.cmd("VRFY postmaster") == "502 5.5.1 VRFY command is disabled"
-    assert c.cmd("XYZZY") == "502 5.5.2 Error: command not recognized"
+    assert c.cmd("XYZZY") == "500 5.5.2 Error: command not recognized"
     assert c.cmd("HELP").startswith("214 ")
     assert c.cmd("RCPT TO:<a@mx.test.example>") == "503 5.5.1 Error: need MAIL command"
     assert c.cmd("DATA") == "503 5.5.1 Error: need MAIL command"
@@ -381,12 +381,12 @@ def test_long_lines_split(make_smtpd):
 def test_error_limits(make_smtpd):
     sd = make_smtpd(main_cf={"smtpd_hard_error_limit": "3", "smtpd_soft_error_limit": "1"})
     c = raw(sd)
-    assert c.cmd("BOGUS1").startswith("502")
-    assert c.cmd("BOGUS2").startswith("502")
+    assert c.cmd("BOGUS1").startswith("500")
+    assert c.cmd("BOGUS2").startswith("500")
     r = c.cmd("BOGUS3")
-    assert r == f"502 5.5.2 Error: command not recognized\n421 4.7.0 {HOSTNAME} Error: " \
-        "too many errors" or r.startswith("502")
-    if r.startswith("502") and "\n" not in r:
+    assert r == f"500 5.5.2 Error: command not recognized\n421 4.7.0 {HOSTNAME} Error: " \
+        "too many errors" or r.startswith("500")
+    if r.startswith("500") and "\n" not in r:
         assert c.reply() == f"421 4.7.0 {HOSTNAME} Error: too many errors"
     assert c.closed()
     sd.wait_log(r"^too many errors after UNKNOWN from unknown\[127\.0\.0\.1\]$")
@@ -446,8 +446,64 @@ def test_nul_in_command(smtpd):
 def test_http_request_dropped(smtpd):
     c = raw(smtpd)
     c.send(b"GET / HTTP/1.0\r\n")
-    assert c.reply().startswith("221 ")
+    assert c.reply() == "221 2.7.0 Error: I can break rules, too. Goodbye."
     assert c.closed()
+    smtpd.wait_log(r"warning: non-SMTP command from unknown\[127\.0\.0\.1\]: GET / HTTP/1\.0$")
+
+
+@pytest.mark.parametrize("line,forbidden", [
+    ("get /", True),  # words match in any case
+    ("CONNECT mx:25", True),
+    ("POST /x", True),
+    ("Subject: hello", True),  # a header name is never a command
+    ("X-Foo:bar", True),
+    ("1NOOP", True),  # the default's regexp:{{/^[^A-Z]/ Bogus}}
+    ("OPTIONS /", False),
+    ("FOO bar", False),
+    ("EXPN list", False),  # Postfix has no EXPN either
+])
+def test_forbidden_commands_default(smtpd, line, forbidden):
+    """smtpd_forbidden_commands' default, Postfix's: 221 and hang up for a
+    listed or header-like first word; any other unknown command is
+    500 5.5.2 and the session goes on."""
+    c = raw(smtpd)
+    r = c.cmd(line)
+    if forbidden:
+        assert r == "221 2.7.0 Error: I can break rules, too. Goodbye."
+        assert c.closed()
+    else:
+        assert r == "500 5.5.2 Error: command not recognized"
+        assert c.cmd("NOOP") == "250 2.0.0 Ok"
+
+
+def test_forbidden_commands_configured(make_smtpd):
+    sd = make_smtpd(main_cf={"smtpd_forbidden_commands": "OPTIONS, !GET, GET, pcre:{{/^X/ x}}"})
+    c = raw(sd)
+    assert c.cmd("options /").startswith("221 2.7.0")
+    for line in ("GET /", "POST /"):  # "!GET" stops the search; POST not listed
+        c = raw(sd)
+        assert c.cmd(line) == "500 5.5.2 Error: command not recognized"
+    c = raw(sd)
+    assert c.cmd("XYZZY").startswith("221 2.7.0")
+
+
+def test_forbidden_commands_remote_table_refused(postern_build, tmp_path):
+    """A database table there would block every unknown command: smtpd
+    refuses to start and says why."""
+    from harness.process import ServerError
+    sd = Smtpd(postern_build, main_cf={"smtpd_forbidden_commands": "CONNECT sqlite:/x.cf"})
+    try:
+        with pytest.raises(ServerError) as exc:
+            sd.start(attempts=1)
+        assert "smtpd_forbidden_commands: sqlite:/x.cf: only local tables" in exc.value.log
+    finally:
+        sd.cleanup()
+
+
+def test_empty_line(smtpd):
+    c = raw(smtpd)
+    assert c.cmd("") == "500 5.5.2 Error: bad syntax"
+    assert c.cmd("   ") == "500 5.5.2 Error: bad syntax"
 
 
 def test_master_cf_overrides_per_listener(make_smtpd):
@@ -488,8 +544,8 @@ def test_postern_smtpd_cli(postern_build, tmp_path):
 def test_error_sleep_after_soft_limit(make_smtpd):
     sd = make_smtpd(main_cf={"smtpd_soft_error_limit": "1", "smtpd_error_sleep_time": "1s"})
     c = raw(sd)
-    assert c.cmd("BOGUS1").startswith("502")
-    assert c.cmd("BOGUS2").startswith("502")  # past the soft limit: reading pauses
+    assert c.cmd("BOGUS1").startswith("500")
+    assert c.cmd("BOGUS2").startswith("500")  # past the soft limit: reading pauses
     t0 = time.monotonic()
     assert c.cmd("NOOP") == "250 2.0.0 Ok"
     assert time.monotonic() - t0 >= 0.8
