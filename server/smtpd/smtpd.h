@@ -11,7 +11,8 @@
  *   smtpd_rcpt.c     RCPT TO (DSN parameters, the queue file is opened)
  *   smtpd_quota.c    RCPT refused when a mailbox is over quota
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
- *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, VRFY, ... and unknown verbs
+ *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, ETRN, STARTTLS, AUTH, XCLIENT
+ *   smtpd_vrfy.c     VRFY (the recipient restrictions decide)
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
  *   smtpd_limit.c    smtpd_client_connection_count_limit (shared count)
  *   smtpd_forbid.c   smtpd_forbidden_commands (unknown commands that end
@@ -169,6 +170,7 @@ struct smtpd_session {
 	char *first_rcpt; /* for the Received header's "for" */
 	char *cur_rcpt; /* RCPT being checked */
 	char *cur_orcpt;
+	char *vrfy_arg; /* VRFY being checked: its argument as sent */
 	unsigned cur_notify;
 	bool bdat_used; /* BDAT seen in this transaction */
 	/* Content. */
@@ -236,7 +238,7 @@ void smtpd_cmd_ok(struct smtpd_session *s, enum smtp_verb verb);
 typedef void smtpd_cmd_fn(struct smtpd_session *s, const struct smtp_cmd *cmd);
 smtpd_cmd_fn smtpd_cmd_helo, smtpd_cmd_ehlo, smtpd_cmd_mail, smtpd_cmd_rcpt, smtpd_cmd_data,
         smtpd_cmd_bdat, smtpd_cmd_rset, smtpd_cmd_noop, smtpd_cmd_quit, smtpd_cmd_help,
-        smtpd_cmd_vrfy, smtpd_cmd_etrn, smtpd_cmd_unimpl;
+        smtpd_cmd_vrfy, smtpd_cmd_etrn, smtpd_cmd_starttls, smtpd_cmd_auth, smtpd_cmd_xclient;
 
 /* smtpd_data.c: consume content from the input buffer; returns false
  * when the session must stop reading for now (need more data, waiting,

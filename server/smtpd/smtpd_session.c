@@ -65,10 +65,10 @@ static const struct smtpd_verb_entry verbs[SMTP_VERB_COUNT] = {
         [SMTP_VERB_HELP] = {smtpd_cmd_help, true, true},
         [SMTP_VERB_VRFY] = {smtpd_cmd_vrfy, true, false},
         [SMTP_VERB_ETRN] = {smtpd_cmd_etrn, true, false},
-        [SMTP_VERB_STARTTLS] = {smtpd_cmd_unimpl, false, false},
-        [SMTP_VERB_AUTH] = {smtpd_cmd_unimpl, false, false},
-        [SMTP_VERB_XCLIENT] = {smtpd_cmd_unimpl, false, false},
-        [SMTP_VERB_XFORWARD] = {smtpd_cmd_unimpl, false, false},
+        [SMTP_VERB_STARTTLS] = {smtpd_cmd_starttls, false, false},
+        [SMTP_VERB_AUTH] = {smtpd_cmd_auth, false, false},
+        [SMTP_VERB_XCLIENT] = {smtpd_cmd_xclient, false, false},
+        [SMTP_VERB_XFORWARD] = {smtpd_cmd_xclient, false, false},
 };
 
 static void session_free(struct smtpd_session *s);
@@ -569,6 +569,7 @@ static void session_free(struct smtpd_session *s)
 	str_free(&s->denied_reply);
 	str_free(&s->bdat_line);
 	free(s->helo);
+	free(s->vrfy_arg);
 	free(s->name_buf);
 	free(s->reverse_buf);
 	s->lis->server->n_sessions--;

@@ -629,3 +629,35 @@ def test_peername_lookup(make_smtpd):
                          rb" \[127\.0\.0\.1\]\)", sd.queued_bytes())
     else:
         sd.wait_log(r"^connect from \S+\[127\.0\.0\.1\]$")
+
+
+def test_vrfy_enabled_runs_recipient_restrictions(make_smtpd):
+    """disable_vrfy_command = no: the recipient restrictions decide, as for
+    RCPT TO (Postfix); a permitted address is 252 with the argument."""
+    sd = make_smtpd(main_cf={"disable_vrfy_command": "no", "mynetworks": "192.0.2.0/24",
+                             "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination"})
+    c = raw(sd)
+    assert c.cmd("VRFY postmaster@mx.test.example") == "252 2.0.0 postmaster@mx.test.example"
+    assert c.cmd("VRFY <u@remote.example>") == \
+        "554 5.7.1 <u@remote.example>: Relay access denied"
+    assert c.cmd("VRFY <>") == "501 5.1.3 Bad recipient address syntax"
+    assert c.cmd("VRFY") == "501 5.5.4 Syntax: VRFY address"
+
+
+def test_verbs_not_offered_yet(smtpd):
+    """Postfix's answers without TLS, SASL, flush domains or XCLIENT/XFORWARD
+    clients (issues to come implement them)."""
+    c = raw(smtpd)
+    assert c.cmd("STARTTLS") == "502 5.5.1 Error: command not implemented"
+    assert c.cmd("STARTTLS x") == "501 5.5.4 Syntax: STARTTLS"
+    assert c.cmd("AUTH PLAIN") == "503 5.5.1 Error: authentication not enabled"
+    assert c.cmd("XCLIENT") == "501 5.5.4 Syntax: XCLIENT attribute=value..."
+    assert c.cmd("XCLIENT NAME=x") == "550 5.7.0 Error: insufficient authorization"
+    assert c.cmd("XFORWARD NAME=x") == "550 5.7.0 Error: insufficient authorization"
+    assert c.cmd("ETRN") == "500 Syntax: ETRN domain"
+    assert c.cmd("ETRN #example.com") == "459 <example.com>: service unavailable"
+    assert c.cmd("ETRN bad!name") == "501 Error: invalid parameter syntax"
+    assert c.cmd("HELO c.example").startswith("250")
+    assert c.cmd("MAIL FROM:<a@c.example>").startswith("250")
+    assert c.cmd("ETRN example.com") == "503 Error: MAIL transaction in progress"
+    assert c.cmd("XCLIENT NAME=x") == "503 5.5.1 Error: MAIL transaction in progress"
