@@ -3,7 +3,7 @@
  * Defaults are Postfix 3.7's (Debian 12) wherever Postfix has the
  * parameter, so that a main.cf written for Postfix means the same here.
  * Deliberate differences, each for safety and documented in README:
- *   disable_vrfy_command = yes, smtpd_forbid_bare_newline = yes,
+ *   disable_vrfy_command = yes, smtpd_forbid_bare_newline = reject,
  *   mail_owner = postern, mail_name = postern, syslog_name = postern.
  * postern's own parameters (database, table_cache_*) follow Postfix's
  * naming style. Keep the table sorted by name: param_find() bisects it
@@ -184,7 +184,9 @@ static const struct param_def params[] = {
 	LIST("smtpd_discard_ehlo_keywords", "", "EHLO keywords not announced (case-insensitive)"),
 	LIST("smtpd_end_of_data_restrictions", "", "restrictions applied after the message content"),
 	TIME("smtpd_error_sleep_time", "1s", 's', "delay before each error reply once smtpd_soft_error_limit is passed"),
-	BOOL("smtpd_forbid_bare_newline", "yes", "refuse bare LF or CR in message content (SMTP smuggling); postern's default is yes"),
+	STR("smtpd_forbid_bare_newline", "reject", "bare <LF> line ends (SMTP smuggling): no (taken as CRLF), normalize or yes (taken as CRLF, but DATA ends only at CRLF.CRLF), reject (a command is refused and the session ends; a message is refused at its end, bare <CR> too); postern's default is reject"),
+	LIST("smtpd_forbid_bare_newline_exclusions", "$mynetworks", "clients (addresses and networks) to which smtpd_forbid_bare_newline does not apply"),
+	INT("smtpd_forbid_bare_newline_reject_code", "550", 400, 599, "reply code when smtpd_forbid_bare_newline = reject refuses input"),
 	LIST("smtpd_forbidden_commands", "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}", "first words of a command that end the session with 221 (HTTP and proxy probes; header-like words always do); local tables only"),
 	INT("smtpd_hard_error_limit", "20", 1, INT_MAX32, "errors after which the session is ended"),
 	BOOL("smtpd_helo_required", "no", "require HELO or EHLO before MAIL FROM"),

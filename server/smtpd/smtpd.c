@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,21 @@
 #include "smtpd.h"
 #include "table/table_async.h"
 #include "table/table_cache.h"
+
+/* smtpd_forbid_bare_newline: no, yes, normalize, reject (any case). */
+static enum smtpd_bare_newline bare_newline_read(struct config *cfg)
+{
+	const char *v = config_str(cfg, "smtpd_forbid_bare_newline");
+
+	if (strcasecmp(v, "no") == 0)
+		return SMTPD_BARE_NO;
+	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "normalize") == 0)
+		return SMTPD_BARE_NORMALIZE;
+	if (strcasecmp(v, "reject") == 0)
+		return SMTPD_BARE_REJECT;
+	log_fatal("%s: smtpd_forbid_bare_newline: \"%s\": expected no, yes, normalize or reject",
+	          config_where(cfg, "smtpd_forbid_bare_newline"), v);
+}
 
 static void settings_read(struct smtpd_settings *set, struct config *cfg)
 {
@@ -55,7 +71,8 @@ static void settings_read(struct smtpd_settings *set, struct config *cfg)
 	set->hard_error_limit = config_int(cfg, "smtpd_hard_error_limit");
 	set->error_sleep = config_time(cfg, "smtpd_error_sleep_time");
 	set->junk_limit = config_int(cfg, "smtpd_junk_command_limit");
-	set->forbid_bare_newline = config_bool(cfg, "smtpd_forbid_bare_newline");
+	set->bare_newline = bare_newline_read(cfg);
+	set->bare_newline_code = (int)config_int(cfg, "smtpd_forbid_bare_newline_reject_code");
 	set->disable_vrfy = config_bool(cfg, "disable_vrfy_command");
 	set->helo_required = config_bool(cfg, "smtpd_helo_required");
 	set->smtputf8 = config_bool(cfg, "smtputf8_enable");
@@ -88,6 +105,9 @@ static void *listener_init(struct event_server *es, const char *service, struct 
 	str_free(&error);
 	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
 	smtpd_limit_init(lis, config_str(cfg, "queue_directory"));
+	smtpd_netlist_init(&lis->bare_newline_exclusions,
+	                   config_list(cfg, "smtpd_forbid_bare_newline_exclusions"), service,
+	                   "smtpd_forbid_bare_newline_exclusions");
 	restrict_engine_set_dns(lis->engine, srv->dns);
 	srv->listeners = xreallocarray(srv->listeners, srv->n_listeners + 1, sizeof(lis));
 	srv->listeners[srv->n_listeners++] = lis;
@@ -185,6 +205,7 @@ static void server_finish(struct event_server *es, void *ctx)
 		smtpd_quota_destroy(&lis->quota);
 		smtpd_limit_free(lis);
 		smtpd_forbidden_free(&lis->forbidden);
+		smtpd_netlist_free(&lis->bare_newline_exclusions);
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);

@@ -15,6 +15,8 @@
  *   smtpd_vrfy.c     VRFY (the recipient restrictions decide)
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
  *   smtpd_limit.c    smtpd_client_connection_count_limit (shared count)
+ *   smtpd_netlist.c  client address/network lists (limit exceptions,
+ *                    bare newline exclusions)
  *   smtpd_forbid.c   smtpd_forbidden_commands (unknown commands that end
  *                    the session)
  *   (lib/dns/dns.c: the client's host name, c-ares, forward-confirmed)
@@ -48,6 +50,13 @@ struct table_async_request;
 struct smtpd_quota;
 struct smtpd_forbidden;
 
+/* smtpd_forbid_bare_newline (Postfix 3.7.11's values). */
+enum smtpd_bare_newline {
+	SMTPD_BARE_NO, /* a bare LF ends a line, ".\n" ends DATA */
+	SMTPD_BARE_NORMALIZE, /* "yes" too: LF ends a line, DATA ends at CRLF.CRLF only */
+	SMTPD_BARE_REJECT, /* refused: a command ends the session, a message at its end */
+};
+
 /* Settings of one listener, read once from its configuration. Strings
  * are owned by the listener's config. */
 struct smtpd_settings {
@@ -64,7 +73,8 @@ struct smtpd_settings {
 	int64_t hard_error_limit;
 	uint64_t error_sleep; /* smtpd_error_sleep_time, seconds */
 	int64_t junk_limit; /* smtpd_junk_command_limit */
-	bool forbid_bare_newline;
+	enum smtpd_bare_newline bare_newline;
+	int bare_newline_code; /* smtpd_forbid_bare_newline_reject_code */
 	bool disable_vrfy;
 	bool helo_required;
 	bool smtputf8;
@@ -74,6 +84,21 @@ struct smtpd_settings {
 };
 
 struct smtpd_server;
+
+/* smtpd_netlist.c: a list of client addresses and networks. */
+struct smtpd_net;
+struct smtpd_netlist {
+	struct smtpd_net *v;
+	size_t n;
+};
+/* Parse list (param's value; host names and tables are skipped with a
+ * warning naming service and param). */
+void smtpd_netlist_init(struct smtpd_netlist *l, const strv_t *list, const char *service,
+                        const char *param);
+void smtpd_netlist_free(struct smtpd_netlist *l);
+/* Does the numeric address (as in a session's addr) match? The first
+ * matching element decides; "!element" is a no. */
+bool smtpd_netlist_match(const struct smtpd_netlist *l, const char *addr);
 
 struct smtpd_listener {
 	struct smtpd_server *server;
@@ -85,8 +110,8 @@ struct smtpd_listener {
 	struct smtpd_quota *quota; /* NULL: no over-quota check */
 	unsigned conn_limit; /* smtpd_client_connection_count_limit; 0 = none */
 	struct conn_count *conn_count; /* NULL: connections not counted */
-	struct smtpd_limit_net *limit_nets; /* smtpd_client_event_limit_exceptions */
-	size_t n_limit_nets;
+	struct smtpd_netlist limit_nets; /* smtpd_client_event_limit_exceptions */
+	struct smtpd_netlist bare_newline_exclusions; /* smtpd_forbid_bare_newline_exclusions */
 	struct smtpd_forbidden *forbidden; /* smtpd_forbidden_commands */
 };
 
@@ -117,6 +142,8 @@ enum smtpd_content_err {
 	SMTPD_CONTENT_OK,
 	SMTPD_CONTENT_TOO_BIG,
 	SMTPD_CONTENT_HOPS,
+	SMTPD_CONTENT_BARE_LF, /* smtpd_forbid_bare_newline = reject */
+	SMTPD_CONTENT_BARE_CR,
 };
 
 struct smtpd_session {
@@ -135,6 +162,7 @@ struct smtpd_session {
 	unsigned conn_count; /* connections from addr incl. this one; 0 = not counted */
 	struct conn_count_key conn_key;
 	bool conn_exempt; /* smtpd_client_event_limit_exceptions */
+	enum smtpd_bare_newline bare_mode; /* the setting, or NO for an exclusion */
 	bool waiting; /* a restriction check is pending: input paused */
 	bool access_denied; /* client restrictions rejected at connect */
 	str_t denied_reply;
@@ -154,6 +182,7 @@ struct smtpd_session {
 	unsigned errors;
 	unsigned junk;
 	str_t line; /* the current line */
+	bool skipping_line; /* dropping the rest of an overlong command line */
 	str_t scratch;
 
 	/* Transaction. */
@@ -176,6 +205,7 @@ struct smtpd_session {
 	/* Content. */
 	bool in_header;
 	bool in_continued_line; /* the last piece had more = true */
+	bool prev_line_crlf; /* the last DATA line ended in CRLF (or none yet) */
 	uint64_t data_size;
 	int64_t hops;
 	enum smtpd_content_err content_err;

@@ -10,15 +10,20 @@
  * at the end. Only cleanup's CLEANUP_QUEUED or CLEANUP_DISCARDED gives a
  * 250; everything else removes the queue file.
  *
- * SECURITY: SMTP smuggling. With smtpd_forbid_bare_newline = yes (the
- * postern default) a bare LF or a bare CR anywhere in the content ends the
- * session with "521 5.5.2 ...: Error: bare <LF> received", nothing
- * queued: so "\n.\n", "\r.\r\n", "\r\n.\n" and friends can never end one
- * message and start another that a different server would see. Memory is
- * bounded: at most line_length_limit bytes of a line are held at once.
+ * SECURITY: SMTP smuggling (smtpd_forbid_bare_newline, Postfix 3.7.11's
+ * values). With normalize (or yes) and reject, DATA ends only at
+ * CRLF.CRLF: "\n.\n", "\r\n.\n" and "\n.\r\n" are content, so they can
+ * never end one message and start another that a different server would
+ * see. With reject (postern's default) a bare LF, and a bare CR too
+ * (postern is stricter there than Postfix), makes the whole message a
+ * "550 5.5.2 ... Error: bare <LF> received" at its end, nothing queued;
+ * the session goes on, as in Postfix. With no, a bare LF ends a line and
+ * ".\n" ends DATA, as in Postfix. Memory is bounded: at most
+ * line_length_limit bytes of a line are held at once.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,11 +34,12 @@
 #include "base/parse.h"
 #include "smtpd.h"
 
-static void data_bare_newline(struct smtpd_session *s, const char *what)
+/* smtpd_forbid_bare_newline = reject: the message is refused at its end
+ * (the first content error is the one reported). */
+static void content_bare(struct smtpd_session *s, enum smtpd_content_err err)
 {
-	log_info("disallowed bare <%s> from %s[%s]", what, s->name, s->addr);
-	cleanup_abort(&s->cleanup);
-	smtpd_hangup(s, "521 5.5.2 %s: Error: bare <LF> received", s->set->myhostname);
+	if (s->content_err == SMTPD_CONTENT_OK)
+		s->content_err = err;
 }
 
 /* One line or piece of content (no line ending, dot already removed). */
@@ -105,6 +111,7 @@ static void start_content(struct smtpd_session *s)
 	apply_actions(s);
 	s->in_header = true;
 	s->in_continued_line = false;
+	s->prev_line_crlf = true;
 	s->data_size = 0;
 	s->hops = 0;
 	s->content_err = SMTPD_CONTENT_OK;
@@ -141,14 +148,19 @@ static void eod_done(const struct restrict_result *r, void *ctx)
 /* The content is complete: limits, end-of-data restrictions, commit. */
 static void end_of_content(struct smtpd_session *s)
 {
-	const char *reply = NULL;
+	char reply[256];
 
 	s->state = SMTPD_ST_CMD;
+	reply[0] = '\0';
 	if (s->content_err == SMTPD_CONTENT_TOO_BIG)
-		reply = "552 5.3.4 Message size exceeds fixed limit";
+		snprintf(reply, sizeof(reply), "552 5.3.4 Message size exceeds fixed limit");
 	else if (s->content_err == SMTPD_CONTENT_HOPS)
-		reply = "554 5.4.6 Too many hops";
-	if (reply != NULL) {
+		snprintf(reply, sizeof(reply), "554 5.4.0 Error: too many hops");
+	else if (s->content_err == SMTPD_CONTENT_BARE_LF || s->content_err == SMTPD_CONTENT_BARE_CR)
+		snprintf(reply, sizeof(reply), "%d 5.5.2 %s Error: bare <%s> received",
+		         s->set->bare_newline_code, s->set->myhostname,
+		         s->content_err == SMTPD_CONTENT_BARE_LF ? "LF" : "CR");
+	if (reply[0] != '\0') {
 		smtpd_log_reject(s, "END-OF-MESSAGE", reply, NULL);
 		smtpd_transaction_reset(s);
 		smtpd_reply_error(s, "%s", reply);
@@ -211,14 +223,6 @@ void smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	s->pending = restrict_check(s->rs, RESTRICT_DATA, &s->req, &s->actions, data_done, s);
 }
 
-/* A bare CR inside data (not the last byte). */
-static bool has_bare_cr(const char *p, size_t len)
-{
-	const char *cr = memchr(p, '\r', len);
-
-	return cr != NULL;
-}
-
 bool smtpd_data_input(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -226,6 +230,7 @@ bool smtpd_data_input(struct smtpd_session *s)
 	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 	size_t avail = evbuffer_get_length(in), take;
 	bool more = false, crlf = false;
+	enum smtpd_bare_newline mode = s->bare_mode;
 	char *line;
 	size_t len;
 
@@ -233,7 +238,7 @@ bool smtpd_data_input(struct smtpd_session *s)
 		if (eol.pos < 0 && avail < limit)
 			return false;
 		/* A piece of a long line. Leave a final CR for the next round:
-     * it may be the start of CRLF. */
+		 * it may be the start of CRLF. */
 		take = limit;
 		str_reset(&s->line);
 		str_reserve(&s->line, take);
@@ -249,7 +254,6 @@ bool smtpd_data_input(struct smtpd_session *s)
 		take = (size_t)eol.pos + 1;
 		str_reset(&s->line);
 		str_reserve(&s->line, take);
-		crlf = eol.pos > 0;
 	}
 	evbuffer_remove(in, s->line.buf, take);
 	s->line.len = take;
@@ -258,21 +262,22 @@ bool smtpd_data_input(struct smtpd_session *s)
 	len = take;
 	if (!more) {
 		len--; /* the LF */
-		if (crlf && line[len - 1] == '\r') {
+		crlf = len > 0 && line[len - 1] == '\r';
+		if (crlf)
 			len--;
-		} else if (s->set->forbid_bare_newline) {
-			data_bare_newline(s, "LF");
-			return false;
-		}
+		else if (mode == SMTPD_BARE_REJECT)
+			content_bare(s, SMTPD_CONTENT_BARE_LF);
 	}
-	if (s->set->forbid_bare_newline && has_bare_cr(line, len)) {
-		data_bare_newline(s, "CR");
-		return false;
-	}
-	if (!s->in_continued_line && !more && len == 1 && line[0] == '.') {
+	if (mode == SMTPD_BARE_REJECT && memchr(line, '\r', len) != NULL)
+		content_bare(s, SMTPD_CONTENT_BARE_CR);
+	/* The end: ".", and under normalize/reject only as CRLF.CRLF. */
+	if (!s->in_continued_line && !more && len == 1 && line[0] == '.' &&
+	    (mode == SMTPD_BARE_NO || (crlf && s->prev_line_crlf))) {
 		end_of_content(s);
 		return true;
 	}
+	if (!more)
+		s->prev_line_crlf = crlf;
 	if (!s->in_continued_line && len > 0 && line[0] == '.') {
 		line++;
 		len--;
@@ -285,28 +290,25 @@ bool smtpd_data_input(struct smtpd_session *s)
 
 /* Feed chunk bytes to the line splitter: complete lines go to cleanup,
  * the rest waits in s->bdat_line (at most line_length_limit bytes). */
-static bool bdat_feed(struct smtpd_session *s, const char *p, size_t n)
+static void bdat_feed(struct smtpd_session *s, const char *p, size_t n)
 {
 	size_t limit = s->set->line_limit;
+	bool reject = s->bare_mode == SMTPD_BARE_REJECT;
 
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
 		str_t *l = &s->bdat_line;
 
 		if (c == '\n') {
-			if (l->len > 0 && l->buf[l->len - 1] == '\r') {
-				if (s->set->forbid_bare_newline &&
-				    has_bare_cr(l->buf, l->len - 1)) {
-					data_bare_newline(s, "CR");
-					return false;
-				}
-				content_line(s, l->buf, l->len - 1, false);
-			} else if (s->set->forbid_bare_newline) {
-				data_bare_newline(s, "LF");
-				return false;
-			} else {
-				content_line(s, l->buf, l->len, false);
-			}
+			size_t len = l->len;
+
+			if (len > 0 && l->buf[len - 1] == '\r')
+				len--;
+			else if (reject)
+				content_bare(s, SMTPD_CONTENT_BARE_LF);
+			if (reject && memchr(l->buf, '\r', len) != NULL)
+				content_bare(s, SMTPD_CONTENT_BARE_CR);
+			content_line(s, l->buf, len, false);
 			str_reset(l);
 			continue;
 		}
@@ -316,16 +318,13 @@ static bool bdat_feed(struct smtpd_session *s, const char *p, size_t n)
 			size_t keep = l->buf[l->len - 1] == '\r' ? 1 : 0;
 			size_t out = l->len - keep;
 
-			if (s->set->forbid_bare_newline && has_bare_cr(l->buf, out)) {
-				data_bare_newline(s, "CR");
-				return false;
-			}
+			if (reject && memchr(l->buf, '\r', out) != NULL)
+				content_bare(s, SMTPD_CONTENT_BARE_CR);
 			content_line(s, l->buf, out, true);
 			memmove(l->buf, l->buf + out, keep);
 			str_truncate(l, keep);
 		}
 	}
-	return true;
 }
 
 static void bdat_chunk_done(struct smtpd_session *s)
@@ -343,11 +342,9 @@ static void bdat_chunk_done(struct smtpd_session *s)
 	}
 	if (s->bdat_line.len > 0) {
 		/* A message that does not end in CRLF: its last line. */
-		if (s->set->forbid_bare_newline &&
-		    has_bare_cr(s->bdat_line.buf, s->bdat_line.len)) {
-			data_bare_newline(s, "CR");
-			return;
-		}
+		if (s->bare_mode == SMTPD_BARE_REJECT &&
+		    memchr(s->bdat_line.buf, '\r', s->bdat_line.len) != NULL)
+			content_bare(s, SMTPD_CONTENT_BARE_CR);
 		content_line(s, s->bdat_line.buf, s->bdat_line.len, false);
 		str_reset(&s->bdat_line);
 	}
@@ -369,8 +366,8 @@ bool smtpd_bdat_input(struct smtpd_session *s)
 		if ((uint64_t)n > s->bdat_remaining)
 			n = (size_t)s->bdat_remaining;
 		p = evbuffer_pullup(in, (ev_ssize_t)n);
-		if (!s->bdat_discard && !bdat_feed(s, (const char *)p, n))
-			return false;
+		if (!s->bdat_discard)
+			bdat_feed(s, (const char *)p, n);
 		evbuffer_drain(in, n);
 		s->bdat_remaining -= n;
 		avail -= n;

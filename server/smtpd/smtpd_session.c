@@ -9,8 +9,9 @@
  *
  * SECURITY: this is where a network client's bytes arrive. Input sits in
  * libevent's buffer, which stops reading at a high-water mark; a command
- * line is taken only up to line_length_limit (longer ones are refused
- * and skipped), a bare LF is refused before the line is looked at, and
+ * line is taken only up to line_length_limit (the rest of a longer one is
+ * read and dropped, as Postfix does), a bare LF is refused before the
+ * line is looked at when smtpd_forbid_bare_newline = reject, and
  * while a restriction check runs no more input is read, so pipelined
  * commands cannot pile up without bound. Output is bounded the same way:
  * when the client does not read its replies, we stop reading its
@@ -288,45 +289,89 @@ static void session_command(struct smtpd_session *s)
 	e->run(s, &cmd);
 }
 
+/* A command line ended in a bare LF: refused (and the session ended)
+ * under smtpd_forbid_bare_newline = reject; false then. */
+static bool command_bare_lf_ok(struct smtpd_session *s)
+{
+	if (s->bare_mode != SMTPD_BARE_REJECT)
+		return true;
+	log_info("disallowed bare <LF> from %s[%s]", s->name, s->addr);
+	smtpd_hangup(s, "%d 5.5.2 %s Error: bare <LF> received", s->set->bare_newline_code,
+	             s->set->myhostname);
+	return false;
+}
+
+/* The rest of an overlong command line is dropped up to its LF; then the
+ * part kept in s->line is answered (Postfix reads on the same way). */
+static bool session_skip_rest(struct smtpd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	bool crlf;
+
+	if (eol.pos < 0) {
+		/* Keep the last byte: a CR there may start the CRLF. */
+		size_t n = evbuffer_get_length(in);
+
+		if (n > 1)
+			evbuffer_drain(in, n - 1);
+		return false;
+	}
+	crlf = eol.pos > 0;
+	if (crlf) {
+		struct evbuffer_ptr at;
+		char c = 0;
+
+		evbuffer_ptr_set(in, &at, (size_t)eol.pos - 1, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &at, &c, 1);
+		crlf = c == '\r';
+	}
+	evbuffer_drain(in, (size_t)eol.pos + 1);
+	s->skipping_line = false;
+	if (!crlf && !command_bare_lf_ok(s))
+		return false;
+	session_command(s);
+	return true;
+}
+
 /* Take one command line from the input. Returns false when there is no
- * complete line yet or the session stopped. */
+ * complete line yet or the session stopped. A line longer than the limit
+ * is cut there and the rest skipped (session_skip_rest). */
 static bool session_read_command(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t limit = s->set->line_limit > SMTPD_CMD_MIN ? s->set->line_limit : SMTPD_CMD_MIN;
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	struct evbuffer_ptr eol;
 	size_t len;
 
-	if (eol.pos < 0) {
-		if (evbuffer_get_length(in) <= limit + 1)
-			return false;
-		/* Why hang up: the rest of an overlong command cannot be told
-     * apart from the next command. Postfix answers the same. */
-		s->last_cmd = "UNKNOWN";
-		smtpd_hangup(s, "500 5.5.0 Error: line too long");
+	if (s->skipping_line)
+		return session_skip_rest(s);
+	eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (eol.pos < 0 && evbuffer_get_length(in) <= limit + 1)
 		return false;
+	if (eol.pos < 0 || (size_t)eol.pos > limit + 1) {
+		str_reset(&s->line);
+		str_reserve(&s->line, limit + 1);
+		evbuffer_remove(in, s->line.buf, limit);
+		s->line.len = limit;
+		s->line.buf[limit] = '\0';
+		s->skipping_line = true;
+		return true;
 	}
 	len = (size_t)eol.pos;
-	if (len > limit + 1) {
-		s->last_cmd = "UNKNOWN";
-		smtpd_hangup(s, "500 5.5.0 Error: line too long");
-		return false;
-	}
 	str_reset(&s->line);
 	str_reserve(&s->line, len + 1);
 	evbuffer_remove(in, s->line.buf, len + 1);
 	s->line.len = len;
 	s->line.buf[len] = '\0';
 	if (len == 0 || s->line.buf[len - 1] != '\r') {
-		if (s->set->forbid_bare_newline) {
-			log_info("disallowed bare <LF> from %s[%s]", s->name, s->addr);
-			smtpd_hangup(s, "521 5.5.2 %s: Error: bare <LF> received",
-			             s->set->myhostname);
+		if (!command_bare_lf_ok(s))
 			return false;
-		}
 	} else {
 		str_truncate(&s->line, len - 1);
 	}
+	if (s->line.len > limit)
+		str_truncate(&s->line, limit);
 	session_command(s);
 	return true;
 }
@@ -539,6 +584,9 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 	lis->server->sessions = s;
 	s->state = SMTPD_ST_CONNECT;
 	s->rs = restrict_session_new(lis->engine);
+	s->bare_mode = smtpd_netlist_match(&lis->bare_newline_exclusions, s->addr)
+	                       ? SMTPD_BARE_NO
+	                       : s->set->bare_newline;
 	smtpd_limit_connect(s, sa);
 	/* Input is read from here on (a pregreet talker's bytes are there to
 	 * see when the banner goes out) but not processed before it. */
