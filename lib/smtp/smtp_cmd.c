@@ -33,9 +33,11 @@ const char *smtp_verb_name(enum smtp_verb verb)
 	return verb_names[verb];
 }
 
+/* Postfix splits commands at any ASCII white space: a CR inside a line
+ * (never its end: the reader removed that), VT and FF too. */
 static bool is_space(char c)
 {
-	return c == ' ' || c == '\t';
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
 static enum smtp_verb lookup_verb(const char *word, size_t len)
@@ -56,7 +58,14 @@ static enum smtp_verb lookup_verb(const char *word, size_t len)
 
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd, const char **reply_r)
 {
-	size_t i = 0, word_end, end = len;
+	size_t i = 0, word_end, end;
+	const char *nul = memchr(line, '\0', len);
+
+	/* Postfix reads a command as a C string: it ends at a NUL byte, and
+	 * the rest is never looked at (so never stored either). */
+	if (nul != NULL)
+		len = (size_t)(nul - line);
+	end = len;
 
 	while (i < len && is_space(line[i]))
 		i++;
@@ -75,10 +84,6 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd, const cha
 	cmd->arg = line + i;
 	cmd->arg_len = end - i;
 
-	if (memchr(line, '\0', len) != NULL) {
-		*reply_r = "500 5.5.2 Error: bad syntax";
-		return -1;
-	}
 	if (cmd->verb == SMTP_VERB_MAIL || cmd->verb == SMTP_VERB_RCPT) {
 		const char *prefix = cmd->verb == SMTP_VERB_MAIL ? "FROM:" : "TO:";
 		size_t plen = strlen(prefix);

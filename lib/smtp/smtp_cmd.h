@@ -16,7 +16,9 @@
  *     accepts white space after the colon, so do we); the argument is
  *     then what follows the colon. Without it the parse fails with
  *     "501 5.5.4 Syntax: MAIL FROM:<address>" (or RCPT TO:);
- *   - a NUL byte anywhere fails with "500 5.5.2 Error: bad syntax".
+ *   - a NUL byte ends the line: what follows is ignored (Postfix reads a
+ *     command as a C string);
+ *   - white space is space, tab, and a CR, VT or FF inside the line.
  * Bare CR and LF are the line reader's business (smtpd refuses them
  * before a line gets here).
  */

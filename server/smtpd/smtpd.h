@@ -191,7 +191,6 @@ struct smtpd_session {
 	char *envid;
 	unsigned ret;
 	bool smtputf8;
-	bool binarymime;
 	uint64_t size_declared;
 	struct restrict_actions actions;
 	struct cleanup *cleanup;

@@ -135,6 +135,9 @@ static void eod_done(const struct restrict_result *r, void *ctx)
 	cleanup_result_init(&res);
 	cleanup_finish(&s->cleanup, &res);
 	if (res.status == CLEANUP_QUEUED || res.status == CLEANUP_DISCARDED) {
+		/* Postfix: the error limits count errors made without
+		 * delivering mail; a message taken starts the count again. */
+		s->errors = 0;
 		smtpd_cmd_ok(s, verb);
 		smtpd_reply(s, "%s", str_c(&res.reply));
 	} else {
@@ -192,24 +195,21 @@ static void data_done(const struct restrict_result *r, void *ctx)
 
 void smtpd_cmd_data(struct smtpd_session *s, const struct smtp_cmd *cmd)
 {
+	/* Postfix's order: the transaction first, then the syntax. */
+	if (!s->in_mail) {
+		smtpd_reply_error(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		smtpd_reply_error(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
 	if (cmd->arg_len > 0) {
 		smtpd_reply_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	if (!s->in_mail) {
-		smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (s->nrcpt == 0) {
-		smtpd_reply_error(s, "503 5.5.1 Error: need RCPT command");
-		return;
-	}
 	if (s->bdat_used) {
 		smtpd_reply_error(s, "503 5.5.1 Error: DATA after BDAT");
-		return;
-	}
-	if (s->binarymime) {
-		smtpd_reply_error(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
 		return;
 	}
 	/* Why refuse pipelined input after DATA: RFC 2920 3.1 makes DATA the
@@ -402,7 +402,7 @@ void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		free(count);
 		/* Why hang up: without a valid count the chunk cannot be
      * skipped, and its bytes must never be read as commands. */
-		smtpd_hangup(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		smtpd_hangup(s, "521 5.5.4 Syntax: BDAT count [LAST]");
 		return;
 	}
 	free(count);
@@ -413,8 +413,8 @@ void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	if (!s->in_mail || s->nrcpt == 0) {
 		/* The chunk is read and dropped, then the error. */
 		s->bdat_discard = true;
-		smtpd_reply_error(s, !s->in_mail ? "503 5.5.1 Error: need MAIL command"
-		                                 : "503 5.5.1 Error: need RCPT command");
+		smtpd_reply_error(s, !s->in_mail ? "503 5.5.1 Error: need RCPT command"
+		                                 : "554 5.5.1 Error: no valid recipients");
 		return;
 	}
 	if (!s->bdat_used) {

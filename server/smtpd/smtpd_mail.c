@@ -42,33 +42,28 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 		const struct esmtp_param *p = &path->params[i];
 		const char *v = p->value != NULL ? p->value : "";
 
-		if (strcmp(p->key, "SIZE") == 0) {
+		if (strcmp(p->key, "SIZE") == 0 && p->value != NULL) {
 			uint64_t size;
+			size_t digits = strspn(v, "0123456789");
 
-			if (parse_uint64(v, 0, UINT64_MAX, &size) < 0) {
+			if (digits == 0 || v[digits] != '\0') {
 				smtpd_reply_error(s, "501 5.5.4 Bad message size syntax");
 				return -1;
 			}
+			/* Postfix: a size too large to count is too large. */
+			if (parse_uint64(v, 0, UINT64_MAX, &size) < 0)
+				size = UINT64_MAX;
 			if (s->set->size_limit > 0 && size > s->set->size_limit) {
 				smtpd_reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 				return -1;
 			}
 			s->size_declared = size;
-		} else if (strcmp(p->key, "BODY") == 0) {
-			if (strcasecmp(v, "8BITMIME") == 0 || strcasecmp(v, "7BIT") == 0) {
-				s->binarymime = false;
-			} else if (strcasecmp(v, "BINARYMIME") == 0) {
-				/* RFC 3030: binary content only by BDAT. */
-				s->binarymime = true;
-			} else {
-				smtpd_reply_error(s, "501 5.5.4 Unsupported BODY parameter value");
-				return -1;
-			}
-		} else if (strcmp(p->key, "SMTPUTF8") == 0 && s->set->smtputf8) {
-			if (p->value != NULL) {
-				smtpd_reply_error(s, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
-				return -1;
-			}
+		} else if (strcmp(p->key, "BODY") == 0 && p->value != NULL &&
+		           (strcasecmp(v, "8BITMIME") == 0 || strcasecmp(v, "7BIT") == 0)) {
+			/* Postfix does not offer BINARYMIME; neither does postern.
+			 * Any other value is an unsupported option (555). */
+		} else if (strcmp(p->key, "SMTPUTF8") == 0 && s->set->smtputf8 &&
+		           p->value == NULL) {
 			s->smtputf8 = true;
 		} else if (strcmp(p->key, "RET") == 0) {
 			if (s->ret != 0) {
@@ -90,7 +85,7 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 			str_init(&id);
 			if (s->envid != NULL || p->value == NULL ||
 			    xtext_decode(v, strlen(v), &id, &why) < 0 || id.len == 0 ||
-			    id.len > 100 || !envid_printable(&id)) {
+			    !envid_printable(&id)) {
 				str_free(&id);
 				smtpd_reply_error(s, "501 5.5.4 Bad ENVID parameter syntax");
 				return -1;
@@ -100,7 +95,13 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 		} else if (strcmp(p->key, "AUTH") == 0) {
 			/* RFC 4954 5: without AUTH the value is ignored. */
 		} else {
-			smtpd_reply_error(s, "555 5.5.4 Unsupported option: %s", p->key);
+			/* Postfix names KEY=VALUE (its text, not its code, differs
+			 * from RFC 5321's 555 5.5.4 for a known key with a bad value). */
+			if (p->value != NULL)
+				smtpd_reply_error(s, "555 5.5.4 Unsupported option: %s=%s", p->key,
+				                  v);
+			else
+				smtpd_reply_error(s, "555 5.5.4 Unsupported option: %s", p->key);
 			return -1;
 		}
 	}

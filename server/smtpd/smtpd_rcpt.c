@@ -22,7 +22,8 @@
 #include "queue/queue_file.h"
 #include "smtpd.h"
 
-/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1);
+ * empty elements are skipped, as Postfix does. */
 static int parse_notify(const char *v, unsigned *notify_r)
 {
 	unsigned n = 0;
@@ -32,7 +33,9 @@ static int parse_notify(const char *v, unsigned *notify_r)
 		const char *end = strchr(p, ',');
 		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
 
-		if (len == 5 && strncasecmp(p, "NEVER", 5) == 0)
+		if (len == 0)
+			; /* "SUCCESS,,FAILURE" */
+		else if (len == 5 && strncasecmp(p, "NEVER", 5) == 0)
 			n |= QUEUE_NOTIFY_NEVER;
 		else if (len == 7 && strncasecmp(p, "SUCCESS", 7) == 0)
 			n |= QUEUE_NOTIFY_SUCCESS;
@@ -45,8 +48,6 @@ static int parse_notify(const char *v, unsigned *notify_r)
 		if (end == NULL)
 			break;
 		p = end + 1;
-		if (*p == '\0')
-			return -1;
 	}
 	if (n == 0 || ((n & QUEUE_NOTIFY_NEVER) != 0 && n != QUEUE_NOTIFY_NEVER))
 		return -1;
@@ -193,5 +194,11 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	mail_path_destroy(&path);
 	smtpd_request_fill(s);
 	smtpd_session_wait(s);
+	/* RFC 5321 4.5.1: <postmaster> without a domain is always accepted;
+	 * Postfix does not run the restrictions for it either. */
+	if (strcasecmp(s->cur_rcpt, "postmaster") == 0) {
+		smtpd_quota_check(s);
+		return;
+	}
 	s->pending = restrict_check(s->rs, RESTRICT_RCPT, &s->req, &s->actions, rcpt_done, s);
 }

@@ -188,7 +188,6 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 	s->envid = NULL;
 	s->ret = 0;
 	s->smtputf8 = false;
-	s->binarymime = false;
 	s->size_declared = 0;
 	s->nrcpt = 0;
 	free(s->first_rcpt);
@@ -251,6 +250,11 @@ static void session_command(struct smtpd_session *s)
 	const char *reply;
 	const struct smtpd_verb_entry *e;
 
+	char *nul = memchr(s->line.buf, '\0', s->line.len);
+
+	/* As in Postfix, a command ends at a NUL byte (smtp_cmd.h). */
+	if (nul != NULL)
+		str_truncate(&s->line, (size_t)(nul - s->line.buf));
 	log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
 	if (smtp_cmd_parse(s->line.buf, s->line.len, &cmd, &reply) < 0) {
 		s->cmd_total[cmd.verb]++;
