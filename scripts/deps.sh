@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh - the one list of Debian 12 packages postern needs, with why.
 # Usage: scripts/deps.sh [build|test|bench|all]   (default: all = build + test;
-# bench, for make bench only, adds Debian's postfix and perf)
+# bench, for make bench only, installs perf and Debian's postfix)
 # Used by README's quick-start commands and by .ci/run. Needs root (or sudo).
 set -eu
 
@@ -24,7 +24,10 @@ libcrypt-dev      # {BLF-CRYPT}/{SHA512-CRYPT} password hashes
 "
 
 # Test: unit-test framework, linters, the real servers the system tests start
-# on loopback, and the real clients they talk with.
+# on loopback, and the real clients they talk with. Debian's postfix is
+# installed unconfigured ("No configuration") and its packaged service is
+# left stopped and disabled (below): tests/diff and bench/inbound run
+# private instances (postfix -c TMPDIR start-fg) on loopback ports only.
 TEST_PKGS="
 libcmocka-dev     # tests/unit
 cppcheck          # make lint
@@ -53,15 +56,15 @@ groff-base        # ... and checks them with groff -ww
 pflogsumm         # proves the log lines are Postfix's: test_pflogsumm.py reads them
 openssl           # certificates and s_client in TLS tests
 procps            # pgrep/ps used when stopping servers
+postfix           # tests/diff: the reference server of the differential test
+                  # (and bench/inbound's, with smtp-source, its load)
+postfix-sqlite    # tests/diff, bench/inbound: Postfix's sqlite: maps on postern's database
 "
 
-# Bench: what bench/inbound compares postern with and how it looks inside.
-# Debian's postfix is installed unconfigured ("No configuration") and its
-# packaged service is left stopped and disabled: the bench runs private
-# instances (postfix -c TMPDIR start-fg) on loopback ports only.
+# Bench: how postern looks inside under bench/inbound's load. (Debian's
+# postfix and postfix-sqlite, which bench/inbound compares postern with,
+# are in TEST_PKGS: tests/diff needs them too.)
 BENCH_PKGS="
-postfix           # bench/inbound: the reference server, and smtp-source (the load)
-postfix-sqlite    # bench/inbound: Postfix's sqlite: tables on the bench database
 linux-perf        # bench/inbound: perf record of the server's processes
 "
 
@@ -70,7 +73,7 @@ strip() { printf '%s\n' "$1" | sed 's/#.*//' | tr -s ' \n' '  '; }
 case "${1:-all}" in
 build) pkgs=$(strip "$BUILD_PKGS") ;;
 test) pkgs=$(strip "$TEST_PKGS") ;;
-bench) pkgs=$(strip "$BENCH_PKGS") ;;
+bench) pkgs="$(strip "$BENCH_PKGS") postfix postfix-sqlite" ;;  # postfix: see TEST_PKGS
 all) pkgs="$(strip "$BUILD_PKGS") $(strip "$TEST_PKGS")" ;;  # bench: only for make bench
 *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac

@@ -84,7 +84,7 @@ void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "503 Error: MAIL transaction in progress");
 		return;
 	}
-	if (len == 0 || memchr(d, ' ', len) != NULL || memchr(d, '\t', len) != NULL) {
+	if (len == 0 || strcspn(d, " \t\r\v\f") < len) { /* one word, as smtp_cmd splits */
 		smtpd_reply_error(s, "500 Syntax: ETRN domain");
 		return;
 	}
