@@ -54,8 +54,8 @@ struct smtpd_verb_entry {
 /* The dispatch table: verb -> handler. Heavy verbs live in their own
  * files (smtpd_mail.c, smtpd_rcpt.c, smtpd_data.c). */
 static const struct smtpd_verb_entry verbs[SMTP_VERB_COUNT] = {
-        [SMTP_VERB_HELO] = {smtpd_cmd_helo, false, false},
-        [SMTP_VERB_EHLO] = {smtpd_cmd_ehlo, false, false},
+        [SMTP_VERB_HELO] = {smtpd_cmd_helo, true, false},
+        [SMTP_VERB_EHLO] = {smtpd_cmd_ehlo, true, false},
         [SMTP_VERB_MAIL] = {smtpd_cmd_mail, false, false},
         [SMTP_VERB_RCPT] = {smtpd_cmd_rcpt, false, false},
         [SMTP_VERB_DATA] = {smtpd_cmd_data, false, false},
@@ -259,6 +259,13 @@ static void session_command(struct smtpd_session *s)
 	if (smtp_cmd_parse(s->line.buf, s->line.len, &cmd, &reply) < 0) {
 		s->cmd_total[cmd.verb]++;
 		s->last_cmd = cmd.name;
+		/* Postfix looks at the session's state before the syntax. */
+		if (cmd.verb == SMTP_VERB_RCPT && !s->in_mail)
+			reply = "503 5.5.1 Error: need MAIL command";
+		else if (cmd.verb == SMTP_VERB_MAIL && s->helo == NULL && s->set->helo_required)
+			reply = "503 5.5.1 Error: send HELO/EHLO first";
+		else if (cmd.verb == SMTP_VERB_MAIL && s->in_mail)
+			reply = "503 5.5.1 Error: nested MAIL command";
 		smtpd_reply_error(s, "%s", reply);
 		return;
 	}
@@ -279,18 +286,24 @@ static void session_command(struct smtpd_session *s)
 		smtpd_reply_error(s, "503 5.7.0 Error: access denied for %s[%s]", s->name, s->addr);
 		return;
 	}
-	if (e->junk && ++s->junk > (unsigned)s->set->junk_limit) {
-		/* Postfix counts NOOP/RSET/VRFY/ETRN/HELP as errors past the
-     * junk limit so that a flood ends at the hard error limit. */
+	/* Postfix counts HELO, EHLO, NOOP, RSET, VRFY, ETRN (and HELP) as
+	 * errors once more than smtpd_junk_command_limit were sent, so a flood
+	 * ends at the hard error limit; the command itself still runs and the
+	 * 421 follows its reply (session_error_limit). */
+	if (e->junk && s->junk++ > (unsigned)s->set->junk_limit)
 		s->errors++;
-		if (s->errors >= (unsigned)s->set->hard_error_limit) {
-			log_info("too many errors after %s from %s[%s]", s->last_cmd, s->name,
-			         s->addr);
-			smtpd_hangup(s, "421 4.7.0 %s Error: too many errors", s->set->myhostname);
-			return;
-		}
-	}
 	e->run(s, &cmd);
+}
+
+/* Postfix checks the error count before it reads each command: at the
+ * hard limit, 421 and hang up. true then. */
+static bool session_error_limit(struct smtpd_session *s)
+{
+	if (s->errors < (unsigned)s->set->hard_error_limit)
+		return false;
+	log_info("too many errors after %s from %s[%s]", s->last_cmd, s->name, s->addr);
+	smtpd_hangup(s, "421 4.7.0 %s Error: too many errors", s->set->myhostname);
+	return true;
 }
 
 /* A command line ended in a bare LF: refused (and the session ended)
@@ -348,6 +361,8 @@ static bool session_read_command(struct smtpd_session *s)
 	struct evbuffer_ptr eol;
 	size_t len;
 
+	if (session_error_limit(s))
+		return false;
 	if (s->skipping_line)
 		return session_skip_rest(s);
 	eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
