@@ -282,11 +282,17 @@ static bool parse_route(struct parser *p, struct mail_address *addr)
 	return true;
 }
 
-/* esmtp-param = esmtp-keyword ["=" esmtp-value], one token at p->pos. */
+/* One word after the path, at p->pos: an esmtp-param KEY[=VALUE]. Like
+ * Postfix, any word of printable characters is taken (the key is what
+ * precedes the first '=', upper-cased; the value may be empty): smtpd
+ * answers a word it does not know "555 5.5.4 Unsupported option", as
+ * Postfix does for "<c@d.example>" or "(comment)". A control character,
+ * a byte above 126 without SMTPUTF8 or invalid UTF-8 is a syntax error. */
 static bool parse_param(struct parser *p, struct mail_path *path)
 {
 	const unsigned char *u = (const unsigned char *)p->s;
-	size_t start = p->pos, key_end, end = p->pos;
+	size_t start = p->pos, key_end = 0, end = p->pos;
+	bool have_eq = false;
 	struct esmtp_param *param;
 
 	while (end < p->len && !is_space(u[end]))
@@ -295,45 +301,34 @@ static bool parse_param(struct parser *p, struct mail_path *path)
 		return parser_fail(p, ADDRESS_ERR_PARAM, "parameter longer than 1000 bytes");
 	if (path->nparams >= ADDRESS_MAX_PARAMS)
 		return parser_fail(p, ADDRESS_ERR_PARAM, "more than 16 parameters");
-	if (u[p->pos] == '<')
-		return parser_fail(p, ADDRESS_ERR_SYNTAX, "text before '<' (an RFC 822 phrase?)");
-	if (!is_alnum(u[p->pos]))
-		return parser_fail(p, ADDRESS_ERR_PARAM,
-		                   "parameter keyword must start with a letter "
-		                   "or digit");
-	while (p->pos < end && (is_alnum(u[p->pos]) || u[p->pos] == '-'))
-		p->pos++;
-	key_end = p->pos;
-	if (p->pos < end) {
-		if (u[p->pos] != '=')
-			return parser_fail(p, ADDRESS_ERR_PARAM,
-			                   "bad character in parameter keyword");
-		p->pos++;
-		if (p->pos == end)
-			return parser_fail(p, ADDRESS_ERR_PARAM, "empty parameter value");
-		while (p->pos < end) {
-			unsigned char c = u[p->pos];
-			if (c >= 33 && c <= 126 && c != '=') {
-				p->pos++;
-			} else if (c >= 0x80 && (p->flags & ADDRESS_PARSE_SMTPUTF8) != 0) {
-				size_t n = addr_utf8_char(u + p->pos, end - p->pos);
-				if (n == 0)
-					return parser_fail(p, ADDRESS_ERR_PARAM,
-					                   "invalid UTF-8 in parameter value");
-				p->pos += n;
-			} else {
-				return parser_fail(p, ADDRESS_ERR_PARAM,
-				                   "bad character in parameter value");
+	while (p->pos < end) {
+		unsigned char c = u[p->pos];
+
+		if (c >= 33 && c <= 126) {
+			if (c == '=' && !have_eq) {
+				have_eq = true;
+				key_end = p->pos;
 			}
+			p->pos++;
+		} else if (c >= 0x80 && (p->flags & ADDRESS_PARSE_SMTPUTF8) != 0) {
+			size_t n = addr_utf8_char(u + p->pos, end - p->pos);
+			if (n == 0)
+				return parser_fail(p, ADDRESS_ERR_PARAM,
+				                   "invalid UTF-8 in parameter value");
+			p->pos += n;
+		} else {
+			return parser_fail(p, ADDRESS_ERR_PARAM, "bad character in parameter");
 		}
 	}
+	if (!have_eq)
+		key_end = end;
 	path->params = xreallocarray(path->params, path->nparams + 1, sizeof(*path->params));
 	param = &path->params[path->nparams++];
 	param->key = xstrndup(p->s + start, key_end - start);
 	for (char *k = param->key; *k != '\0'; k++)
 		if (*k >= 'a' && *k <= 'z')
 			*k = (char)(*k - 'a' + 'A');
-	param->value = key_end < end ? xstrndup(p->s + key_end + 1, end - key_end - 1) : NULL;
+	param->value = have_eq ? xstrndup(p->s + key_end + 1, end - key_end - 1) : NULL;
 	return true;
 }
 
@@ -361,8 +356,13 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 	if (!bracketed && !sloppy)
 		return parser_fail(p, ADDRESS_ERR_SYNTAX, "expected '<'");
 	addr->bracketed = bracketed;
-	if (bracketed)
+	if (bracketed) {
 		p->pos++;
+		/* "< user@example.com >": Postfix takes white space inside
+		 * the brackets, in either envelope mode. */
+		while (p->pos < p->len && is_space((unsigned char)p->s[p->pos]))
+			p->pos++;
+	}
 
 	if (bracketed && p->pos < p->len && p->s[p->pos] == '>') {
 		if (p->role == ADDRESS_RECIPIENT)
@@ -391,6 +391,8 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 				return false;
 		}
 		if (bracketed) {
+			while (p->pos < p->len && is_space((unsigned char)p->s[p->pos]))
+				p->pos++;
 			if (p->pos >= p->len || p->s[p->pos] != '>')
 				return parser_fail(p, ADDRESS_ERR_SYNTAX,
 				                   "expected '>' after the address");

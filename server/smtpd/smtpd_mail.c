@@ -176,6 +176,13 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		str_free(&addr);
 		return;
 	}
+	/* "<user@>": the parser keeps Postfix's null domain for the
+	 * resolver; on the wire Postfix refuses it. */
+	if (path->addr.domain != NULL && path->addr.domain[0] == '\0') {
+		mail_path_destroy(&path);
+		smtpd_reply_error(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	}
 	smtpd_transaction_reset(s);
 	if (mail_params(s, path) < 0 || queue_space(s) < 0) {
 		smtpd_transaction_reset(s);

@@ -178,6 +178,11 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		str_free(&addr);
 		return;
 	}
+	if (path->addr.domain != NULL && path->addr.domain[0] == '\0') {
+		mail_path_destroy(&path); /* "<user@>", as in smtpd_mail.c */
+		smtpd_reply_error(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
 	free(s->cur_rcpt);
 	s->cur_rcpt = NULL;
 	free(s->cur_orcpt);

@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "address/address.h"
 #include "base/mem.h"
@@ -42,6 +43,8 @@ void smtpd_cmd_vrfy(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	struct mail_path *path;
 	struct address_error err;
 	unsigned flags = ADDRESS_PARSE_SLOPPY;
+	const char *arg, *lt;
+	size_t len;
 	str_t addr;
 
 	if (s->set->disable_vrfy) {
@@ -54,8 +57,16 @@ void smtpd_cmd_vrfy(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	}
 	if (s->set->smtputf8)
 		flags |= ADDRESS_PARSE_SMTPUTF8;
-	if (address_parse_path(cmd->arg, cmd->arg_len, ADDRESS_RECIPIENT, flags, &path, &err) < 0 ||
-	    path->nparams > 0) {
+	/* "Name <address>": Postfix verifies the address in brackets. */
+	arg = cmd->arg;
+	len = cmd->arg_len;
+	lt = memchr(arg, '<', len);
+	if (lt != NULL && arg[len - 1] == '>') {
+		len -= (size_t)(lt - arg);
+		arg = lt;
+	}
+	if (address_parse_path(arg, len, ADDRESS_RECIPIENT, flags, &path, &err) < 0 ||
+	    path->nparams > 0 || (path->addr.domain != NULL && path->addr.domain[0] == '\0')) {
 		if (path != NULL)
 			mail_path_destroy(&path);
 		smtpd_reply_error(s, "501 5.1.3 Bad recipient address syntax");
@@ -69,6 +80,14 @@ void smtpd_cmd_vrfy(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	str_free(&addr);
 	free(s->vrfy_arg);
 	s->vrfy_arg = xstrndup(cmd->arg, cmd->arg_len);
+	/* RFC 5321 4.5.1: postmaster without a domain always exists. */
+	if (strcasecmp(s->cur_rcpt, "postmaster") == 0) {
+		struct restrict_result ok = {.verdict = RESTRICT_ACCEPT};
+
+		smtpd_session_wait(s);
+		vrfy_done(&ok, s);
+		return;
+	}
 	smtpd_request_fill(s);
 	smtpd_session_wait(s);
 	s->pending = restrict_check(s->rs, RESTRICT_RCPT, &s->req, NULL, vrfy_done, s);
