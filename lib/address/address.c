@@ -100,10 +100,15 @@ static size_t parser_utf8(struct parser *p, const char *what)
 	return n;
 }
 
-/* The end of an unbracketed (sloppy) address: white space or the end. */
+/* The end of an unbracketed (sloppy) address: white space or the end,
+ * or a run of '>' up to either ("user@example.com>": Postfix takes it). */
 static bool at_bare_end(const struct parser *p)
 {
-	return p->pos >= p->len || is_space((unsigned char)p->s[p->pos]);
+	size_t i = p->pos;
+
+	while (i < p->len && p->s[i] == '>')
+		i++;
+	return i >= p->len || is_space((unsigned char)p->s[i]);
 }
 
 /* Local-part = Dot-string / Quoted-string. Appends the internal form to
@@ -344,7 +349,7 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 {
 	struct mail_address *addr = &path->addr;
 	bool bracketed, sloppy = (p->flags & ADDRESS_PARSE_SLOPPY) != 0;
-	size_t path_start;
+	size_t path_start, extra_brackets = 0;
 	str_t local;
 
 	while (p->pos < p->len && is_space((unsigned char)p->s[p->pos]))
@@ -362,6 +367,12 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 		 * the brackets, in either envelope mode. */
 		while (p->pos < p->len && is_space((unsigned char)p->s[p->pos]))
 			p->pos++;
+		/* "<<user@example.com>>": Postfix's tokenizer drops the extra
+		 * brackets; with strict_rfc821_envelopes = no so does postern. */
+		while (sloppy && p->pos < p->len && p->s[p->pos] == '<') {
+			extra_brackets++;
+			p->pos++;
+		}
 	}
 
 	if (bracketed && p->pos < p->len && p->s[p->pos] == '>') {
@@ -397,9 +408,16 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 				return parser_fail(p, ADDRESS_ERR_SYNTAX,
 				                   "expected '>' after the address");
 			p->pos++;
+			while (extra_brackets > 0 && p->pos < p->len && p->s[p->pos] == '>') {
+				extra_brackets--;
+				p->pos++;
+			}
 		} else if (!at_bare_end(p)) {
 			return parser_fail(p, ADDRESS_ERR_SYNTAX,
 			                   "unexpected character after the address");
+		} else {
+			while (p->pos < p->len && p->s[p->pos] == '>')
+				p->pos++;
 		}
 		/* <""> has the internal form of <>: Postfix treats it as the
 		 * null address, so do we. */
@@ -432,7 +450,8 @@ static bool parse_all(struct parser *p, struct mail_path *path)
 	 * the transaction, and for a sender declared on this very command. */
 	if (p->utf8_seen &&
 	    ((p->flags & ADDRESS_PARSE_SMTPUTF8) == 0 ||
-	     (p->role == ADDRESS_SENDER && mail_path_param(path, "SMTPUTF8") == NULL))) {
+	     (p->role == ADDRESS_SENDER && mail_path_param(path, "SMTPUTF8") == NULL &&
+	      (p->flags & ADDRESS_PARSE_UTF8_UNDECLARED) == 0))) {
 		p->pos = p->utf8_at;
 		return parser_fail(p, ADDRESS_ERR_UTF8, "non-ASCII address without SMTPUTF8");
 	}

@@ -69,6 +69,11 @@ enum {
 	 * modes, like Postfix. RFC 822 phrases and comments are never
 	 * accepted. */
 	ADDRESS_PARSE_SLOPPY = 1 << 1,
+	/* strict_smtputf8 = no (Postfix's default): with ADDRESS_PARSE_SMTPUTF8,
+	 * a valid UTF-8 address is taken even when the transaction did not
+	 * declare SMTPUTF8 (Postfix then treats the mail as SMTPUTF8 only when
+	 * it was declared). */
+	ADDRESS_PARSE_UTF8_UNDECLARED = 1 << 2,
 };
 
 /* An address in internal form. Strings are owned by the struct. */

@@ -100,6 +100,18 @@
 #define QUEUE_ATTR_SERVICE "service" /* master.cf service that received it */
 #define QUEUE_ATTR_ENCODING "encoding" /* 7bit, 8bitmime */
 #define QUEUE_ATTR_SMTPUTF8 "smtputf8" /* "yes" when requested */
+/* The upstream client and message as a content filter names them with
+ * XFORWARD (smtpd; Postfix's names). For logging only, never for policy;
+ * absent when there was no XFORWARD: the client_* attributes above then
+ * name the client. Each only when known. */
+#define QUEUE_ATTR_LOG_CLIENT_NAME "log_client_name"
+#define QUEUE_ATTR_LOG_CLIENT_ADDRESS "log_client_address"
+#define QUEUE_ATTR_LOG_CLIENT_PORT "log_client_port"
+#define QUEUE_ATTR_LOG_ORIGIN "log_message_origin" /* name[addr], or name */
+#define QUEUE_ATTR_LOG_HELO_NAME "log_helo_name"
+#define QUEUE_ATTR_LOG_PROTOCOL "log_protocol_name" /* any name: SMTP, ESMTP, QMQP... */
+#define QUEUE_ATTR_LOG_IDENT "log_ident" /* the upstream queue ID */
+#define QUEUE_ATTR_REWRITE_CONTEXT "rewrite_context" /* XFORWARD SOURCE: local, remote */
 
 enum queue_dsn_ret {
 	QUEUE_RET_NONE = 0, /* not given */

@@ -637,11 +637,9 @@ static enum rr non_fqdn_address(struct eval *ev, const char *addr, const char *r
 	if (addr == NULL || addr[0] == '\0')
 		return RR_DUNNO;
 	at = strrchr(addr, '@');
-	/* Why no '@' passes: Postfix rewrites such an address in the local
-	 * context first, appending @$myorigin (a fully-qualified name). */
-	if (at == NULL)
-		return RR_DUNNO;
-	domain = at + 1;
+	/* An address without a domain is not fully qualified: Postfix 3.7
+	 * answers 504 for MAIL FROM:<user> from a remote client. */
+	domain = at != NULL ? at + 1 : "";
 	if (domain[0] == '[')
 		return RR_DUNNO;
 	len = strlen(domain);
@@ -664,6 +662,11 @@ static enum rr helo_checks(struct eval *ev, bool fqdn)
 	enum rr r = RR_DUNNO;
 
 	if (helo == NULL)
+		return RR_DUNNO;
+	/* Postfix: a bare IP address is a valid HELO name for
+	 * reject_invalid_helo_hostname (valid_hostaddr), but not fully
+	 * qualified for reject_non_fqdn_helo_hostname. */
+	if (!fqdn && restrict_valid_hostaddr(helo))
 		return RR_DUNNO;
 	if (helo[0] == '[') {
 		if (!fqdn && !restrict_valid_hostliteral(helo))

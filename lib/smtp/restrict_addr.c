@@ -124,6 +124,14 @@ bool restrict_valid_hostliteral(const char *name)
 	return parse_literal(name, &family, addr) == 0;
 }
 
+bool restrict_valid_hostaddr(const char *name)
+{
+	uint8_t addr[16];
+
+	return name[0] != '[' &&
+	       (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1);
+}
+
 /* An address in text (maybe [bracketed], maybe IPv4-mapped IPv6) to
  * binary; IPv4-mapped IPv6 becomes IPv4. */
 static int parse_ip(const char *text, int *family_r, uint8_t addr[16])

@@ -231,5 +231,7 @@ enum rr restrict_unknown_domain(struct eval *ev, bool sender);
 bool restrict_valid_hostname(const char *name);
 /* An address literal "[1.2.3.4]" / "[IPv6:...]" with a valid address. */
 bool restrict_valid_hostliteral(const char *name);
+/* A bare IPv4 or IPv6 address ("192.0.2.1", "2001:db8::1"), no brackets. */
+bool restrict_valid_hostaddr(const char *name);
 
 #endif

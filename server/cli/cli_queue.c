@@ -21,11 +21,12 @@
  *
  * Requeue and flush: postern has no cleanup re-run for a queued message
  * (Postfix's postsuper -r re-runs cleanup); instead every recipient not
- * yet done gets its next retry set to now in place (queue_file_update_rcpt,
- * fdatasync'd) and the file is renamed into incoming/, where the queue
- * manager picks it up at once. flush with a DOMAIN (postqueue -s) does so
- * only for deferred messages with a recipient in that domain, and resets
- * only those recipients.
+ * yet done gets its next retry set to now in place (fdatasync'd) and the
+ * file is renamed into incoming/, where the queue manager picks it up at
+ * once. flush with a DOMAIN (postqueue -s) does so only for deferred
+ * messages with a recipient in that domain, and resets only those
+ * recipients. Both are lib/queue/queue_flush.c, which smtpd's ETRN uses
+ * too: one implementation.
  *
  * Safety: an ID from the command line or standard input is used as a file
  * name only after queue_id_valid() (14 characters of the ID alphabet, so
@@ -43,9 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
+#include <unistd.h> /* optind */
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -54,9 +53,9 @@
 #include "cli.h"
 #include "cli_queue.h"
 #include "conf/config.h"
-#include "queue/queue_dir.h"
-#include "queue/queue_file.h"
 #include "daemon/trigger.h"
+#include "queue/queue_dir.h"
+#include "queue/queue_flush.h"
 #include "queue/queue_id.h"
 
 /* Longest line accepted from standard input for "-": an ID is 14. */
@@ -110,66 +109,6 @@ int cli_queue_dir_open(struct config *cfg, struct queue_dir **qd_r)
 	return 0;
 }
 
-/* True when one of address's domain equals domain (case-insensitive). */
-static bool rcpt_in_domain(const char *address, const char *domain)
-{
-	const char *at = strrchr(address, '@');
-
-	return at != NULL && strcasecmp(at + 1, domain) == 0;
-}
-
-/* Make every recipient not yet done (in domain, when not NULL) due now.
- * 1 when some recipient was reset (or domain is NULL), 0 when none
- * matched, -1 on error (logged). */
-static int reschedule(const struct queue_dir *qd, enum queue_name queue, const char *id,
-                      const char *domain)
-{
-	struct queue_file *f = NULL;
-	struct queue_rcpt rcpt;
-	enum queue_file_status st;
-	time_t now = time(NULL);
-	bool matched = domain == NULL;
-	str_t error;
-	int ret = 0;
-
-	str_init(&error);
-	st = queue_file_open(qd, queue, id, QUEUE_FILE_RDWR, &f, &error);
-	if (st != QUEUE_FILE_OK) {
-		log_warning("%s", str_c(&error));
-		str_free(&error);
-		return -1;
-	}
-	queue_rcpt_init(&rcpt);
-	for (size_t i = 0; i < queue_file_envelope(f)->rcpt_count; i++) {
-		if (queue_file_read_rcpt(f, i, &rcpt, &error) != QUEUE_FILE_OK) {
-			log_warning("%s", str_c(&error));
-			ret = -1;
-			break;
-		}
-		if (queue_rcpt_state_final(rcpt.status.state))
-			continue;
-		if (domain != NULL && !rcpt_in_domain(str_c(&rcpt.address), domain))
-			continue;
-		matched = true;
-		if (rcpt.status.next_retry <= now)
-			continue;
-		rcpt.status.next_retry = now;
-		if (queue_file_update_rcpt(f, i, &rcpt.status, false, &error) < 0) {
-			log_warning("%s", str_c(&error));
-			ret = -1;
-			break;
-		}
-	}
-	if (ret == 0 && queue_file_sync(f, &error) < 0) {
-		log_warning("%s", str_c(&error));
-		ret = -1;
-	}
-	queue_rcpt_free(&rcpt);
-	queue_file_close(&f);
-	str_free(&error);
-	return ret < 0 ? -1 : matched ? 1 : 0;
-}
-
 struct op_ctx {
 	const struct queue_dir *qd;
 	enum queue_op op;
@@ -203,7 +142,8 @@ static void apply(struct op_ctx *ctx, enum queue_name queue, const char *id)
 	case OP_REQUEUE:
 		/* Reset retries first: a crash between the two leaves a message
 		 * that is due now in its old queue, which is harmless. */
-		if (reschedule(ctx->qd, queue, id, NULL) < 0) {
+		if (queue_reschedule(ctx->qd, queue, id, NULL, &error) < 0) {
+			log_warning("%s", str_c(&error));
 			ctx->failed = true;
 			goto out;
 		}
@@ -367,18 +307,15 @@ static int queue_admin(struct config *cfg, enum queue_op op, int argc, char **ar
 	return ctx.not_found ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
-/* postqueue -f / -s DOMAIN: deferred messages to incoming, due now. */
-static int queue_flush(struct config *cfg, int argc, char **argv)
+/* postqueue -f / -s DOMAIN: deferred messages to incoming, due now
+ * (queue_flush.h, shared with smtpd's ETRN). */
+static int queue_flush_cmd(struct config *cfg, int argc, char **argv)
 {
-	const char *domain = argc > 1 ? argv[1] : NULL;
+	strv_t domains = STRV_INIT;
+	struct queue_flush_result r;
 	struct queue_dir *qd = NULL;
-	struct queue_scan *scan = NULL;
-	strv_t ids = STRV_INIT;
-	unsigned long moved = 0;
-	const char *id;
-	bool failed = false;
 	str_t error;
-	int r;
+	int ret = CLI_EXIT_OK;
 
 	if (argc > 2) {
 		fprintf(stderr, "usage: postern queue flush [DOMAIN]\n");
@@ -386,50 +323,24 @@ static int queue_flush(struct config *cfg, int argc, char **argv)
 	}
 	if (cli_queue_dir_open(cfg, &qd) < 0)
 		return CLI_EXIT_TEMPFAIL;
+	if (argc > 1)
+		strv_add(&domains, argv[1]);
 	str_init(&error);
-	if (queue_scan_open(qd, QUEUE_DEFERRED, 0, &scan, &error) < 0) {
+	if (queue_flush(qd, argc > 1 ? &domains : NULL, &r, &error) < 0) {
 		log_error("%s", str_c(&error));
-		str_free(&error);
-		queue_dir_destroy(&qd);
-		return CLI_EXIT_TEMPFAIL;
+		ret = CLI_EXIT_TEMPFAIL;
+	} else {
+		if (cli_globals.verbose > 0 || log_verbose() > 0)
+			log_info("flushed: %lu message%s", r.moved, r.moved == 1 ? "" : "s");
+		if (r.moved > 0)
+			(void)trigger_send(queue_dir_root(qd), "public/qmgr", TRIGGER_WAKEUP);
+		if (r.failed > 0)
+			ret = CLI_EXIT_TEMPFAIL;
 	}
-	while ((r = queue_scan_next(scan, &id, &error)) != 0) {
-		if (r < 0) {
-			log_warning("%s", str_c(&error));
-			str_reset(&error);
-			failed = true;
-			continue;
-		}
-		strv_add(&ids, id);
-	}
-	queue_scan_close(&scan);
-	for (size_t i = 0; i < ids.n; i++) {
-		r = reschedule(qd, QUEUE_DEFERRED, ids.v[i], domain);
-		if (r < 0) {
-			/* Gone meanwhile (delivered) is not a failure. */
-			failed = failed || errno != ENOENT;
-			continue;
-		}
-		if (r == 0)
-			continue;
-		if (queue_dir_move(qd, ids.v[i], QUEUE_DEFERRED, QUEUE_INCOMING, &error) < 0) {
-			if (errno != ENOENT) {
-				log_warning("%s: %s", ids.v[i], str_c(&error));
-				failed = true;
-			}
-			str_reset(&error);
-			continue;
-		}
-		moved++;
-	}
-	if (cli_globals.verbose > 0 || log_verbose() > 0)
-		log_info("flushed: %lu message%s", moved, moved == 1 ? "" : "s");
-	if (moved > 0)
-		(void)trigger_send(queue_dir_root(qd), "public/qmgr", TRIGGER_WAKEUP);
-	strv_free(&ids);
+	strv_free(&domains);
 	str_free(&error);
 	queue_dir_destroy(&qd);
-	return failed ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK;
+	return ret;
 }
 
 static void queue_usage(void)
@@ -477,7 +388,7 @@ int cli_queue(int argc, char **argv)
 			ret = cli_mailq_list(cfg);
 		}
 	} else if (strcmp(sub, "flush") == 0) {
-		ret = queue_flush(cfg, argc, argv);
+		ret = queue_flush_cmd(cfg, argc, argv);
 	} else if (strcmp(sub, "cat") == 0 || strcmp(sub, "shape") == 0) {
 		if (cli_queue_dir_open(cfg, &qd) < 0) {
 			ret = CLI_EXIT_TEMPFAIL;

@@ -76,6 +76,7 @@ static void settings_read(struct smtpd_settings *set, struct config *cfg)
 	set->disable_vrfy = config_bool(cfg, "disable_vrfy_command");
 	set->helo_required = config_bool(cfg, "smtpd_helo_required");
 	set->smtputf8 = config_bool(cfg, "smtputf8_enable");
+	set->strict_smtputf8 = config_bool(cfg, "strict_smtputf8");
 	set->sloppy_envelopes = !config_bool(cfg, "strict_rfc821_envelopes");
 	set->discard_ehlo = config_list(cfg, "smtpd_discard_ehlo_keywords");
 	set->peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
@@ -102,12 +103,19 @@ static void *listener_init(struct event_server *es, const char *service, struct 
 		log_fatal("service %s: %s", service, str_c(&error));
 	if (smtpd_forbidden_new(cfg, srv->daemon->config_dir, &lis->forbidden, &error) < 0)
 		log_fatal("service %s: %s", service, str_c(&error));
+	if (smtpd_etrn_new(lis, &lis->etrn, &error) < 0)
+		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
 	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
 	smtpd_limit_init(lis, config_str(cfg, "queue_directory"));
 	smtpd_netlist_init(&lis->bare_newline_exclusions,
 	                   config_list(cfg, "smtpd_forbid_bare_newline_exclusions"), service,
 	                   "smtpd_forbid_bare_newline_exclusions");
+	smtpd_netlist_init(&lis->xclient_hosts, config_list(cfg, "smtpd_authorized_xclient_hosts"),
+	                   service, "smtpd_authorized_xclient_hosts");
+	smtpd_netlist_init(&lis->xforward_hosts,
+	                   config_list(cfg, "smtpd_authorized_xforward_hosts"), service,
+	                   "smtpd_authorized_xforward_hosts");
 	restrict_engine_set_dns(lis->engine, srv->dns);
 	srv->listeners = xreallocarray(srv->listeners, srv->n_listeners + 1, sizeof(lis));
 	srv->listeners[srv->n_listeners++] = lis;
@@ -205,7 +213,9 @@ static void server_finish(struct event_server *es, void *ctx)
 		smtpd_quota_destroy(&lis->quota);
 		smtpd_limit_free(lis);
 		smtpd_forbidden_free(&lis->forbidden);
+		smtpd_etrn_destroy(&lis->etrn); /* after the pool: see smtpd.h */
 		smtpd_netlist_free(&lis->bare_newline_exclusions);
+		smtpd_xclient_free(lis);
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);

@@ -11,7 +11,11 @@
  *   smtpd_rcpt.c     RCPT TO (DSN parameters, the queue file is opened)
  *   smtpd_quota.c    RCPT refused when a mailbox is over quota
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
- *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, ETRN, STARTTLS, AUTH, XCLIENT
+ *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, STARTTLS, AUTH
+ *   smtpd_xclient.c  XCLIENT, XFORWARD (smtpd_authorized_xclient_hosts,
+ *                    smtpd_authorized_xforward_hosts)
+ *   smtpd_etrn.c     ETRN: fast_flush_domains, the deferred queue flushed
+ *                    in a worker (lib/queue/queue_flush.c)
  *   smtpd_vrfy.c     VRFY (the recipient restrictions decide)
  *   smtpd_log.c      Postfix-format log lines (reject, disconnect stats)
  *   smtpd_limit.c    smtpd_client_connection_count_limit (shared count)
@@ -49,6 +53,9 @@ struct table_async;
 struct table_async_request;
 struct smtpd_quota;
 struct smtpd_forbidden;
+struct smtpd_etrn;
+struct smtpd_etrn_check;
+struct smtpd_xstate;
 
 /* smtpd_forbid_bare_newline (Postfix 3.7.11's values). */
 enum smtpd_bare_newline {
@@ -78,6 +85,7 @@ struct smtpd_settings {
 	bool disable_vrfy;
 	bool helo_required;
 	bool smtputf8;
+	bool strict_smtputf8; /* UTF-8 addresses only with SMTPUTF8 declared */
 	bool sloppy_envelopes; /* strict_rfc821_envelopes = no */
 	bool peername_lookup; /* smtpd_peername_lookup */
 	const strv_t *discard_ehlo; /* smtpd_discard_ehlo_keywords */
@@ -113,6 +121,13 @@ struct smtpd_listener {
 	struct smtpd_netlist limit_nets; /* smtpd_client_event_limit_exceptions */
 	struct smtpd_netlist bare_newline_exclusions; /* smtpd_forbid_bare_newline_exclusions */
 	struct smtpd_forbidden *forbidden; /* smtpd_forbidden_commands */
+
+	/* ETRN (smtpd_etrn.c): fast_flush_domains and the flush runner. */
+	struct smtpd_etrn *etrn;
+
+	/* XCLIENT and XFORWARD (smtpd_xclient.c): who may use them. */
+	struct smtpd_netlist xclient_hosts; /* smtpd_authorized_xclient_hosts */
+	struct smtpd_netlist xforward_hosts; /* smtpd_authorized_xforward_hosts */
 };
 
 struct smtpd_server {
@@ -200,7 +215,9 @@ struct smtpd_session {
 	char *cur_orcpt;
 	char *vrfy_arg; /* VRFY being checked: its argument as sent */
 	unsigned cur_notify;
-	bool bdat_used; /* BDAT seen in this transaction */
+	bool bdat_used; /* a BDAT sequence is open (until LAST or RSET) */
+	bool bdat_error; /* a chunk was refused: the rest are discarded (551) */
+	uint64_t bdat_total; /* bytes of the chunks taken so far */
 	/* Content. */
 	bool in_header;
 	bool in_continued_line; /* the last piece had more = true */
@@ -213,6 +230,22 @@ struct smtpd_session {
 	bool bdat_last;
 	bool bdat_discard; /* skipping a chunk after an error */
 	str_t bdat_line; /* partial line carried across BDAT chunks */
+
+	/* ETRN (smtpd_etrn.c): the request in progress (input paused), or
+	 * NULL. smtpd_session.c never touches it: smtpd_etrn.c finds the
+	 * session again through this field when an answer arrives, and
+	 * drops the answer when the session is gone. */
+	struct smtpd_etrn_check *etrn_check;
+
+	/* XCLIENT and XFORWARD (smtpd_xclient.c). XCLIENT rewrites name,
+	 * reverse_name (in name_buf/reverse_buf), addr, port, helo and esmtp
+	 * above; the rest is in *xstate (NULL until the first XCLIENT or
+	 * XFORWARD value to keep; freed with the session). */
+	bool xauth_known; /* xclient_ok and xforward_ok are decided */
+	bool xclient_ok; /* addr is in smtpd_authorized_xclient_hosts */
+	bool xforward_ok; /* the real client is in smtpd_authorized_xforward_hosts */
+	bool port_unknown; /* XCLIENT PORT=[UNAVAILABLE]: port means nothing */
+	struct smtpd_xstate *xstate;
 };
 
 /* smtpd_limit.c */
@@ -292,6 +325,32 @@ void smtpd_quota_destroy(struct smtpd_quota **qp);
  * (lookup failure) is sent and logged and input resumed; later, from the
  * event loop, through s->quota_req (cancel it when the session ends). */
 void smtpd_quota_check(struct smtpd_session *s);
+
+/* smtpd_etrn.c */
+/* The listener's ETRN state: fast_flush_domains parsed from lis->cfg.
+ * -1 with a message naming the parameter (*ep is set all the same and
+ * must be destroyed). */
+int smtpd_etrn_new(struct smtpd_listener *lis, struct smtpd_etrn **ep, str_t *error);
+/* Only after the table_async pool is destroyed (it runs the flushes and
+ * the lookups). *ep set to NULL; no-op on NULL. */
+void smtpd_etrn_destroy(struct smtpd_etrn **ep);
+
+/* smtpd_xclient.c (the verbs: smtpd_cmd_xclient, for XFORWARD too) */
+/* The EHLO keyword with its attribute list for verb (SMTP_VERB_XCLIENT
+ * or SMTP_VERB_XFORWARD), Postfix 3.7's words, or NULL when this client
+ * may not use the verb. */
+const char *smtpd_xclient_ehlo_keyword(struct smtpd_session *s, enum smtp_verb verb);
+/* The queue file was just opened (s->cleanup): add the XCLIENT LOGIN
+ * (sasl_method/sasl_username) and XFORWARD (log_* attributes, which the
+ * transaction takes: the next one has none) attributes, and append
+ * Postfix's additions to the "ID: client=name[addr]" log line to
+ * log_suffix (", sasl_method=XCLIENT, sasl_username=u, orig_queue_id=I,
+ * orig_client=name[addr]"). */
+void smtpd_xclient_queue(struct smtpd_session *s, str_t *log_suffix);
+/* Free the listener's XCLIENT/XFORWARD host lists (at shutdown). */
+void smtpd_xclient_free(struct smtpd_listener *lis);
+/* The session ends: free its XCLIENT/XFORWARD values. */
+void smtpd_xclient_session_free(struct smtpd_session *s);
 
 /* smtpd_log.c */
 void smtpd_log_reject(struct smtpd_session *s, const char *stage, const char *reply,

@@ -331,8 +331,11 @@ static void bdat_chunk_done(struct smtpd_session *s)
 {
 	s->state = SMTPD_ST_CMD;
 	if (s->bdat_discard) {
+		/* The sequence stays open after a refused chunk (MAIL, RCPT
+		 * and DATA are refused "after BDAT") until its LAST chunk. */
 		s->bdat_discard = false;
-		smtpd_transaction_reset(s);
+		if (s->bdat_last)
+			smtpd_transaction_reset(s);
 		return;
 	}
 	if (!s->bdat_last) {
@@ -410,13 +413,36 @@ void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	s->bdat_chunk = n;
 	s->bdat_last = last;
 	s->state = SMTPD_ST_BDAT;
-	if (!s->in_mail || s->nrcpt == 0) {
-		/* The chunk is read and dropped, then the error. */
+	/* A refused chunk is read and dropped; Postfix's replies and order. */
+	if (s->bdat_error) {
 		s->bdat_discard = true;
+		smtpd_reply_error(s, "551 5.0.0 Discarded %llu bytes after earlier error",
+		                  (unsigned long long)n);
+		return;
+	}
+	if (!s->in_mail || s->nrcpt == 0) {
+		s->bdat_discard = true;
+		s->bdat_used = true;
 		smtpd_reply_error(s, !s->in_mail ? "503 5.5.1 Error: need RCPT command"
 		                                 : "554 5.5.1 Error: no valid recipients");
 		return;
 	}
+	if (n == 0 && !last) {
+		s->bdat_discard = true;
+		s->bdat_error = true;
+		s->bdat_used = true;
+		smtpd_reply_error(s, "551 5.7.1 Null BDAT request");
+		return;
+	}
+	if (s->set->size_limit > 0 &&
+	    (s->bdat_total + n > s->set->size_limit || n > s->set->size_limit)) {
+		s->bdat_discard = true;
+		s->bdat_error = true;
+		s->bdat_used = true;
+		smtpd_reply_error(s, "552 5.3.4 Chunk exceeds message size limit");
+		return;
+	}
+	s->bdat_total += n;
 	if (!s->bdat_used) {
 		s->bdat_used = true;
 		start_content(s);

@@ -34,7 +34,7 @@ static bool keyword_discarded(const struct smtpd_session *s, const char *kw)
 static void send_ehlo(struct smtpd_session *s)
 {
 	str_t r;
-	const char *kws[16];
+	const char *kws[16], *xkw;
 	size_t n = 0;
 	char size_kw[64];
 
@@ -49,6 +49,13 @@ static void send_ehlo(struct smtpd_session *s)
 		kws[n++] = size_kw;
 	if (!s->set->disable_vrfy && !keyword_discarded(s, "VRFY"))
 		kws[n++] = "VRFY";
+	/* Only to authorized clients, where Postfix puts them (after ETRN). */
+	if ((xkw = smtpd_xclient_ehlo_keyword(s, SMTP_VERB_XCLIENT)) != NULL &&
+	    !keyword_discarded(s, "XCLIENT"))
+		kws[n++] = xkw;
+	if ((xkw = smtpd_xclient_ehlo_keyword(s, SMTP_VERB_XFORWARD)) != NULL &&
+	    !keyword_discarded(s, "XFORWARD"))
+		kws[n++] = xkw;
 	if (!keyword_discarded(s, "ENHANCEDSTATUSCODES"))
 		kws[n++] = "ENHANCEDSTATUSCODES";
 	if (!keyword_discarded(s, "8BITMIME"))

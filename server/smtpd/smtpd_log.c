@@ -35,10 +35,10 @@ void smtpd_log_reject(struct smtpd_session *s, const char *stage, const char *re
 
 /* Postfix's order of the per-command counts. */
 static const enum smtp_verb stat_order[] = {
-        SMTP_VERB_HELO,    SMTP_VERB_EHLO, SMTP_VERB_STARTTLS, SMTP_VERB_AUTH,
-        SMTP_VERB_MAIL,    SMTP_VERB_RCPT, SMTP_VERB_DATA,     SMTP_VERB_BDAT,
-        SMTP_VERB_RSET,    SMTP_VERB_NOOP, SMTP_VERB_VRFY,     SMTP_VERB_ETRN,
-        SMTP_VERB_QUIT,    SMTP_VERB_HELP, SMTP_VERB_XCLIENT,  SMTP_VERB_XFORWARD,
+        SMTP_VERB_HELO,     SMTP_VERB_EHLO, SMTP_VERB_XCLIENT, SMTP_VERB_XFORWARD,
+        SMTP_VERB_STARTTLS, SMTP_VERB_AUTH, SMTP_VERB_MAIL,    SMTP_VERB_RCPT,
+        SMTP_VERB_DATA,     SMTP_VERB_BDAT, SMTP_VERB_RSET,    SMTP_VERB_NOOP,
+        SMTP_VERB_VRFY,     SMTP_VERB_ETRN, SMTP_VERB_QUIT,    SMTP_VERB_HELP,
         SMTP_VERB_UNKNOWN,
 };
 

@@ -161,12 +161,18 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
+	if (s->bdat_used) {
+		smtpd_reply_error(s, "503 5.5.1 Error: MAIL after BDAT");
+		return;
+	}
 	if (s->in_mail) {
 		smtpd_reply_error(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
 	if (s->set->smtputf8)
 		flags |= ADDRESS_PARSE_SMTPUTF8;
+	if (s->set->smtputf8 && !s->set->strict_smtputf8)
+		flags |= ADDRESS_PARSE_UTF8_UNDECLARED;
 	if (s->set->sloppy_envelopes)
 		flags |= ADDRESS_PARSE_SLOPPY;
 	if (address_parse_path(cmd->arg, cmd->arg_len, ADDRESS_SENDER, flags, &path, &err) < 0) {

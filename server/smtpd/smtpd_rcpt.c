@@ -111,7 +111,7 @@ static void rcpt_done(const struct restrict_result *r, void *ctx)
 void smtpd_rcpt_accept(struct smtpd_session *s)
 {
 	if (s->cleanup == NULL) {
-		str_t error;
+		str_t error, orig;
 
 		str_init(&error);
 		if (cleanup_open(s->lis->cleanup, s->lis->server->qd, 0, &s->cleanup, &error) < 0) {
@@ -126,14 +126,13 @@ void smtpd_rcpt_accept(struct smtpd_session *s)
 			return;
 		}
 		str_free(&error);
-		log_info("%s: client=%s[%s]", cleanup_id(s->cleanup), s->name, s->addr);
 		cleanup_sender(s->cleanup, s->sender, s->envid, (enum queue_dsn_ret)s->ret);
 		cleanup_attr(s->cleanup, QUEUE_ATTR_CLIENT_ADDRESS, s->addr);
 		cleanup_attr(s->cleanup, QUEUE_ATTR_CLIENT_NAME, s->name);
 		if (s->helo != NULL)
 			cleanup_attr(s->cleanup, QUEUE_ATTR_HELO_NAME, s->helo);
 		cleanup_attr(s->cleanup, QUEUE_ATTR_PROTOCOL, s->esmtp ? "ESMTP" : "SMTP");
-		{
+		if (!s->port_unknown) { /* XCLIENT PORT=[UNAVAILABLE] */
 			char port[16];
 
 			snprintf(port, sizeof(port), "%u", s->port);
@@ -142,6 +141,13 @@ void smtpd_rcpt_accept(struct smtpd_session *s)
 		cleanup_attr(s->cleanup, QUEUE_ATTR_SERVICE, s->lis->service);
 		if (s->smtputf8)
 			cleanup_attr(s->cleanup, QUEUE_ATTR_SMTPUTF8, "yes");
+		/* XCLIENT LOGIN and XFORWARD values (smtpd_xclient.c): their
+		 * attributes, and what Postfix adds to this log line. */
+		str_init(&orig);
+		smtpd_xclient_queue(s, &orig);
+		log_info("%s: client=%s[%s]%s", cleanup_id(s->cleanup), s->name, s->addr,
+		         str_c(&orig));
+		str_free(&orig);
 	}
 	cleanup_rcpt(s->cleanup, s->cur_rcpt, s->cur_orcpt, s->cur_notify);
 	if (s->nrcpt == 0)
@@ -159,6 +165,10 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	unsigned flags = 0;
 	str_t addr;
 
+	if (s->bdat_used) {
+		smtpd_reply_error(s, "503 5.5.1 Error: RCPT after BDAT");
+		return;
+	}
 	if (!s->in_mail) {
 		smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
@@ -167,7 +177,7 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (s->smtputf8)
+	if (s->smtputf8 || (s->set->smtputf8 && !s->set->strict_smtputf8))
 		flags |= ADDRESS_PARSE_SMTPUTF8;
 	if (s->set->sloppy_envelopes)
 		flags |= ADDRESS_PARSE_SLOPPY;

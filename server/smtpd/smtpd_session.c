@@ -197,6 +197,8 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 	free(s->cur_orcpt);
 	s->cur_orcpt = NULL;
 	s->bdat_used = false;
+	s->bdat_error = false;
+	s->bdat_total = 0;
 	s->data_size = 0;
 	s->hops = 0;
 	s->content_err = SMTPD_CONTENT_OK;
@@ -487,6 +489,14 @@ static void session_on_sleep(evutil_socket_t fd, short what, void *arg)
 	smtpd_session_resume(arg);
 }
 
+/* Bytes the kernel holds for us that libevent has not read yet. */
+static bool socket_has_input(evutil_socket_t fd)
+{
+	char c;
+
+	return fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void session_banner(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -494,8 +504,9 @@ static void session_banner(struct smtpd_session *s)
 	s->state = SMTPD_ST_CMD;
 	/* Pregreet: a client that talks before the banner is a spambot that
    * does not wait for the server (RFC 5321 4.3.1). We look at what has
-   * arrived when the banner goes out (no extra greeting delay). */
-	if (evbuffer_get_length(in) > 0) {
+   * arrived when the banner goes out, read or still in the kernel (no
+   * extra greeting delay). */
+	if (evbuffer_get_length(in) > 0 || socket_has_input(bufferevent_getfd(s->bev))) {
 		log_info("improper command pipelining after CONNECT from %s[%s]", s->name, s->addr);
 		s->last_cmd = "CONNECT";
 		smtpd_hangup(s, "554 5.5.1 Error: pipelining before the greeting is not allowed");
@@ -635,6 +646,7 @@ static void session_free(struct smtpd_session *s)
 	str_free(&s->scratch);
 	str_free(&s->denied_reply);
 	str_free(&s->bdat_line);
+	smtpd_xclient_session_free(s);
 	free(s->helo);
 	free(s->vrfy_arg);
 	free(s->name_buf);

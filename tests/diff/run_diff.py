@@ -880,6 +880,8 @@ class Postern(Server):
             "queue_directory": self.queue,
             "data_directory": self.data,
             "maillog_file": self.maillog,
+            # As Postfix's: address literals of these addresses are local.
+            "inet_interfaces": "127.0.0.1",
         }
 
     def master_cf(self):

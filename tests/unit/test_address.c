@@ -139,7 +139,9 @@ static const struct parse_case parse_cases[] = {
         {"user@example.com", S, 0, SYN_S, NULL, NULL, 0, 0},
         {"<user@example.com", R, 0, SYN_R, NULL, NULL, 0, 0},
         {"<user@example.com", R, SLOPPY, SYN_R, NULL, NULL, 0, 0},
-        {"user@example.com>", R, SLOPPY, SYN_R, NULL, NULL, 0, 0},
+        {"user@example.com>", R, SLOPPY, NULL, "user", "example.com", F_BARE, 0}, /* as Postfix */
+        {"<<user@example.com>>", R, SLOPPY, NULL, "user", "example.com", 0, 0},
+        {"<<user@example.com>>", R, 0, SYN_R, NULL, NULL, 0, 0},
         {"<user@@example.com>", R, 0, SYN_R, NULL, NULL, 0, 0},
         {"<user@@example.com>", S, 0, SYN_S, NULL, NULL, 0, 0},
         {"<user@example..com>", R, 0, SYN_R, NULL, NULL, 0, 0},
