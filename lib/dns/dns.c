@@ -388,6 +388,37 @@ static bool valid_hostname(const char *name)
 	return true;
 }
 
+bool dns_hostname_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+	bool non_numeric = false;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		char c = *p;
+
+		if (c == '.') {
+			if (label == 0 || p[1] == '\0')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		           (c >= '0' && c <= '9')) {
+			if (++label > 63)
+				return false;
+			if (c < '0' || c > '9')
+				non_numeric = true;
+		} else if (c == '-') {
+			non_numeric = true;
+			if (++label == 1 || p[1] == '\0' || p[1] == '.')
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return non_numeric;
+}
+
 static void name_finish(struct dns_req *req, const char *name, const char *reverse)
 {
 	req->name = name;

@@ -85,4 +85,10 @@ struct dns_req *dns_client_name(struct dns *dns, const char *addr, dns_name_cb *
 /* The callback will not be called; *reqp set to NULL; no-op on NULL. */
 void dns_cancel(struct dns_req **reqp);
 
+/* Postfix's valid_hostname(): labels of letters, digits, '_' and '-' (not
+ * at either end of a label), at most 63 bytes each and 255 in all, no
+ * empty label (so no trailing dot), and not all digits and dots (that is
+ * an address). Used for HELO names, ETRN domains, XCLIENT NAME. */
+bool dns_hostname_valid(const char *name);
+
 #endif

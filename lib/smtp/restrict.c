@@ -646,7 +646,7 @@ static enum rr non_fqdn_address(struct eval *ev, const char *addr, const char *r
 	if (len > 0 && domain[len - 1] == '.' && (len < 2 || domain[len - 2] != '.'))
 		len--;
 	d = xstrndup(domain, len);
-	ok = len > 0 && strchr(d, '.') != NULL && restrict_valid_hostname(d);
+	ok = len > 0 && strchr(d, '.') != NULL && dns_hostname_valid(d);
 	free(d);
 	if (ok)
 		return RR_DUNNO;
@@ -679,7 +679,7 @@ static enum rr helo_checks(struct eval *ev, bool fqdn)
 	if (len > 1 && helo[len - 1] == '.' && helo[len - 2] != '.')
 		len--;
 	name = xstrndup(helo, len);
-	if (!restrict_valid_hostname(name)) {
+	if (!dns_hostname_valid(name)) {
 		r = fqdn ? ev_reject(ev, ev->e->non_fqdn_code, "5.5.2",
 		                     "<%s>: Helo command rejected: need fully-qualified hostname",
 		                     helo)

@@ -62,39 +62,6 @@ static char *lower_dup(const char *s)
 
 /* ---- Host names ---- */
 
-bool restrict_valid_hostname(const char *name)
-{
-	size_t len = strlen(name), label = 0;
-	bool non_numeric = false;
-
-	if (len == 0 || len > 255)
-		return false;
-	for (const char *p = name; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '.') {
-			if (label == 0 || p[-1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (isalpha(c) || c == '_')
-			non_numeric = true;
-		else if (c == '-')
-			non_numeric = true;
-		else if (!isdigit(c))
-			return false;
-		if (c == '-' && label == 0)
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	if (label == 0 || name[len - 1] == '-')
-		return false;
-	/* Postfix valid_hostname(): an all-numeric name is not a host name. */
-	return non_numeric;
-}
-
 /* The address of a literal: "[1.2.3.4]" or "[IPv6:...]" (any case). */
 static int parse_literal(const char *lit, int *family_r, uint8_t addr[16])
 {

@@ -227,8 +227,6 @@ enum rr restrict_unlisted(struct eval *ev, bool sender);
 /* reject_unknown_sender_domain (sender = true) /
  * reject_unknown_recipient_domain. */
 enum rr restrict_unknown_domain(struct eval *ev, bool sender);
-/* Valid DNS host name (letters, digits, '-', '.'), not all-numeric. */
-bool restrict_valid_hostname(const char *name);
 /* An address literal "[1.2.3.4]" / "[IPv6:...]" with a valid address. */
 bool restrict_valid_hostliteral(const char *name);
 /* A bare IPv4 or IPv6 address ("192.0.2.1", "2001:db8::1"), no brackets. */

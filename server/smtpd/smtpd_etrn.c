@@ -72,6 +72,7 @@
 #include "daemon/trigger.h"
 #include "queue/queue_dir.h"
 #include "queue/queue_flush.h"
+#include "dns/dns.h"
 #include "smtpd.h"
 #include "table/table.h"
 #include "table/table_async.h"
@@ -115,40 +116,6 @@ enum etrn_verdict {
 };
 
 /* ---- syntax: Postfix's valid_hostname() and valid_mailhost_literal() ---- */
-
-/* Letters, digits, '_' and '-' in labels of at most 63, dots between
- * labels (none first or last), no '-' at either end of a label, at most
- * 255 in all, and not all digits and dots (a numeric "host name" is an
- * address without its brackets). */
-static bool etrn_valid_hostname(const char *d)
-{
-	size_t len = strlen(d), label = 0;
-	bool non_numeric = false;
-
-	if (len == 0 || len > 255)
-		return false;
-	for (const char *p = d; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (isalnum(c) || c == '_') {
-			if (++label > 63)
-				return false;
-			if (!isdigit(c))
-				non_numeric = true;
-		} else if (c == '.') {
-			if (label == 0 || p[1] == '\0')
-				return false;
-			label = 0;
-		} else if (c == '-') {
-			non_numeric = true;
-			if (++label == 1 || p[1] == '\0' || p[1] == '.')
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return non_numeric;
-}
 
 /* Four decimal octets of at most 255; "0.x.y.z" only as 0.0.0.0. */
 static bool etrn_valid_ipv4(const char *a)
@@ -478,8 +445,7 @@ void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		len--;
 	}
 	arg = xstrndup(d, len);
-	if (memchr(d, '\0', len) != NULL ||
-	    !(etrn_valid_hostname(arg) || etrn_valid_literal(arg))) {
+	if (memchr(d, '\0', len) != NULL || !(dns_hostname_valid(arg) || etrn_valid_literal(arg))) {
 		free(arg);
 		smtpd_reply_error(s, "501 Error: invalid parameter syntax");
 		return;

@@ -58,6 +58,7 @@
 #include "address/xtext.h"
 #include "base/mem.h"
 #include "base/utf8.h"
+#include "dns/dns.h"
 #include "queue/queue_file.h"
 #include "smtpd.h"
 
@@ -162,40 +163,6 @@ const char *smtpd_xclient_ehlo_keyword(struct smtpd_session *s, enum smtp_verb v
 }
 
 /* ---- values ---- */
-
-/* Postfix's valid_hostname(): labels of letters, digits, '_' and '-'
- * (not at either end of a label), at most 63 bytes each and 255 in all,
- * no empty label (so no trailing dot), and not all digits. */
-static bool hostname_valid(const char *name)
-{
-	size_t len = strlen(name), label = 0;
-	bool non_numeric = false;
-
-	if (len == 0 || len > 255)
-		return false;
-	for (const char *p = name; *p != '\0'; p++) {
-		char c = *p;
-
-		if (c == '.') {
-			if (label == 0 || p[1] == '\0')
-				return false;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-		           (c >= '0' && c <= '9')) {
-			if (++label > 63)
-				return false;
-			if (c < '0' || c > '9')
-				non_numeric = true;
-		} else if (c == '-') {
-			non_numeric = true;
-			if (++label == 1 || p[1] == '\0' || p[1] == '.')
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return non_numeric;
-}
 
 /* Postfix's normalize_mailhost_addr(): an IPv4 address, or an IPv6
  * address after "IPv6:" (any case; without the prefix Postfix refuses
@@ -380,7 +347,7 @@ static int xclient_attr(struct smtpd_session *s, const struct xattr *a, struct x
 		bool reverse = xattr_is(a, "REVERSE_NAME");
 		bool unknown = is_unavailable(v) || strcasecmp(v, TEMPUNAVAIL) == 0;
 
-		if (!unknown && !hostname_valid(v)) {
+		if (!unknown && !dns_hostname_valid(v)) {
 			reply_bad(s, reverse ? "REVERSE_NAME" : "NAME", a);
 			return -1;
 		}
@@ -609,7 +576,7 @@ static int xforward_attr(struct smtpd_session *s, const struct xattr *a, char *v
 	switch (i) {
 	case XF_NAME:
 		/* [TEMPUNAVAIL] is an XCLIENT value only (Postfix: 501). */
-		if (!unknown && !hostname_valid(v))
+		if (!unknown && !dns_hostname_valid(v))
 			goto bad;
 		value = unknown ? NULL : xstrdup(v);
 		break;
