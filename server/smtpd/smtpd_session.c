@@ -77,6 +77,22 @@ static void session_process(struct smtpd_session *s);
 
 static void session_vreply(struct smtpd_session *s, const char *fmt, va_list ap)
         __attribute__((format(printf, 2, 0)));
+/* Postfix's tarpit: once the client has made smtpd_soft_error_limit
+ * errors, every reply waits smtpd_error_sleep_time. Why hold the output
+ * and pause the input rather than sleep(): one process serves every
+ * client; only this one must wait. The sleep timer lets both go. */
+static void session_tarpit(struct smtpd_session *s)
+{
+	struct timeval tv = {(time_t)s->set->error_sleep, 0};
+
+	if (s->set->error_sleep == 0 || s->errors < (unsigned)s->set->soft_error_limit ||
+	    evtimer_pending(s->sleep_ev, NULL))
+		return;
+	smtpd_session_wait(s);
+	bufferevent_disable(s->bev, EV_WRITE);
+	evtimer_add(s->sleep_ev, &tv);
+}
+
 static void session_vreply(struct smtpd_session *s, const char *fmt, va_list ap)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
@@ -88,6 +104,7 @@ static void session_vreply(struct smtpd_session *s, const char *fmt, va_list ap)
 	log_debug(1, "> %s[%s]: %s", s->name, s->addr, str_c(&s->scratch));
 	str_append(&s->scratch, "\r\n");
 	evbuffer_add(out, s->scratch.buf, s->scratch.len);
+	session_tarpit(s);
 }
 
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
@@ -139,14 +156,6 @@ void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...)
 		log_info("too many errors after %s from %s[%s]", s->last_cmd, s->name, s->addr);
 		smtpd_hangup(s, "421 4.7.0 %s Error: too many errors", s->set->myhostname);
 		return;
-	}
-	if (s->errors > (unsigned)s->set->soft_error_limit && s->set->error_sleep > 0) {
-		/* Why pause reading rather than sleep(): one process serves
-     * every client; the sleep must stall this client only. */
-		struct timeval tv = {(time_t)s->set->error_sleep, 0};
-
-		smtpd_session_wait(s);
-		evtimer_add(s->sleep_ev, &tv);
 	}
 }
 
@@ -484,9 +493,14 @@ static void session_on_resume(evutil_socket_t fd, short what, void *arg)
 
 static void session_on_sleep(evutil_socket_t fd, short what, void *arg)
 {
+	struct smtpd_session *s = arg;
+
 	(void)fd;
 	(void)what;
-	smtpd_session_resume(arg);
+	if (s->state == SMTPD_ST_CLOSING)
+		return;
+	bufferevent_enable(s->bev, EV_WRITE);
+	smtpd_session_resume(s);
 }
 
 /* Bytes the kernel holds for us that libevent has not read yet. */

@@ -626,12 +626,19 @@ def test_postern_smtpd_cli(postern_build, tmp_path):
 
 
 def test_error_sleep_after_soft_limit(make_smtpd):
-    sd = make_smtpd(main_cf={"smtpd_soft_error_limit": "1", "smtpd_error_sleep_time": "1s"})
+    """Postfix's tarpit: once smtpd_soft_error_limit errors were made, every
+    reply (not only error replies) waits smtpd_error_sleep_time."""
+    sd = make_smtpd(main_cf={"smtpd_soft_error_limit": "2", "smtpd_error_sleep_time": "1s"})
     c = raw(sd)
     assert c.cmd("BOGUS1").startswith("500")
-    assert c.cmd("BOGUS2").startswith("500")  # past the soft limit: reading pauses
     t0 = time.monotonic()
-    assert c.cmd("NOOP") == "250 2.0.0 Ok"
+    assert c.cmd("BOGUS2").startswith("500")  # one error so far: no wait
+    assert time.monotonic() - t0 < 0.8
+    t0 = time.monotonic()
+    assert c.cmd("NOOP") == "250 2.0.0 Ok"  # two errors: this reply waits
+    assert time.monotonic() - t0 >= 0.8
+    t0 = time.monotonic()
+    assert c.cmd("NOOP") == "250 2.0.0 Ok"  # and every one after it
     assert time.monotonic() - t0 >= 0.8
     # Another client is not slowed down by it.
     other = raw(sd)
