@@ -261,6 +261,10 @@ bool smtpd_limit_exceeded(struct smtpd_session *s);
 /* The session ends: uncount it (idempotent). */
 void smtpd_limit_disconnect(struct smtpd_session *s);
 
+/* smtpd_helo.c: clean a HELO name in place as Postfix does (controls,
+ * white space, invalid 8-bit and <>()";@\ become '?'); returns name. */
+char *smtpd_helo_clean(const struct smtpd_session *s, char *name);
+
 /* smtpd_forbid.c */
 /* The listener's smtpd_forbidden_commands; -1 with a message naming the
  * parameter (a table that cannot be opened, or a remote one). */

@@ -8,8 +8,10 @@
  * SECURITY: the HELO name is client text that ends up in the Received:
  * header, the queue file and log lines. Like Postfix, every byte that is
  * not printable (controls such as CR, LF and NUL, white space, and 8-bit
- * bytes that are not UTF-8 or when SMTPUTF8 is off) becomes '?' before it
- * is stored, so a client can never start a header line of its own.
+ * bytes that are not UTF-8 or when SMTPUTF8 is off) and each of <>()";@\
+ * becomes '?' before it is stored (smtpd_helo_clean, XCLIENT's and
+ * XFORWARD's HELO too), so a client can never start a header line of its
+ * own nor end the field it is in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,17 @@
 #include "base/strv.h"
 #include "base/utf8.h"
 #include "smtpd.h"
+
+char *smtpd_helo_clean(const struct smtpd_session *s, char *name)
+{
+	printable_fix(name, (s->set->smtputf8 ? PRINTABLE_UTF8 : 0) | PRINTABLE_NO_SPACE, '?');
+	/* Postfix also takes out what would make a log or header field
+	 * ambiguous: helo=<a<b> or Received: from a(b). */
+	for (char *p = name; *p != '\0'; p++)
+		if (strchr("<>()\";@\\", *p) != NULL)
+			*p = '?';
+	return name;
+}
 
 static bool keyword_discarded(const struct smtpd_session *s, const char *kw)
 {
@@ -105,7 +118,7 @@ static void helo_common(struct smtpd_session *s, const struct smtp_cmd *cmd, boo
 	smtpd_transaction_reset(s);
 	free(s->helo);
 	s->helo = xstrndup(cmd->arg, cmd->arg_len);
-	printable_fix(s->helo, (s->set->smtputf8 ? PRINTABLE_UTF8 : 0) | PRINTABLE_NO_SPACE, '?');
+	smtpd_helo_clean(s, s->helo);
 	s->esmtp = esmtp;
 	smtpd_request_fill(s);
 	smtpd_session_wait(s);

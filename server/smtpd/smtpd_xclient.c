@@ -391,7 +391,7 @@ static int xclient_attr(struct smtpd_session *s, const struct xattr *a, struct x
 			return -1;
 		}
 		free(n->helo);
-		n->helo = is_unavailable(v) ? NULL : clean_text(s, v);
+		n->helo = is_unavailable(v) ? NULL : smtpd_helo_clean(s, xstrdup(v));
 		n->helo_given = true;
 	} else if (xattr_is(a, "LOGIN")) {
 		/* Kept for the log and the queue file; the restrictions do not
@@ -597,6 +597,8 @@ static int xforward_attr(struct smtpd_session *s, const struct xattr *a, char *v
 		value = unknown ? NULL : clean_text(s, v);
 		break;
 	case XF_HELO:
+		value = unknown ? NULL : smtpd_helo_clean(s, xstrdup(v));
+		break;
 	case XF_IDENT:
 		value = unknown ? NULL : clean_text(s, v);
 		break;

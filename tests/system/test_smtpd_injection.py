@@ -268,3 +268,17 @@ def test_invalid_utf8_command_refused(ms):
     finally:
         c.close()
     assert_log_clean(ms)
+
+
+def test_helo_field_delimiters_become_question_marks(ms):
+    """Postfix also replaces <>()";@\\ in the HELO name, so that it cannot
+    end the helo=<...> log field or the Received: "from NAME (" part."""
+    c = Client(ms.sd.port)
+    try:
+        assert c.cmd(b'EHLO d<b>c(d)e"f;g@h\\i.test\r\n').startswith("250")
+        assert c.cmd(b"MAIL FROM:<s@client.test>\r\n").startswith("250")
+        assert c.cmd(b"RCPT TO:<nobody@example.com>\r\n").startswith("550 5.1.1")
+    finally:
+        c.close()
+    ms.wait_log("helo=<d?b?c?d?e?f?g?h?i.test>")
+    assert_log_clean(ms)
