@@ -73,10 +73,11 @@ static void received_header(struct smtpd_session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 	str_init(&h);
-	str_appendf(&h, "Received: from %s (%s [%s])\n\tby %s (%s) with %s id %s",
+	/* RFC 3848: "A" for an authenticated client (XCLIENT LOGIN= for now). */
+	str_appendf(&h, "Received: from %s (%s [%s])\n\tby %s (%s) with %s%s id %s",
 	            s->helo != NULL ? s->helo : s->addr, s->name, s->addr, s->set->myhostname,
 	            s->set->mail_name, s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP"),
-	            cleanup_id(s->cleanup));
+	            smtpd_xclient_login(s) != NULL ? "A" : "", cleanup_id(s->cleanup));
 	if (s->nrcpt == 1)
 		str_appendf(&h, "\n\tfor <%s>; %s", s->first_rcpt, date);
 	else

@@ -130,6 +130,11 @@ void smtpd_xclient_session_free(struct smtpd_session *s)
 	s->xstate = NULL;
 }
 
+const char *smtpd_xclient_login(const struct smtpd_session *s)
+{
+	return s->xstate != NULL ? s->xstate->login : NULL;
+}
+
 void smtpd_xclient_free(struct smtpd_listener *lis)
 {
 	smtpd_netlist_free(&lis->xclient_hosts);

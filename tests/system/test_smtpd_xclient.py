@@ -251,14 +251,15 @@ def test_xclient_helo_proto_login_in_queue_file(sd, postern):
     assert attrs["sasl_method"] == "XCLIENT"
     assert attrs["sasl_username"] == "bob@example.com"
     assert re.search(r"^Received: from helo\.example \(unknown \[127\.0\.0\.1\]\)$", text, re.M)
-    assert re.search(r"with ESMTP id", text)
+    assert re.search(r"with ESMTPA id", text)  # RFC 3848, as Postfix
     sd.wait_log(rf"^{qid}: client=unknown\[127\.0\.0\.1\], sasl_method=XCLIENT, "
                 r"sasl_username=bob@example\.com$")
     # An XCLIENT without LOGIN= forgets the login (Postfix).
     assert c.cmd("XCLIENT NAME=other.example") == GREETING
     qid = c.message()
-    attrs, _ = queue_cat(postern, sd, qid)
+    attrs, text = queue_cat(postern, sd, qid)
     assert "sasl_username" not in attrs
+    assert re.search(r"with ESMTP id", text)
     sd.wait_log(rf"^{qid}: client=other\.example\[127\.0\.0\.1\]$")
 
 
