@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/fs.h"
@@ -806,6 +807,34 @@ const strv_t *config_list(struct config *cfg, const char *name)
 
 /* ---- validation ------------------------------------------------------- */
 
+/* Text parameters whose value is one word of a fixed set (any case):
+ * checked at every load and by `postern check`, not only by the daemon
+ * that acts on them. */
+static const struct {
+	const char *name;
+	const char *words[5];
+	const char *expect;
+} word_params[] = {
+        {"smtpd_forbid_bare_newline",
+         {"no", "yes", "normalize", "reject", NULL},
+         "no, yes, normalize or reject"},
+};
+
+static int check_words(struct config *cfg, const char *name, const char *value,
+                       const char **error_r)
+{
+	for (size_t i = 0; i < sizeof(word_params) / sizeof(word_params[0]); i++) {
+		if (strcmp(word_params[i].name, name) != 0)
+			continue;
+		for (const char *const *w = word_params[i].words; *w != NULL; w++)
+			if (strcasecmp(*w, value) == 0)
+				return 0;
+		return set_error(cfg, error_r, "%s: %s: \"%s\": expected %s",
+		                 config_where(cfg, name), name, value, word_params[i].expect);
+	}
+	return 0;
+}
+
 static int check_typed(struct config *cfg, const char *name, const struct param_def *def,
                        const char **error_r)
 {
@@ -827,7 +856,9 @@ static int check_typed(struct config *cfg, const char *name, const struct param_
 	case PARAM_TABLES:
 		return config_get_list(cfg, name, &l, error_r);
 	default:
-		return config_expand(cfg, name, &s, error_r);
+		if (config_expand(cfg, name, &s, error_r) < 0)
+			return -1;
+		return check_words(cfg, name, s, error_r);
 	}
 }
 

@@ -307,14 +307,21 @@ static void test_validate(void **state)
 	                           "relay_destination_concurrency_limit = 5\n"
 	                           "nosuch_destination_concurrency_limit = 5\n"
 	                           "tpyo_parameter = 1\n"
-	                           "smtpd_timeout = forever\n",
+	                           "smtpd_timeout = forever\n"
+	                           "smtpd_forbid_bare_newline = maybe\n"
+	                           "smtpd_forbid_bare_newline_reject_code = 550\n",
 	                           &errors);
 
 	(void)state;
 	strv_add(&services, "relay");
-	assert_int_equal(config_validate(cfg, &services, &errors, &warnings), 1);
-	assert_int_equal(errors.n, 1);
-	assert_non_null(strstr(errors.v[0], "main.cf, line 7: bad value for smtpd_timeout"));
+	assert_int_equal(config_validate(cfg, &services, &errors, &warnings), 2);
+	assert_int_equal(errors.n, 2);
+	/* in the order of the parameter names */
+	assert_non_null(strstr(errors.v[1], "main.cf, line 7: bad value for smtpd_timeout"));
+	/* a word parameter: one of its words, in any case */
+	assert_non_null(strstr(errors.v[0],
+	                       "main.cf, line 8: smtpd_forbid_bare_newline: \"maybe\": "
+	                       "expected no, yes, normalize or reject"));
 	assert_int_equal(warnings.n, 2);
 	assert_string_equal(warnings.v[0], "main.cf, line 5: unknown parameter: "
 	                                   "nosuch_destination_concurrency_limit=5");
