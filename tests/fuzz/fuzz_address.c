@@ -9,8 +9,9 @@
  *    form; the internal form round-trips through address_from_internal();
  *  - resolution returns a domain, lower-case, never "local and not routed"
  *    for a domain that is_local_domain() did not call local;
- *  - parameters have upper-case keyword syntax; xtext and ORCPT decoding of
- *    their values never crash.
+ *  - parameters are printable words (keys upper-cased, no '=', no space or
+ *    control character in key or value); xtext and ORCPT decoding of their
+ *    values never crash.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -137,9 +138,15 @@ static void check_params(const struct mail_path *path)
 	for (size_t i = 0; i < path->nparams; i++) {
 		const struct esmtp_param *p = &path->params[i];
 
+		/* Any printable word is a parameter (smtpd answers 555 for one
+		 * it does not know); never a control character or a space. */
 		for (const char *c = p->key; *c != '\0'; c++)
-			if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+			if ((unsigned char)*c <= ' ' || *c == 127 || *c == '=' ||
+			    (*c >= 'a' && *c <= 'z'))
 				log_panic("bad keyword accepted: %s", p->key);
+		for (const char *c = p->value != NULL ? p->value : ""; *c != '\0'; c++)
+			if ((unsigned char)*c <= ' ' || *c == 127)
+				log_panic("bad parameter value accepted: %s", p->value);
 		if (p->value == NULL)
 			continue;
 		str_reset(&a);

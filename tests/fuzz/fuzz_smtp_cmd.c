@@ -6,7 +6,8 @@
  *  - the argument lies within the input and has no leading or trailing
  *    white space (except after MAIL FROM:/RCPT TO:, where it starts
  *    after the colon and optional blanks);
- *  - an input with a NUL byte is always refused;
+ *  - nothing at or after a NUL byte is ever part of the argument (a
+ *    command ends at a NUL, as Postfix reads it);
  *  - the verb name is never NULL.
  * The input is copied into a buffer of exactly its size so ASan catches
  * any read past it.
@@ -33,15 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = smtp_cmd_parse(line, size, &cmd, &reply);
 	if (cmd.name == NULL)
 		abort();
-	if (memchr(line, '\0', size) != NULL && rc == 0)
-		abort();
+	{
+		const char *nul = memchr(line, '\0', size);
+
+		if (nul != NULL && rc == 0 && cmd.arg + cmd.arg_len > nul)
+			abort();
+	}
 	if (rc < 0 && (reply == NULL || strlen(reply) < 4))
 		abort();
 	if (rc == 0) {
 		if (cmd.arg < line || cmd.arg + cmd.arg_len > line + size)
 			abort();
-		if (cmd.arg_len > 0 &&
-		    (cmd.arg[cmd.arg_len - 1] == ' ' || cmd.arg[cmd.arg_len - 1] == '\t'))
+		if (cmd.arg_len > 0 && strchr(" \t\r\v\f", cmd.arg[cmd.arg_len - 1]) != NULL)
 			abort();
 		if (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT) {
 			struct mail_path *path = NULL;
