@@ -307,6 +307,7 @@ static int engine_load(struct restrict_engine *e, str_t *error)
 	    rlist_load(cfg, "smtpd_sender_restrictions", &e->sender, error) < 0 ||
 	    rlist_load(cfg, "smtpd_relay_restrictions", &e->relay, error) < 0 ||
 	    rlist_load(cfg, "smtpd_recipient_restrictions", &e->recipient, error) < 0 ||
+	    rlist_load(cfg, "smtpd_etrn_restrictions", &e->etrn, error) < 0 ||
 	    rlist_load(cfg, "smtpd_data_restrictions", &e->data, error) < 0 ||
 	    rlist_load(cfg, "smtpd_end_of_data_restrictions", &e->eod, error) < 0)
 		return -1;
@@ -349,6 +350,7 @@ void restrict_engine_destroy(struct restrict_engine **enginep)
 	rlist_free(&e->sender);
 	rlist_free(&e->relay);
 	rlist_free(&e->recipient);
+	rlist_free(&e->etrn);
 	rlist_free(&e->data);
 	rlist_free(&e->eod);
 	restrict_addr_free(e);
@@ -362,7 +364,7 @@ void restrict_config_check(struct config *cfg, strv_t *errors)
 	        "smtpd_client_restrictions",      "smtpd_helo_restrictions",
 	        "smtpd_sender_restrictions",      "smtpd_relay_restrictions",
 	        "smtpd_recipient_restrictions",   "smtpd_data_restrictions",
-	        "smtpd_end_of_data_restrictions",
+	        "smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
 	};
 	str_t error;
 	struct restrict_engine e;
@@ -588,6 +590,8 @@ static const char *stage_word(enum restrict_stage stage)
 		return "MAIL";
 	case RESTRICT_RCPT:
 		return "RCPT";
+	case RESTRICT_ETRN:
+		return "ETRN";
 	case RESTRICT_DATA:
 		return "DATA";
 	case RESTRICT_END_OF_DATA:
@@ -828,12 +832,16 @@ static void eval_stage(struct eval *ev)
 	            q->client_address != NULL ? q->client_address : "unknown");
 	ev->namaddr = str_c(&namaddr);
 
-	if ((st == RESTRICT_CONNECT && !delay) || (st == RESTRICT_RCPT && delay)) {
+	/* Postfix smtpd_check_etrn(): with delay, the client and HELO lists
+	 * run at ETRN as they do at RCPT. */
+	if ((st == RESTRICT_CONNECT && !delay) ||
+	    ((st == RESTRICT_RCPT || st == RESTRICT_ETRN) && delay)) {
 		r = run_list(ev, &e->client, str_c(&namaddr), "Client host");
 		if (r == RR_STOP)
 			goto out;
 	}
-	if ((st == RESTRICT_HELO && !delay) || (st == RESTRICT_RCPT && delay)) {
+	if ((st == RESTRICT_HELO && !delay) ||
+	    ((st == RESTRICT_RCPT || st == RESTRICT_ETRN) && delay)) {
 		if (q->helo_name != NULL) {
 			r = run_list(ev, &e->helo, q->helo_name, "Helo command");
 			if (r == RR_STOP)
@@ -862,6 +870,12 @@ static void eval_stage(struct eval *ev)
 		 * reject_unlisted_recipient already. */
 		if (e->reject_unlisted_rcpt && !ev->rcpt_checked &&
 		    restrict_unlisted(ev, false) == RR_STOP)
+			goto out;
+	}
+	if (st == RESTRICT_ETRN) {
+		r = run_list(ev, &e->etrn, q->etrn_domain != NULL ? q->etrn_domain : "",
+		             "Etrn command");
+		if (r == RR_STOP)
 			goto out;
 	}
 	if (st == RESTRICT_DATA) {

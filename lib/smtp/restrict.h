@@ -51,6 +51,8 @@ enum restrict_stage {
 	RESTRICT_RCPT, /* relay + recipient restrictions (+ unlisted recipient);
 	                * with smtpd_delay_reject = yes also client, helo and
 	                * sender restrictions, as Postfix does */
+	RESTRICT_ETRN, /* smtpd_etrn_restrictions (client and HELO lists first
+	                * with smtpd_delay_reject = yes); request: etrn_domain */
 	RESTRICT_DATA, /* smtpd_data_restrictions */
 	RESTRICT_END_OF_DATA, /* smtpd_end_of_data_restrictions */
 };
@@ -59,6 +61,7 @@ enum restrict_stage {
  * borrowed for the duration of restrict_check() (the engine copies what
  * it keeps while a lookup is pending). NULL means "not known yet". */
 struct restrict_request {
+	const char *etrn_domain; /* RESTRICT_ETRN: the domain, for the reply */
 	const char *client_address; /* "192.0.2.1", "2001:db8::1" */
 	const char *client_name; /* verified reverse name, or "unknown" */
 	const char *reverse_client_name; /* unverified PTR name, or "unknown" */

@@ -99,7 +99,7 @@ struct restrict_engine {
 	        unknown_relay_code, non_fqdn_code, bad_name_code;
 	const char *null_access_key; /* smtpd_null_access_lookup_key */
 	const char *delimiter; /* recipient_delimiter */
-	struct rlist client, helo, sender, relay, recipient, data, eod;
+	struct rlist client, helo, sender, relay, recipient, etrn, data, eod;
 	struct rnet *nets;
 	size_t nnets;
 	struct domain_list mydestination, relay_domains, alias_domains, mailbox_domains;

@@ -236,6 +236,7 @@ struct smtpd_session {
 	 * session again through this field when an answer arrives, and
 	 * drops the answer when the session is gone. */
 	struct smtpd_etrn_check *etrn_check;
+	char *etrn_domain; /* ETRN's domain while its restrictions run */
 
 	/* XCLIENT and XFORWARD (smtpd_xclient.c). XCLIENT rewrites name,
 	 * reverse_name (in name_buf/reverse_buf), addr, port, helo and esmtp

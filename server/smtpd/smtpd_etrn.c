@@ -222,11 +222,14 @@ static void check_finish(struct smtpd_etrn_check *c, enum etrn_verdict v, const 
 {
 	struct smtpd_session *s = check_session(c);
 
+	/* A session that is closing (timeout, 421) gets no more replies. */
 	if (s != NULL) {
 		s->etrn_check = NULL;
-		check_reply(s, c, v, why);
-		if (waited)
-			smtpd_session_resume(s);
+		if (s->state != SMTPD_ST_CLOSING) {
+			check_reply(s, c, v, why);
+			if (waited)
+				smtpd_session_resume(s);
+		}
 	}
 	check_free(c);
 }
@@ -419,13 +422,60 @@ static void lookup_done(const struct table_result *r, void *ctx)
 
 /* ---- the command ---- */
 
-void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtp_cmd *cmd)
+/* The domain passed the restrictions: fast_flush_domains, then the flush. */
+static void etrn_start(struct smtpd_session *s, char *arg)
 {
 	struct smtpd_etrn *e = s->lis->etrn;
-	const char *d = cmd->arg;
-	size_t len = cmd->arg_len;
 	struct smtpd_etrn_check *c;
 	enum etrn_verdict v;
+
+	c = xcalloc(1, sizeof(*c));
+	c->e = e;
+	c->domain = arg;
+	c->site = xstrdup(arg);
+	for (char *p = c->site; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	c->next = e->checks;
+	if (c->next != NULL)
+		c->next->prev = c;
+	e->checks = c;
+	s->etrn_check = c;
+	v = check_match(c);
+	if (v == ETRN_PENDING || v == ETRN_ELIGIBLE) {
+		smtpd_session_wait(s);
+		if (v == ETRN_ELIGIBLE)
+			check_queue(c);
+		return;
+	}
+	check_finish(c, v, NULL, false);
+}
+
+/* Postfix smtpd_check_etrn(): the client and HELO restrictions (with
+ * smtpd_delay_reject = yes) and smtpd_etrn_restrictions decide first. */
+static void etrn_restrictions_done(const struct restrict_result *r, void *ctx)
+{
+	struct smtpd_session *s = ctx;
+	char *arg = s->etrn_domain;
+
+	s->pending = NULL;
+	s->etrn_domain = NULL;
+	if (r->verdict != RESTRICT_ACCEPT) {
+		smtpd_log_reject(s, "ETRN", str_c(&r->reply), NULL);
+		smtpd_reply_error(s, "%s", str_c(&r->reply));
+		free(arg);
+		smtpd_session_resume(s);
+		return;
+	}
+	s->waiting = false;
+	etrn_start(s, arg);
+	if (s->etrn_check == NULL)
+		smtpd_session_resume(s);
+}
+
+void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+	const char *d = cmd->arg;
+	size_t len = cmd->arg_len;
 	char *arg;
 
 	if (s->helo == NULL && s->set->helo_required) {
@@ -450,25 +500,12 @@ void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "501 Error: invalid parameter syntax");
 		return;
 	}
-	c = xcalloc(1, sizeof(*c));
-	c->e = e;
-	c->domain = arg;
-	c->site = xstrdup(arg);
-	for (char *p = c->site; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	c->next = e->checks;
-	if (c->next != NULL)
-		c->next->prev = c;
-	e->checks = c;
-	s->etrn_check = c;
-	v = check_match(c);
-	if (v == ETRN_PENDING || v == ETRN_ELIGIBLE) {
-		smtpd_session_wait(s);
-		if (v == ETRN_ELIGIBLE)
-			check_queue(c);
-		return;
-	}
-	check_finish(c, v, NULL, false);
+	free(s->etrn_domain);
+	s->etrn_domain = arg;
+	smtpd_request_fill(s);
+	s->req.etrn_domain = arg;
+	smtpd_session_wait(s);
+	s->pending = restrict_check(s->rs, RESTRICT_ETRN, &s->req, NULL, etrn_restrictions_done, s);
 }
 
 /* ---- set-up ---- */

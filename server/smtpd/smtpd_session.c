@@ -663,6 +663,7 @@ static void session_free(struct smtpd_session *s)
 	smtpd_xclient_session_free(s);
 	free(s->helo);
 	free(s->vrfy_arg);
+	free(s->etrn_domain);
 	free(s->name_buf);
 	free(s->reverse_buf);
 	s->lis->server->n_sessions--;

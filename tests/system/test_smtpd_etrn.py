@@ -188,3 +188,21 @@ def test_unreadable_deferred_queue_is_458(postern_build):
             os.chmod(deferred, mode)
         assert etrn(sd.host, sd.port, "remote.test") == (250, "Queuing started")
         sd.wait_log(r"warning: ETRN flush: .*deferred")
+
+
+@pytest.mark.parametrize("main_cf", [
+    {"smtpd_etrn_restrictions": "permit_mynetworks, reject", "mynetworks": "192.0.2.0/24"},
+    # smtpd_delay_reject = yes: the client restrictions decide at ETRN too.
+    {"smtpd_client_restrictions": "check_client_access inline:{127.0.0.1=REJECT}"},
+])
+def test_etrn_restrictions_decide_first(postern_build, main_cf):
+    """As Postfix's smtpd_check_etrn(): a client the restrictions refuse
+    gets their reject, and its deferred mail is not touched, even for an
+    eligible domain; a permitted one gets 250."""
+    with Smtpd(postern_build, main_cf=dict(main_cf, fast_flush_domains="remote.test")) as sd:
+        code, msg = etrn(sd.host, sd.port, "remote.test")
+        assert code == 554 and "rejected" in msg, (code, msg)
+        sd.wait_log(r"reject: ETRN from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 ")
+    with Smtpd(postern_build, main_cf={"fast_flush_domains": "remote.test",
+                                       "smtpd_etrn_restrictions": "permit_mynetworks, reject"}) as sd:
+        assert etrn(sd.host, sd.port, "remote.test") == (250, "Queuing started")
