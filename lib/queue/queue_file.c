@@ -1004,6 +1004,33 @@ int queue_file_sync(struct queue_file *f, str_t *error)
 	return 0;
 }
 
+int queue_file_update_retry(struct queue_file *f, size_t index, uint64_t next_retry, str_t *error)
+{
+	unsigned char field[8];
+	uint64_t off;
+	ssize_t n;
+
+	if (!f->writable || index >= f->env.rcpt_count) {
+		str_appendf(error, "%s: cannot update recipient %zu", f->path, index);
+		errno = EINVAL;
+		return -1;
+	}
+	off = f->rcpt_offsets[index] + QUEUE_RECORD_HEADER_SIZE + 4;
+	put_u64(field, next_retry);
+	do
+		n = pwrite(f->fd, field, sizeof(field), (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(field)) {
+		if (n >= 0)
+			errno = EIO;
+		str_appendf(error, "write %s: %m", f->path);
+		return -1;
+	}
+	if (off < f->buf_off + f->buf_len && off + sizeof(field) > f->buf_off)
+		f->buf_len = 0; /* drop the stale buffer */
+	return 0;
+}
+
 int queue_file_update_rcpt(struct queue_file *f, size_t index,
                            const struct queue_rcpt_status *status, bool sync, str_t *error)
 {

@@ -295,5 +295,9 @@ int queue_file_fd(const struct queue_file *f);
 int queue_file_update_rcpt(struct queue_file *f, size_t index,
                            const struct queue_rcpt_status *status, bool sync, str_t *error);
 int queue_file_sync(struct queue_file *f, str_t *error);
+/* Set only the next-retry field (bytes 4..11) of a recipient's slot, in
+ * place: a flush (ETRN, postern queue flush) must never write back a
+ * state byte that qmgr may have changed meanwhile. No sync. */
+int queue_file_update_retry(struct queue_file *f, size_t index, uint64_t next_retry, str_t *error);
 
 #endif

@@ -49,7 +49,7 @@ int queue_reschedule(const struct queue_dir *qd, enum queue_name queue, const ch
 	struct queue_file *f = NULL;
 	struct queue_rcpt rcpt;
 	time_t now = time(NULL);
-	bool matched = domains == NULL;
+	bool matched = domains == NULL, dirty = false;
 	int ret = 0, saved_errno = 0;
 
 	if (queue_file_open(qd, queue, id, QUEUE_FILE_RDWR, &f, error) != QUEUE_FILE_OK)
@@ -68,14 +68,15 @@ int queue_reschedule(const struct queue_dir *qd, enum queue_name queue, const ch
 		matched = true;
 		if (rcpt.status.next_retry <= now)
 			continue;
-		rcpt.status.next_retry = now;
-		if (queue_file_update_rcpt(f, i, &rcpt.status, false, error) < 0) {
+		/* Only the retry time: the state byte stays qmgr's. */
+		if (queue_file_update_retry(f, i, (uint64_t)now, error) < 0) {
 			saved_errno = errno;
 			ret = -1;
 			break;
 		}
+		dirty = true;
 	}
-	if (ret == 0 && queue_file_sync(f, error) < 0) {
+	if (ret == 0 && dirty && queue_file_sync(f, error) < 0) {
 		saved_errno = errno;
 		ret = -1;
 	}

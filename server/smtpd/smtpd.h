@@ -354,6 +354,9 @@ const char *smtpd_xclient_ehlo_keyword(struct smtpd_session *s, enum smtp_verb v
 void smtpd_xclient_queue(struct smtpd_session *s, str_t *log_suffix);
 /* Free the listener's XCLIENT/XFORWARD host lists (at shutdown). */
 void smtpd_xclient_free(struct smtpd_listener *lis);
+/* Forget the XFORWARD values (a MAIL refused by the restrictions or for
+ * queue space, as Postfix's mail_reset()). */
+void smtpd_xforward_reset(struct smtpd_session *s);
 /* The login an XCLIENT LOGIN= gave the session, or NULL. */
 const char *smtpd_xclient_login(const struct smtpd_session *s);
 /* The session ends: free its XCLIENT/XFORWARD values. */

@@ -142,6 +142,7 @@ static void mail_done(const struct restrict_result *r, void *ctx)
 		smtpd_log_reject(s, r->stage_name != NULL ? r->stage_name : "MAIL",
 		                 str_c(&r->reply), NULL);
 		smtpd_transaction_reset(s);
+		smtpd_xforward_reset(s); /* Postfix's mail_reset() */
 		smtpd_reply_error(s, "%s", str_c(&r->reply));
 	} else {
 		smtpd_cmd_ok(s, SMTP_VERB_MAIL);
@@ -190,8 +191,14 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	smtpd_transaction_reset(s);
-	if (mail_params(s, path) < 0 || queue_space(s) < 0) {
+	if (mail_params(s, path) < 0) {
 		smtpd_transaction_reset(s);
+		mail_path_destroy(&path);
+		return;
+	}
+	if (queue_space(s) < 0) {
+		smtpd_transaction_reset(s);
+		smtpd_xforward_reset(s); /* Postfix's mail_reset() */
 		mail_path_destroy(&path);
 		return;
 	}

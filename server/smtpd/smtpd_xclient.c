@@ -130,6 +130,12 @@ void smtpd_xclient_session_free(struct smtpd_session *s)
 	s->xstate = NULL;
 }
 
+void smtpd_xforward_reset(struct smtpd_session *s)
+{
+	if (s->xstate != NULL)
+		xforward_clear(s->xstate);
+}
+
 const char *smtpd_xclient_login(const struct smtpd_session *s)
 {
 	return s->xstate != NULL ? s->xstate->login : NULL;

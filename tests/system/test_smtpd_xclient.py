@@ -572,3 +572,19 @@ def test_many_sessions(sd):
         sd.wait_log(rf"^{qid}: client=unknown\[127\.0\.0\.1\], sasl_method=XCLIENT, "
                     rf"sasl_username=keep{i}, orig_queue_id=KEEP{i}$")
         c.close()
+
+
+def test_xforward_forgotten_when_mail_is_refused(make_smtpd, postern):
+    """Postfix's mail_reset(): a MAIL FROM the sender restrictions refuse
+    (smtpd_delay_reject = no) drops the XFORWARD values, so the next
+    message is not queued with the previous client's identity."""
+    sd = make_smtpd({"smtpd_delay_reject": "no",
+                     "smtpd_sender_restrictions": "check_sender_access inline:{bad@b.test=REJECT}"})
+    c = Raw(sd)
+    c.cmd("EHLO client.example")
+    assert c.cmd("XFORWARD NAME=up.example ADDR=192.0.2.9 IDENT=OLD1") == "250 2.0.0 Ok"
+    assert c.cmd("MAIL FROM:<bad@b.test>").startswith("554 5.7.1 ")
+    qid = c.message()
+    attrs, _ = queue_cat(postern, sd, qid)
+    assert "OLD1" not in attrs.values() and "192.0.2.9" not in attrs.values(), attrs
+    sd.wait_log(rf"^{qid}: client=unknown\[127\.0\.0\.1\]$")
