@@ -16,10 +16,10 @@ reply codes with Postfix itself.
 
 import re
 import smtplib
-import socket
 
 import pytest
 
+from harness.smtpclient import Raw as RawClient
 from harness.smtpd import HOSTNAME, Smtpd
 
 XCLIENT_KW = "XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT"
@@ -34,33 +34,11 @@ BASE = {
 }
 
 
-class Raw:
-    """Raw bytes out, whole replies in (bounded: 15 s per read)."""
+class Raw(RawClient):
+    """harness.smtpclient.Raw on an Smtpd, with a whole message in one call."""
 
     def __init__(self, sd):
-        self.s = socket.create_connection((sd.host, sd.port), timeout=15)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def reply(self):
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    raise EOFError("connection closed; got %r" % (self.buf,))
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            lines.append(line.decode("utf-8", "replace"))
-            if len(line) < 4 or line[3:4] != b"-":
-                return "\n".join(lines)
-
-    def cmd(self, line):
-        self.s.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def send(self, data):
-        self.s.sendall(data)
+        super().__init__(sd.host, sd.port)
 
     def message(self, sender="a@b.test", rcpt="user@mx.test.example", subject="t"):
         """MAIL, RCPT, DATA; returns the queue ID."""
@@ -71,9 +49,6 @@ class Raw:
         m = re.match(r"250 2\.0\.0 Ok: queued as (\S+)$", r)
         assert m, r
         return m.group(1)
-
-    def close(self):
-        self.s.close()
 
 
 @pytest.fixture
