@@ -249,7 +249,7 @@ int fs_write_durable(const char *path, const void *data, size_t len, mode_t mode
 
 int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fs_open_inherited(path);
 	int ret;
 
 	if (fd < 0) {

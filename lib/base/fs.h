@@ -79,6 +79,15 @@ int fs_read_file(const char *path, size_t max_size, str_t *out, str_t *error);
  * only names the file in messages. */
 int fs_read_fd(int fd, const char *path, size_t max_size, str_t *out, str_t *error);
 
+/* Files a privileged parent opened for this process (fs_inherit.c):
+ * register fd as the open file of path (at start, before threads);
+ * fs_open_inherited(path) then returns a duplicate positioned at 0
+ * (close it), and opens path normally when it was not registered (-1
+ * with errno either way). fs_read_file() reads through it too. */
+void fs_inherited_add(const char *path, int fd);
+int fs_open_inherited(const char *path);
+bool fs_is_inherited(const char *path);
+
 /* Make the regular file fd exactly len bytes long with every block
  * allocated, and map it shared, read-write. Why allocated: a page of a
  * sparse file first touched through a map when the file system is full

@@ -1,0 +1,194 @@
+/* tls.h - TLS for postern's servers (OpenSSL 3), with Postfix's
+ * parameters, defaults and log lines.
+ *
+ * Used by smtpd (STARTTLS and the smtps wrapper mode), master (the
+ * session ticket keys it shares among smtpd processes) and `postern tls`
+ * (a self-signed test certificate). Later: the smtp client, the web
+ * admin's HTTPS. Knows nothing about configuration files: the caller
+ * reads the parameters and fills struct tls_server_settings.
+ *
+ * Files named in the settings (certificates, keys, CA file) are opened
+ * with fs_open_inherited() (base/fs.h), so a daemon whose master opened
+ * the key file as root reads it through the inherited descriptor and
+ * never needs root itself.
+ *
+ * Every error message names the file or parameter and what was expected.
+ */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "base/str.h"
+#include "base/strv.h"
+
+typedef struct ssl_st SSL;
+
+/* ---- protocols (tls_proto.c) ---- */
+
+/* Bits of the protocol versions a list disables. */
+enum {
+	TLS_PROTO_SSLv2 = 1 << 0,
+	TLS_PROTO_SSLv3 = 1 << 1,
+	TLS_PROTO_TLSv1 = 1 << 2,
+	TLS_PROTO_TLSv1_1 = 1 << 3,
+	TLS_PROTO_TLSv1_2 = 1 << 4,
+	TLS_PROTO_TLSv1_3 = 1 << 5,
+};
+
+/* Parse a Postfix protocol list (smtpd_tls_protocols, ..._mandatory_):
+ * ">=TLSv1.2", "<=TLSv1.2", ">=TLSv1, <=TLSv1.2", "!SSLv2, !SSLv3, !TLSv1",
+ * "TLSv1.2 TLSv1.3" (an inclusion list), separators comma, colon or
+ * white space, names case-sensitive as in Postfix. *disabled_r gets the
+ * TLS_PROTO_* bits of every version the list leaves out. -1 with
+ * "param: unknown protocol X (expected SSLv2, SSLv3, TLSv1, TLSv1.1,
+ * TLSv1.2, TLSv1.3, optionally with ! or >= / <=)" or when nothing is
+ * left enabled; param names the parameter in messages. */
+int tls_protocols_parse(const char *param, const char *value, unsigned *disabled_r, str_t *error);
+
+/* ---- server contexts (tls_server.c) ---- */
+
+/* The OpenSSL cipher list of each Postfix grade (tls_*_cipherlist). */
+struct tls_cipher_grades {
+	const char *high, *medium, *low, *export_, *null;
+};
+
+struct tls_server_settings {
+	/* Keys and certificates. chain_files (smtpd_tls_chain_files), when
+	 * not empty, is used instead of the four below: each file holds a
+	 * private key followed by its certificate chain, leaf first (one
+	 * RSA and one ECDSA file, typically). Otherwise cert_file/key_file
+	 * (RSA or ECDSA) and eccert_file/eckey_file (ECDSA; may be empty).
+	 * A key that does not match its certificate is an error naming both
+	 * files. */
+	const strv_t *chain_files;
+	const char *cert_file, *key_file;
+	const char *eccert_file, *eckey_file;
+
+	/* Protocols: the value of smtpd_tls_protocols (opportunistic) or
+	 * smtpd_tls_mandatory_protocols (security level encrypt), and its
+	 * parameter name for messages. */
+	const char *protocols, *protocols_param;
+	/* Ciphers: the grade ("high", "medium", "low", "export", "null")
+	 * with its parameter name, the grade lists, and the cipher names
+	 * to exclude (smtpd_tls_exclude_ciphers, plus the mandatory ones
+	 * with encrypt), comma/space/colon separated. */
+	const char *grade, *grade_param;
+	struct tls_cipher_grades grades;
+	const char *exclude_ciphers;
+	bool preempt_ciphers; /* tls_preempt_cipherlist */
+	/* ECDHE groups: eecdh_grade "auto" uses auto_curves (a list of
+	 * group names; unknown ones are skipped), "strong"/"ultra" the one
+	 * named curve. */
+	const char *eecdh_grade, *auto_curves, *strong_curve, *ultra_curve;
+
+	/* Client certificates: ask (smtpd_tls_ask_ccert) or require
+	 * (smtpd_tls_req_ccert); verified against ca_file/ca_path (may be
+	 * empty) down to verify_depth. An unverified certificate never
+	 * fails the handshake: the session learns whether it verified. */
+	bool ask_ccert, req_ccert;
+	const char *ca_file, *ca_path;
+	int verify_depth;
+	const char *fingerprint_digest; /* smtpd_tls_fingerprint_digest: md5, sha1, sha256, ... */
+
+	/* Session resumption with RFC 5077 tickets: lifetime in seconds (0
+	 * = no resumption). The keys come from ticket_key_file (written by
+	 * master: tls_ticket_keys_rotate), re-read when it changes; when
+	 * empty or unreadable, keys made in this process (resumption only
+	 * with the same process), with one warning. */
+	unsigned session_timeout;
+	const char *ticket_key_file;
+
+	/* smtpd_tls_loglevel: 0 nothing, 1 the "established" line and
+	 * failures, 2 the handshake's progress, 3-4 more (as Postfix). */
+	int loglevel;
+};
+
+struct tls_server;
+
+/* Build a server context. -1 with a message naming the file or
+ * parameter on any error (missing/unreadable file, bad PEM, key does
+ * not match certificate, unknown grade, a cipher list OpenSSL refuses,
+ * protocols that leave nothing). */
+int tls_server_new(const struct tls_server_settings *set, struct tls_server **srv_r, str_t *error);
+/* No-op on NULL; *srvp set to NULL. */
+void tls_server_free(struct tls_server **srvp);
+
+/* A new server-side SSL for one connection (accept state; the caller
+ * hands it to libevent's bufferevent_openssl_filter_new). peer names the
+ * client for log lines ("name[addr]"); it is copied. NULL on memory
+ * failure only. */
+SSL *tls_server_ssl_new(struct tls_server *srv, const char *peer);
+
+/* What the handshake gave, for log lines, the Received header, the
+ * restrictions and the policy protocol. */
+struct tls_info {
+	char protocol[16]; /* "TLSv1.3" */
+	char cipher[64]; /* "TLS_AES_256_GCM_SHA384" */
+	int cipher_bits, cipher_alg_bits; /* "(256/256 bits)" */
+	char kex[32]; /* key-exchange group "X25519"; "" when unknown */
+	char server_sig[32]; /* "RSA-PSS", "ECDSA" */
+	int server_sig_bits;
+	char server_digest[16]; /* "SHA256"; "" when none */
+	bool resumed; /* the session was resumed from a ticket */
+	/* Client certificate. */
+	bool peer_cert; /* the client presented one */
+	bool peer_verified; /* ... and it verified against the CAs */
+	char peer_cn[256]; /* subject CN, printable ASCII only, "" if none */
+	char issuer_cn[256];
+	char cert_fingerprint[160]; /* hex pairs with ':', upper case, as Postfix */
+	char pkey_fingerprint[160];
+	char client_sig[32]; /* "client-signature RSA-PSS (2048 bits)" parts */
+	int client_sig_bits;
+	char client_digest[16];
+};
+
+/* Fill info from a connection whose handshake has completed. */
+void tls_info_get(SSL *ssl, struct tls_info *info);
+
+/* Postfix's line after the handshake (smtpd_tls_loglevel >= 1):
+ * "Anonymous TLS connection established from PEER: TLSv1.3 with cipher
+ * TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519
+ * server-signature RSA-PSS (2048 bits) server-digest SHA256" ("Trusted"
+ * / "Untrusted" with a verified / unverified client certificate, and
+ * then client-signature ... client-digest ...). Appended to out. */
+void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out);
+
+/* The Received header's TLS comment (smtpd_tls_received_header = yes),
+ * lines separated by "\n\t", appended to out: "(using TLSv1.3 with
+ * cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n\t key-exchange X25519
+ * server-signature RSA-PSS (2048 bits) server-digest SHA256)\n\t(No
+ * client certificate requested)" (or "(Client did not present a
+ * certificate)", "(Client CN \"x\", Issuer \"y\" (verified OK))", "(not
+ * verified)"), as Postfix 3.7 writes it. ask is whether a certificate
+ * was requested. */
+void tls_info_received(const struct tls_info *info, bool ask, str_t *out);
+
+/* The last OpenSSL error(s) of this thread as text, for log lines
+ * ("SSL_accept error from PEER: ..."); the queue is cleared. */
+void tls_errors_append(str_t *out);
+
+/* ---- session ticket keys (tls_tickets.c) ---- */
+
+/* Master: make sure path holds a current key (created now or within the
+ * last `lifetime` seconds); otherwise write a new key file with a fresh
+ * key first and the previous one after it (so tickets made with the old
+ * key still resume), atomically (temporary file, fsync, rename), mode
+ * 0600, owned by uid/gid (uid -1: unchanged). *next_r is when to call
+ * again. -1 with a message naming the file. */
+int tls_ticket_keys_rotate(const char *path, unsigned lifetime, long uid, long gid,
+                           time_t *next_r, str_t *error);
+
+/* ---- test certificates (tls_selfsigned.c) ---- */
+
+/* Write a self-signed certificate for cn (also its subjectAltName DNS
+ * name) valid for days, with a new key (RSA 2048, or ECDSA P-256 when
+ * ecdsa), to cert_path (mode 0644) and key_path (mode 0600), each
+ * atomically. -1 with a message naming the file. */
+int tls_selfsigned_write(const char *cert_path, const char *key_path, const char *cn,
+                         unsigned days, bool ecdsa, str_t *error);
+
+#endif
