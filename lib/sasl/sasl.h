@@ -26,7 +26,7 @@
  * forward_secrecy) and smtpd_sasl_mechanism_filter choose the mechanisms
  * offered.
  *
- * Threads: sasl_server_new/free, sasl_server_mechanisms and
+ * Threads: sasl_server_create/free, sasl_server_mechanisms and
  * sasl_session_new/free are called from the event thread; sasl_session_step
  * blocks (database query, password hash, Cyrus, a socket) and is called
  * from a worker thread (table_async_job), one step at a time per session.
@@ -42,6 +42,12 @@
 #include <stddef.h>
 
 #include "base/str.h"
+
+/* Cyrus's <sasl/sasl.h> defines SASL_OK, SASL_CONTINUE and SASL_FAIL as
+ * macros of its own codes: code that includes both (sasl_cyrus.c only)
+ * must include this header first and use the enumerators by other
+ * names. With -Ilib, <sasl/sasl.h> is this file: sasl_cyrus.c is
+ * compiled with -iquote (Makefile.in) so that it finds Cyrus's. */
 
 struct config;
 struct sasl_server;
@@ -59,7 +65,11 @@ struct sasl_session;
  * meanwhile). -1 with a message naming the parameter on a bad setting
  * (unknown type, bad security option, database settings that do not
  * parse, Cyrus initialisation failure). */
-int sasl_server_new(struct config *cfg, struct sasl_server **srv_r, str_t *error);
+/* Why not sasl_server_new: libsasl2 exports a function of that name, and
+ * two definitions of one symbol in a program break Cyrus (its own calls
+ * could reach ours). Every other name here is free in libsasl2; keep new
+ * ones clear of its sasl_* functions too. */
+int sasl_server_create(struct config *cfg, struct sasl_server **srv_r, str_t *error);
 void sasl_server_free(struct sasl_server **srvp);
 
 /* The mechanisms offered, upper case, space separated ("PLAIN LOGIN"),
