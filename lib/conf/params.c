@@ -215,7 +215,7 @@ static const struct param_def params[] = {
 	STR("smtpd_sasl_service", "smtp", "service name given to the SASL implementation"),
 	LIST("smtpd_sasl_tls_security_options", "$smtpd_sasl_security_options", "SASL mechanisms offered over TLS"),
 	STR("smtpd_sasl_type", "postern", "SASL server implementation: postern (passwords of postern's database), cyrus or dovecot"),
-	MAPS("smtpd_sender_login_maps", "", "which SASL login may use which sender address"),
+	MAPS("smtpd_sender_login_maps", "db:sender_login", "which SASL login may use which sender address (default: a mailbox may send as itself and as the aliases that point to it)"),
 	LIST("smtpd_sender_restrictions", "", "restrictions applied at MAIL FROM"),
 	INT("smtpd_soft_error_limit", "10", 1, INT_MAX32, "errors after which each reply is delayed"),
 	TIME("smtpd_starttls_timeout", "300s", 's', "time limit for the TLS handshake and for each TLS read or write"),

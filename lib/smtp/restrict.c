@@ -5,7 +5,8 @@
  *
  * Used by smtpd (one engine per process, one session per connection) and
  * by `postern check` (restrict_config_check). Access tables are in
- * restrict_access.c, address classes and relay control in restrict_addr.c.
+ * restrict_access.c, address classes and relay control in restrict_addr.c,
+ * SASL sender ownership and TLS client certificates in restrict_auth.c.
  *
  * Failure: a bad restriction list is an error at engine build naming the
  * parameter; at run time nothing fails: a table that cannot answer gives
@@ -44,6 +45,7 @@ struct rdef {
 };
 
 static const struct rdef rdefs[] = {
+        {"check_ccert_access", RK_CHECK_CCERT_ACCESS, true},
         {"check_client_access", RK_CHECK_CLIENT_ACCESS, true},
         {"check_helo_access", RK_CHECK_HELO_ACCESS, true},
         {"check_recipient_access", RK_CHECK_RCPT_ACCESS, true},
@@ -54,14 +56,21 @@ static const struct rdef rdefs[] = {
         {"permit_auth_destination", RK_PERMIT_AUTH_DEST, false},
         {"permit_mynetworks", RK_PERMIT_MYNETWORKS, false},
         {"permit_sasl_authenticated", RK_PERMIT_SASL, false},
+        {"permit_tls_all_clientcerts", RK_PERMIT_TLS_ALL_CLIENTCERTS, false},
+        {"permit_tls_clientcerts", RK_PERMIT_TLS_CLIENTCERTS, false},
         {"reject", RK_REJECT, false},
+        {"reject_authenticated_sender_login_mismatch", RK_REJECT_AUTH_SENDER_LOGIN_MISMATCH, false},
         {"reject_invalid_helo_hostname", RK_REJECT_INVALID_HELO, false},
         {"reject_invalid_hostname", RK_REJECT_INVALID_HELO, false}, /* Postfix < 2.3 name */
+        {"reject_known_sender_login_mismatch", RK_REJECT_KNOWN_SENDER_LOGIN_MISMATCH, false},
         {"reject_non_fqdn_helo_hostname", RK_REJECT_NON_FQDN_HELO, false},
         {"reject_non_fqdn_hostname", RK_REJECT_NON_FQDN_HELO, false}, /* Postfix < 2.3 name */
         {"reject_non_fqdn_recipient", RK_REJECT_NON_FQDN_RCPT, false},
         {"reject_non_fqdn_sender", RK_REJECT_NON_FQDN_SENDER, false},
+        {"reject_sender_login_mismatch", RK_REJECT_SENDER_LOGIN_MISMATCH, false},
         {"reject_unauth_destination", RK_REJECT_UNAUTH_DEST, false},
+        {"reject_unauthenticated_sender_login_mismatch", RK_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH,
+         false},
         {"reject_unknown_recipient_domain", RK_REJECT_UNKNOWN_RCPT_DOMAIN, false},
         {"reject_unknown_sender_domain", RK_REJECT_UNKNOWN_SENDER_DOMAIN, false},
         {"reject_unlisted_recipient", RK_REJECT_UNLISTED_RCPT, false},
@@ -86,7 +95,6 @@ static const char *const not_yet[] = {
         "reject_rbl_client",
         "reject_rhsbl_sender",
         "check_policy_service",
-        "reject_sender_login_mismatch",
         "reject_unverified_recipient",
         "reject_unverified_sender",
         NULL,
@@ -144,6 +152,23 @@ static int rlist_compile(const char *param, const strv_t *items, struct rlist *l
 fail:
 	rlist_free(l);
 	return -1;
+}
+
+/* Does l hold one of the *_sender_login_mismatch restrictions? */
+static bool rlist_uses_login(const struct rlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		switch (l->v[i].kind) {
+		case RK_REJECT_SENDER_LOGIN_MISMATCH:
+		case RK_REJECT_AUTH_SENDER_LOGIN_MISMATCH:
+		case RK_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH:
+		case RK_REJECT_KNOWN_SENDER_LOGIN_MISMATCH:
+			return true;
+		default:
+			break;
+		}
+	}
+	return false;
 }
 
 static int rlist_load(struct config *cfg, const char *param, struct rlist *l, str_t *error)
@@ -315,6 +340,17 @@ static int engine_load(struct restrict_engine *e, str_t *error)
 		str_append(error, why);
 		return -1;
 	}
+	{
+		const struct rlist *lists[] = {&e->client,    &e->helo, &e->sender, &e->relay,
+		                               &e->recipient, &e->etrn, &e->data,   &e->eod};
+		const char *login_user = NULL;
+
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]) && login_user == NULL; i++)
+			if (rlist_uses_login(lists[i]))
+				login_user = lists[i]->param;
+		if (restrict_auth_setup(e, login_user, error) < 0)
+			return -1;
+	}
 	return restrict_addr_setup(e, error);
 }
 
@@ -354,8 +390,22 @@ void restrict_engine_destroy(struct restrict_engine **enginep)
 	rlist_free(&e->data);
 	rlist_free(&e->eod);
 	restrict_addr_free(e);
+	restrict_auth_free(e);
 	free(e);
 	*enginep = NULL;
+}
+
+/* error starts with the parameter's name: say where it is set. */
+static void add_param_error(struct config *cfg, const str_t *error, strv_t *errors)
+{
+	size_t n = strcspn(str_c(error), ":");
+	char *param = xstrndup(str_c(error), n);
+
+	if (param_find(param) != NULL)
+		strv_add_owned(errors, xasprintf("%s: %s", config_where(cfg, param), str_c(error)));
+	else
+		strv_add(errors, str_c(error));
+	free(param);
 }
 
 void restrict_config_check(struct config *cfg, strv_t *errors)
@@ -368,6 +418,7 @@ void restrict_config_check(struct config *cfg, strv_t *errors)
 	};
 	str_t error;
 	struct restrict_engine e;
+	const char *login_user = NULL;
 
 	str_init(&error);
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
@@ -377,6 +428,14 @@ void restrict_config_check(struct config *cfg, strv_t *errors)
 
 		if (config_get_list(cfg, params[i], &items, &why) < 0)
 			continue; /* config_validate reports it */
+		/* The whole list, for smtpd_sender_login_maps below (errors are
+		 * reported element by element next). */
+		str_reset(&error);
+		if (login_user == NULL && rlist_compile(params[i], items, &l, &error) == 0) {
+			if (rlist_uses_login(&l))
+				login_user = params[i];
+			rlist_free(&l);
+		}
 		/* Each element separately, so that every problem is listed. */
 		for (size_t k = 0; k < items->n; k++) {
 			strv_t one = STRV_INIT;
@@ -407,22 +466,16 @@ void restrict_config_check(struct config *cfg, strv_t *errors)
 		if (tempfail_action_load(cfg, &defer, &error) < 0)
 			strv_add(errors, str_c(&error));
 	}
-	/* mynetworks and the domain lists. */
+	/* smtpd_sender_login_maps, mynetworks and the domain lists. */
 	memset(&e, 0, sizeof(e));
 	e.cfg = cfg;
 	str_reset(&error);
-	if (restrict_addr_setup(&e, &error) < 0) {
-		/* The message starts with the parameter's name: say where it is. */
-		size_t n = strcspn(str_c(&error), ":");
-		char *param = xstrndup(str_c(&error), n);
-
-		if (param_find(param) != NULL)
-			strv_add_owned(errors, xasprintf("%s: %s", config_where(cfg, param),
-			                                 str_c(&error)));
-		else
-			strv_add(errors, str_c(&error));
-		free(param);
-	}
+	if (restrict_auth_setup(&e, login_user, &error) < 0)
+		add_param_error(cfg, &error, errors);
+	str_reset(&error);
+	if (restrict_addr_setup(&e, &error) < 0)
+		add_param_error(cfg, &error, errors);
+	restrict_auth_free(&e);
 	restrict_addr_free(&e);
 	str_free(&error);
 }
@@ -752,6 +805,17 @@ static enum rr run_step(struct eval *ev, const struct rstep *s)
 		return restrict_unknown_domain(ev, true);
 	case RK_REJECT_UNKNOWN_RCPT_DOMAIN:
 		return restrict_unknown_domain(ev, false);
+	case RK_REJECT_SENDER_LOGIN_MISMATCH:
+	case RK_REJECT_AUTH_SENDER_LOGIN_MISMATCH:
+	case RK_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH:
+	case RK_REJECT_KNOWN_SENDER_LOGIN_MISMATCH:
+		return restrict_sender_login(ev, s->kind);
+	case RK_PERMIT_TLS_CLIENTCERTS:
+		return restrict_permit_tls_clientcerts(ev, false);
+	case RK_PERMIT_TLS_ALL_CLIENTCERTS:
+		return restrict_permit_tls_clientcerts(ev, true);
+	case RK_CHECK_CCERT_ACCESS:
+		return restrict_check_ccert_access(ev, s->arg);
 	}
 	return RR_DUNNO;
 }
@@ -916,6 +980,12 @@ static void pending_free(struct restrict_pending *p)
 	free((char *)p->req.recipient);
 	free((char *)p->req.sasl_username);
 	free((char *)p->req.sasl_method);
+	free((char *)p->req.sasl_sender);
+	free((char *)p->req.ccert_fingerprint);
+	free((char *)p->req.ccert_pubkey_fingerprint);
+	free((char *)p->req.ccert_subject);
+	free((char *)p->req.ccert_issuer);
+	free((char *)p->req.etrn_domain);
 	restrict_result_free(&p->result);
 	free(p);
 }
@@ -1088,6 +1158,12 @@ struct restrict_pending *restrict_check(struct restrict_session *sess, enum rest
 	p->req.recipient = dup_or_null(req->recipient);
 	p->req.sasl_username = dup_or_null(req->sasl_username);
 	p->req.sasl_method = dup_or_null(req->sasl_method);
+	p->req.sasl_sender = dup_or_null(req->sasl_sender);
+	p->req.ccert_fingerprint = dup_or_null(req->ccert_fingerprint);
+	p->req.ccert_pubkey_fingerprint = dup_or_null(req->ccert_pubkey_fingerprint);
+	p->req.ccert_subject = dup_or_null(req->ccert_subject);
+	p->req.ccert_issuer = dup_or_null(req->ccert_issuer);
+	p->req.etrn_domain = dup_or_null(req->etrn_domain);
 	p->actions = actions;
 	p->done = done;
 	p->ctx = ctx;

@@ -23,13 +23,23 @@
  * argument is an error at startup naming the parameter (Postfix logs a
  * fatal "unknown smtpd restriction"). reject_unknown_sender_domain and
  * reject_unknown_recipient_domain ask DNS (restrict_engine_set_dns).
- * Later issues add reject_sender_login_mismatch, check_policy_service,
- * reject_rbl_client, the other DNS checks (reject_unknown_helo_hostname
- * ...: refused at startup as "not supported yet" until then),
- * permit_tls_* and rate limits: each is
- * one more entry in the restriction table in restrict.c (a function that
- * may start lookups), nothing else changes. permit_sasl_authenticated is
- * there already (it permits when req->sasl_username is set).
+ *
+ * Who the client proved to be: permit_sasl_authenticated (permits when
+ * req->sasl_username is set); reject_sender_login_mismatch and its
+ * authenticated_/unauthenticated_/known_ variants, which look the MAIL
+ * FROM address up in smtpd_sender_login_maps (never the AUTH= value) and
+ * answer "553 5.7.1 <s>: Sender address rejected: not owned by user L" or
+ * "... not logged in" (a login restriction with an empty
+ * smtpd_sender_login_maps is a startup error; with smtpd_sasl_auth_enable
+ * = no they are skipped with Postfix's warning); permit_tls_clientcerts
+ * (relay_clientcerts), permit_tls_all_clientcerts and check_ccert_access,
+ * from the req->ccert_* fields smtpd fills after the TLS handshake.
+ *
+ * Later issues add check_policy_service, reject_rbl_client, the other
+ * DNS checks (reject_unknown_helo_hostname ...: refused at startup as
+ * "not supported yet" until then) and rate limits: each is one more
+ * entry in the restriction table in restrict.c (a function that may
+ * start lookups), nothing else changes.
  */
 #ifndef POSTERN_RESTRICT_H
 #define POSTERN_RESTRICT_H
@@ -72,7 +82,17 @@ struct restrict_request {
 	const char *recipient; /* internal form, RCPT stage only */
 	const char *sasl_username; /* NULL unless authenticated */
 	const char *sasl_method;
+	const char *sasl_sender; /* MAIL FROM's AUTH= value when authenticated, or NULL */
 	bool tls; /* the session is encrypted */
+	/* TLS client certificate (NULL when none was presented): the
+	 * fingerprints as Postfix prints them (upper-case hex pairs joined
+	 * by ':', smtpd_tls_fingerprint_digest), subject and issuer CN, and
+	 * whether it verified against smtpd_tls_CAfile/CApath. */
+	const char *ccert_fingerprint;
+	const char *ccert_pubkey_fingerprint;
+	const char *ccert_subject;
+	const char *ccert_issuer;
+	bool ccert_verified;
 	size_t recipient_count; /* accepted so far in this transaction */
 	size_t message_size; /* END_OF_DATA: the size; else SIZE= or 0 */
 };

@@ -1,5 +1,6 @@
 /* restrict_access.c - check_client_access, check_helo_access,
- * check_sender_access and check_recipient_access: Postfix's access(5)
+ * check_sender_access, check_recipient_access and check_ccert_access
+ * (TLS client certificate fingerprints): Postfix's access(5)
  * tables, their lookup orders and their actions (OK, REJECT, DEFER,
  * DEFER_IF_REJECT, DEFER_IF_PERMIT, DUNNO, NNN text, all-numeric, HOLD,
  * DISCARD, FILTER, REDIRECT, PREPEND, WARN, and a restriction list as the
@@ -384,5 +385,32 @@ out:
 	free(local);
 	free(domain);
 	free(key);
+	return rr;
+}
+
+enum rr restrict_check_ccert_access(struct eval *ev, const char *spec)
+{
+	const struct restrict_request *q = ev->req;
+	const char *cn = q->ccert_subject != NULL ? q->ccert_subject : "";
+	const char *prints[2] = {q->ccert_fingerprint, q->ccert_pubkey_fingerprint};
+	enum rr rr = RR_DUNNO;
+
+	/* Postfix check_ccert_access(): any certificate the client
+	 * presented, verified or not (a fingerprint names one key pair and
+	 * the handshake proved the client holds it; the CA adds nothing).
+	 * Whole keys only, in every table type; the reply names the
+	 * subject's CN: "<CN>: Client certificate rejected: ...". Unlike the
+	 * other access checks, a DUNNO (or HOLD, WARN ...) for the
+	 * certificate goes on to the public key: Postfix stops only on a
+	 * result that is not DUNNO. */
+	if (q->ccert_fingerprint == NULL)
+		return RR_DUNNO;
+	for (size_t i = 0; i < 2; i++) {
+		if (prints[i] == NULL || prints[i][0] == '\0')
+			continue;
+		(void)try_key(ev, spec, prints[i], cn, "Client certificate", &rr);
+		if (rr != RR_DUNNO)
+			break;
+	}
 	return rr;
 }

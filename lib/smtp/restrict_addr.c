@@ -47,10 +47,6 @@
 
 enum rclass { C_DEFAULT, C_LOCAL, C_ALIAS, C_VIRTUAL, C_RELAY };
 
-/* Results of the helpers below besides their normal values. */
-#define R_TEMPFAIL (-1)
-#define R_PENDING (-2)
-
 static char *lower_dup(const char *s)
 {
 	char *d = xstrdup(s);
@@ -374,12 +370,13 @@ void restrict_addr_free(struct restrict_engine *e)
 
 /* ---- Matching ---- */
 
-/* A table lookup as 1 found, 0 not found, R_TEMPFAIL (why in
- * ev->tempfail_why), R_PENDING. */
-static int table_has(struct eval *ev, const char *spec, const char *key)
+/* A table lookup as 1 found (*value_r set when value_r is not NULL; the
+ * memo owns it), 0 not found, R_TEMPFAIL (why in ev->tempfail_why),
+ * R_PENDING. */
+static int table_has(struct eval *ev, const char *spec, const char *key, const char **value_r)
 {
 	const char *error = NULL;
-	int st = ev_lookup(ev, spec, key, NULL, &error);
+	int st = ev_lookup(ev, spec, key, value_r, &error);
 
 	if (st == EV_PENDING)
 		return R_PENDING;
@@ -404,7 +401,7 @@ static int domlist_match(struct eval *ev, const struct domain_list *dl, const ch
 			while (*name != '\0') {
 				const char *next;
 
-				m = table_has(ev, d->table, name);
+				m = table_has(ev, d->table, name, NULL);
 				if (m != 0)
 					break;
 				next = strchr(name + 1, '.');
@@ -492,9 +489,8 @@ static int classify(struct eval *ev, const struct address_resolved *res)
 	return C_DEFAULT;
 }
 
-/* maps_lookup_addr()'s order (see maps.h) over the tables of specs,
- * through the memo: 1 found, 0 not, R_TEMPFAIL, R_PENDING. */
-static int maps_addr(struct eval *ev, const strv_t *specs, const char *address, bool localpart)
+int restrict_maps_find_addr(struct eval *ev, const strv_t *specs, const char *address,
+                            bool localpart, const char **value_r)
 {
 	const char *at = strrchr(address, '@');
 	size_t local_len = at != NULL ? (size_t)(at - address) : strlen(address);
@@ -518,11 +514,36 @@ static int maps_addr(struct eval *ev, const strv_t *specs, const char *address, 
 		for (size_t t = 0; t < specs->n && rc == 0; t++) {
 			if (k > 0 && !(restrict_spec_flags(specs->v[t]) & TABLE_F_FIXED_KEYS))
 				continue;
-			rc = table_has(ev, specs->v[t], keys.v[k]);
+			rc = table_has(ev, specs->v[t], keys.v[k], value_r);
 		}
 	}
 	strv_free(&keys);
 	return rc;
+}
+
+static int maps_addr(struct eval *ev, const strv_t *specs, const char *address, bool localpart)
+{
+	return restrict_maps_find_addr(ev, specs, address, localpart, NULL);
+}
+
+int restrict_resolve_key(struct eval *ev, const char *addr, char **key_r, bool *local_r)
+{
+	struct address_resolved res;
+	int rc = ev_resolve(ev, addr, &res);
+
+	*key_r = NULL;
+	*local_r = false;
+	if (rc != 0)
+		return rc;
+	if (res.bad) {
+		/* smtpd refused it at MAIL/RCPT already; look it up as given. */
+		*key_r = xstrdup(addr);
+	} else {
+		*key_r = xasprintf("%s@%s", res.local, res.domain);
+		*local_r = res.local_domain;
+	}
+	address_resolved_free(&res);
+	return 0;
 }
 
 /* ---- Restrictions ---- */
@@ -543,7 +564,7 @@ enum rr restrict_permit_mynetworks(struct eval *ev)
 		int m = 0;
 
 		if (n->table != NULL) {
-			m = table_has(ev, n->table, q->client_address);
+			m = table_has(ev, n->table, q->client_address, NULL);
 			if (m == R_PENDING)
 				return RR_STOP;
 			if (m == R_TEMPFAIL)

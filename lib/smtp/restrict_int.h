@@ -1,7 +1,8 @@
 /* restrict_int.h - what the files of the restriction engine share
  * (restrict.c: lists, stages and the evaluation loop; restrict_access.c:
  * access(5) tables and their actions; restrict_addr.c: mynetworks,
- * domain lists, address classes, relay and recipient validation).
+ * domain lists, address classes, relay and recipient validation;
+ * restrict_auth.c: SASL sender ownership and TLS client certificates).
  * Not for use outside lib/smtp/restrict*.c: smtpd uses restrict.h.
  *
  * How asynchrony works here (the "why" of the design): every check is
@@ -64,6 +65,13 @@ enum rkind {
 	RK_CHECK_RCPT_ACCESS,
 	RK_REJECT_UNKNOWN_SENDER_DOMAIN,
 	RK_REJECT_UNKNOWN_RCPT_DOMAIN,
+	RK_REJECT_SENDER_LOGIN_MISMATCH,
+	RK_REJECT_AUTH_SENDER_LOGIN_MISMATCH,
+	RK_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH,
+	RK_REJECT_KNOWN_SENDER_LOGIN_MISMATCH,
+	RK_PERMIT_TLS_CLIENTCERTS,
+	RK_PERMIT_TLS_ALL_CLIENTCERTS,
+	RK_CHECK_CCERT_ACCESS,
 };
 
 struct rstep {
@@ -109,6 +117,11 @@ struct restrict_engine {
 	struct dns *dns; /* restrict_engine_set_dns(), or NULL */
 	int unknown_addr_code, nullmx_code;
 	bool unknown_addr_tf_defer; /* unknown_address_tempfail_action = defer */
+	/* restrict_auth.c */
+	strv_t sender_login_maps; /* smtpd_sender_login_maps */
+	strv_t relay_ccerts; /* relay_clientcerts */
+	bool sasl_enable; /* smtpd_sasl_auth_enable */
+	bool tls_ask_ccert; /* smtpd_tls_ask_ccert (a warning only) */
 };
 
 struct restrict_session {
@@ -191,6 +204,10 @@ int ev_lookup(struct eval *ev, const char *spec, const char *key, const char **v
 #define RESTRICT_DNS_A "\001dns:a"
 #define RESTRICT_DNS_AAAA "\001dns:aaaa"
 
+/* Results of the address helpers besides their normal values. */
+#define R_TEMPFAIL (-1)
+#define R_PENDING (-2)
+
 /* Flags of the table type of spec (TABLE_F_*), 0 when unknown. */
 unsigned restrict_spec_flags(const char *spec);
 
@@ -213,6 +230,9 @@ enum rr restrict_check_client_access(struct eval *ev, const char *spec);
 enum rr restrict_check_helo_access(struct eval *ev, const char *spec);
 enum rr restrict_check_addr_access(struct eval *ev, const char *spec, const char *addr,
                                    const char *reply_class);
+/* check_ccert_access: the certificate's fingerprint, then its public key
+ * fingerprint, as whole keys; DUNNO without a client certificate. */
+enum rr restrict_check_ccert_access(struct eval *ev, const char *spec);
 
 /* restrict_addr.c */
 int restrict_addr_setup(struct restrict_engine *e, str_t *error);
@@ -227,9 +247,34 @@ enum rr restrict_unlisted(struct eval *ev, bool sender);
 /* reject_unknown_sender_domain (sender = true) /
  * reject_unknown_recipient_domain. */
 enum rr restrict_unknown_domain(struct eval *ev, bool sender);
+/* Look address up in the tables of specs in Postfix's mail_addr_find()
+ * order (maps.h maps_lookup_addr; localpart: the domain is local, also
+ * try the bare local part): 1 found (*value_r, owned by the memo, when
+ * value_r is not NULL), 0 not found, R_TEMPFAIL (ev->tempfail_why),
+ * R_PENDING. */
+int restrict_maps_find_addr(struct eval *ev, const strv_t *specs, const char *address,
+                            bool localpart, const char **value_r);
+/* The key Postfix looks an address up with: its resolved form
+ * (local@domain after the routing rules; trivial-rewrite's recipient),
+ * and whether the domain is local. 0 with *key_r (caller frees),
+ * R_TEMPFAIL (ev->tempfail_why) or R_PENDING. */
+int restrict_resolve_key(struct eval *ev, const char *addr, char **key_r, bool *local_r);
 /* An address literal "[1.2.3.4]" / "[IPv6:...]" with a valid address. */
 bool restrict_valid_hostliteral(const char *name);
 /* A bare IPv4 or IPv6 address ("192.0.2.1", "2001:db8::1"), no brackets. */
 bool restrict_valid_hostaddr(const char *name);
+
+/* restrict_auth.c */
+/* Load smtpd_sender_login_maps, relay_clientcerts and the SASL/TLS
+ * switches. login_user: the first restriction parameter that uses a
+ * *_sender_login_mismatch restriction, or NULL; with one, an empty or
+ * malformed smtpd_sender_login_maps is an error ("smtpd_sender_login_maps:
+ * ..."). -1 with the message appended to error. */
+int restrict_auth_setup(struct restrict_engine *e, const char *login_user, str_t *error);
+void restrict_auth_free(struct restrict_engine *e);
+/* The four *_sender_login_mismatch restrictions (kind says which). */
+enum rr restrict_sender_login(struct eval *ev, enum rkind kind);
+/* permit_tls_clientcerts (all = false) / permit_tls_all_clientcerts. */
+enum rr restrict_permit_tls_clientcerts(struct eval *ev, bool all);
 
 #endif
