@@ -59,6 +59,9 @@ procps            # pgrep/ps used when stopping servers
 postfix           # tests/diff: the reference server of the differential test
                   # (and bench/inbound's, with smtp-source, its load)
 postfix-sqlite    # tests/diff, bench/inbound: Postfix's sqlite: maps on postern's database
+sasl2-bin         # tests/diff: saslpasswd2 makes the Cyrus sasldb both servers authenticate against;
+                  # test_sasl_backends.py: lib/sasl's cyrus backend on a sasldb
+libsasl2-modules  # Cyrus's PLAIN, LOGIN and sasldb plugins (smtpd_sasl_type = cyrus)
 "
 
 # Bench: how postern looks inside under bench/inbound's load. (Debian's

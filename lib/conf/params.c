@@ -207,6 +207,8 @@ static const struct param_def params[] = {
 	BOOL("smtpd_sasl_auth_enable", "no", "offer SMTP AUTH"),
 	BOOL("smtpd_sasl_authenticated_header", "no", "name the SASL login in the Received header"),
 	LIST("smtpd_sasl_exceptions_networks", "", "clients that are not offered AUTH"),
+	TIME("smtpd_sasl_failure_delay", "1s", 's', "postern: pause before the reply to a failed AUTH (0 = none)"),
+	INT("smtpd_sasl_failure_limit", "3", 0, INT_MAX32, "postern: failed AUTH commands after which the session ends (0 = no limit; smtpd_hard_error_limit still applies)"),
 	STR("smtpd_sasl_local_domain", "", "realm appended to SASL user names without one"),
 	LIST("smtpd_sasl_mechanism_filter", "!external, static:rest", "mechanisms offered, filtered by name (!name removes, static:rest keeps the rest)"),
 	STR("smtpd_sasl_path", "smtpd", "Cyrus SASL application name (smtpd.conf) or Dovecot auth socket path"),

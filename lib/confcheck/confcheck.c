@@ -401,6 +401,7 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings)
 	check_table_files(cfg, config_dir, errors, warnings);
 	check_tables(cfg, config_dir, errors);
 	restrict_config_check(cfg, errors);
+	confcheck_tls(cfg, mc, errors, warnings);
 	check_db_password_files(cfg, errors, warnings);
 	{
 		char *main_path = xasprintf("%s/main.cf", config_dir);

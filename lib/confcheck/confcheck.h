@@ -24,4 +24,12 @@
  * disk and no daemon is signalled. */
 int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings);
 
+struct config;
+struct master_conf;
+/* confcheck_tls.c: smtpd's TLS settings of main.cf and of every smtpd
+ * service: the server context is built (certificates and keys loaded),
+ * key files readable by others are warned about. */
+void confcheck_tls(struct config *cfg, const struct master_conf *mc, strv_t *errors,
+                   strv_t *warnings);
+
 #endif

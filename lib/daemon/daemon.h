@@ -8,7 +8,8 @@
  *     the built-in one), -v (more verbose logging, repeatable), -s SERVICE
  *     (the master.cf service this process runs as: "smtp", "pickup",
  *     "127.0.0.1:10025"; its -o overrides apply), -m FD, -R (below),
- *     -l FD (a listening
+ *     -f FD:PATH (a file master opened as root for this daemon,
+ *     privfiles.h), -l FD (a listening
  *     socket handed over by master, repeatable; when given, the daemon
  *     serves those instead of binding sockets itself), -e (log to stderr
  *     when maillog_file is not set; for running in the foreground), plus

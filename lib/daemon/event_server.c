@@ -7,6 +7,7 @@
  * loop nothing here is fatal.
  */
 #include "daemon/event_server.h"
+#include "daemon/privfiles.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -365,6 +366,16 @@ int event_server_main(const struct event_server_spec *spec, int argc, char **arg
 		bind_by_hand(&srv);
 	}
 
+	/* Started by hand as root: open the files only root may read (TLS
+	 * keys) now, as master would have (privfiles.h). */
+	if (d->master_fd < 0 && geteuid() == 0) {
+		strv_t paths = STRV_INIT;
+
+		for (size_t i = 0; i < srv.n_lis; i++)
+			privfiles_collect(srv.lis[i]->cfg, dspec.program, &paths);
+		privfiles_open(&paths, NULL);
+		strv_free(&paths);
+	}
 	/* From here on the process holds what it serves with: no root
 	 * unless the spec or master.cf says so. */
 	daemon_drop_privileges(d, spec->needs_root);

@@ -97,6 +97,7 @@
 #define QUEUE_ATTR_PROTOCOL "protocol" /* SMTP, ESMTP, ESMTPSA, ... */
 #define QUEUE_ATTR_SASL_METHOD "sasl_method"
 #define QUEUE_ATTR_SASL_USERNAME "sasl_username"
+#define QUEUE_ATTR_SASL_SENDER "sasl_sender"
 #define QUEUE_ATTR_SERVICE "service" /* master.cf service that received it */
 #define QUEUE_ATTR_ENCODING "encoding" /* 7bit, 8bitmime */
 #define QUEUE_ATTR_SMTPUTF8 "smtputf8" /* "yes" when requested */

@@ -362,6 +362,7 @@ static void on_reload(struct daemon *d, void *ctx)
 		config_destroy(&m->main_cfg);
 		m->main_cfg = cfg;
 		cfg = NULL;
+		master_tls_tickets(m);
 		master_services_start(m);
 	}
 	reload_verdict(m, &errors);
@@ -436,6 +437,7 @@ int main(int argc, char **argv)
 	chld = evsignal_new(m.base, SIGCHLD, on_sigchld, &m);
 	if (chld == NULL || evsignal_add(chld, NULL) < 0)
 		log_fatal("cannot watch SIGCHLD");
+	master_tls_tickets(&m);
 	master_services_start(&m);
 	status = daemon_run(d);
 	master_kill_all(&m, MASTER_STOP_TIMEOUT);
@@ -451,6 +453,7 @@ int main(int argc, char **argv)
 		close(m.alive_wfd);
 	}
 	master_services_free(&m);
+	master_tls_free(&m);
 	config_destroy(&m.main_cfg);
 	free(dir);
 	str_free(&error);

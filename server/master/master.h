@@ -46,6 +46,7 @@ struct master_svc {
 	char *command; /* as master.cf says ("pickup") */
 	bool unpriv; /* the unpriv column: drop to mail_owner */
 	strv_t args; /* service arguments after the options */
+	strv_t priv_files; /* files opened as root for each child (privfiles.h) */
 	struct master_listener *listener; /* inet only */
 	struct master_slot *slots;
 	size_t n_slots;
@@ -70,6 +71,7 @@ struct master {
 	int alive_wfd; /* write end: held, never written; closes when master dies */
 	char *pid_dir; /* queue_directory/pid: master.pid, master.lock, master.reload */
 	unsigned long reload_seq; /* reloads so far, in master.reload */
+	struct event *tickets_ev; /* the next TLS ticket key rotation */
 };
 
 /* Make the services of conf (with main.cf cfg) the running ones: bind
@@ -90,5 +92,11 @@ void master_reap(struct master *m);
 void master_kill_all(struct master *m, unsigned timeout);
 /* Free services and listeners. */
 void master_services_free(struct master *m);
+
+/* master_tls.c: write the smtpd TLS ticket key file now if it needs a
+ * new key (at start, before the children; again after a reload) and
+ * schedule the next rotation. */
+void master_tls_tickets(struct master *m);
+void master_tls_free(struct master *m);
 
 #endif

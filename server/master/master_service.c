@@ -69,6 +69,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "conf/config.h"
+#include "daemon/privfiles.h"
 #include "daemon/daemon.h"
 #include "daemon/listen.h"
 #include "daemon/pidfile.h"
@@ -228,6 +229,7 @@ static void svc_free(struct master_svc **sp)
 			event_free(s->slots[i].restart_ev);
 	free(s->slots);
 	strv_free(&s->args);
+	strv_free(&s->priv_files);
 	free(s->program);
 	free(s->command);
 	free(s->name);
@@ -238,10 +240,11 @@ static void svc_free(struct master_svc **sp)
 
 static void slot_on_restart(evutil_socket_t fd, short what, void *arg);
 
-static struct master_svc *svc_new(struct master *m, const struct master_service *ms, size_t n_slots,
-                                  char *program)
+static struct master_svc *svc_new(struct master *m, struct config *cfg,
+                                  const struct master_service *ms, size_t n_slots, char *program)
 {
 	struct master_svc *s = xcalloc(1, sizeof(*s));
+	struct config *svc_cfg = mastercf_service_config(cfg, ms);
 
 	s->m = m;
 	s->name = xstrdup(ms->name);
@@ -251,6 +254,8 @@ static struct master_svc *svc_new(struct master *m, const struct master_service 
 	s->program = program;
 	for (size_t i = 0; i < ms->argv.n; i++)
 		strv_add(&s->args, ms->argv.v[i]);
+	privfiles_collect(svc_cfg, ms->command, &s->priv_files);
+	config_destroy(&svc_cfg);
 	s->n_slots = n_slots;
 	s->slots = xcalloc(n_slots, sizeof(*s->slots));
 	for (size_t i = 0; i < n_slots; i++) {
@@ -313,7 +318,7 @@ int master_services_load(struct master *m, struct config *cfg, const struct mast
 			continue;
 		}
 		svcs = xreallocarray(svcs, n + 1, sizeof(*svcs));
-		svcs[n] = svc_new(m, ms, n_slots, program);
+		svcs[n] = svc_new(m, cfg, ms, n_slots, program);
 		svcs[n]->listener = l;
 		n++;
 	}
@@ -381,6 +386,9 @@ static void spawn_exec(struct master_slot *slot, pid_t master)
 			free(num);
 		}
 	}
+	/* Still root here (when master is): the key files only root may
+	 * read, handed over open (privfiles.h). */
+	privfiles_open(&s->priv_files, &argv);
 	for (size_t i = 0; i < s->args.n; i++)
 		strv_add(&argv, s->args.v[i]);
 	if (s->m->privileged && s->unpriv) {

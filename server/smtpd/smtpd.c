@@ -105,6 +105,10 @@ static void *listener_init(struct event_server *es, const char *service, struct 
 		log_fatal("service %s: %s", service, str_c(&error));
 	if (smtpd_etrn_new(lis, &lis->etrn, &error) < 0)
 		log_fatal("service %s: %s", service, str_c(&error));
+	if (smtpd_tls_listener_init(lis, &error) < 0)
+		log_fatal("service %s: %s", service, str_c(&error));
+	if (smtpd_auth_listener_init(lis, &error) < 0)
+		log_fatal("service %s: %s", service, str_c(&error));
 	str_free(&error);
 	lis->quota = smtpd_quota_new(cfg, srv->daemon->config_dir);
 	smtpd_limit_init(lis, config_str(cfg, "queue_directory"));
@@ -216,6 +220,8 @@ static void server_finish(struct event_server *es, void *ctx)
 		smtpd_etrn_destroy(&lis->etrn); /* after the pool: see smtpd.h */
 		smtpd_netlist_free(&lis->bare_newline_exclusions);
 		smtpd_xclient_free(lis);
+		smtpd_tls_listener_free(lis);
+		smtpd_auth_listener_free(lis); /* after the pool: its jobs use it */
 		config_destroy(&lis->cfg);
 		free(lis->service);
 		free(lis);

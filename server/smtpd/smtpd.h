@@ -11,7 +11,11 @@
  *   smtpd_rcpt.c     RCPT TO (DSN parameters, the queue file is opened)
  *   smtpd_quota.c    RCPT refused when a mailbox is over quota
  *   smtpd_data.c     DATA, BDAT, the content stream to cleanup
- *   smtpd_misc.c     RSET, NOOP, QUIT, HELP, STARTTLS, AUTH
+ *   smtpd_misc.c     RSET, NOOP, QUIT, HELP
+ *   smtpd_tls.c      STARTTLS, the smtps wrapper mode, TLS settings and
+ *                    log lines (lib/tls)
+ *   smtpd_auth.c     AUTH, the AUTH= MAIL parameter, SASL settings
+ *                    (lib/sasl)
  *   smtpd_xclient.c  XCLIENT, XFORWARD (smtpd_authorized_xclient_hosts,
  *                    smtpd_authorized_xforward_hosts)
  *   smtpd_etrn.c     ETRN: fast_flush_domains, the deferred queue flushed
@@ -36,6 +40,7 @@
 #include "base/strv.h"
 #include "cleanup/cleanup.h"
 #include "daemon/conn_count.h"
+#include "daemon/tls_config.h"
 #include "smtp/restrict.h"
 #include "smtp/smtp_cmd.h"
 
@@ -56,6 +61,11 @@ struct smtpd_forbidden;
 struct smtpd_etrn;
 struct smtpd_etrn_check;
 struct smtpd_xstate;
+struct tls_server;
+struct tls_info;
+struct sasl_server;
+struct sasl_session;
+
 
 /* smtpd_forbid_bare_newline (Postfix 3.7.11's values). */
 enum smtpd_bare_newline {
@@ -128,6 +138,26 @@ struct smtpd_listener {
 	/* XCLIENT and XFORWARD (smtpd_xclient.c): who may use them. */
 	struct smtpd_netlist xclient_hosts; /* smtpd_authorized_xclient_hosts */
 	struct smtpd_netlist xforward_hosts; /* smtpd_authorized_xforward_hosts */
+
+	/* TLS (smtpd_tls.c). */
+	enum tls_level tls_level; /* daemon/tls_config.h */
+	bool tls_wrapper; /* smtpd_tls_wrappermode: TLS from the first byte */
+	bool tls_auth_only; /* smtpd_tls_auth_only */
+	bool tls_received_header; /* smtpd_tls_received_header */
+	bool tls_ask_ccert; /* a client certificate is asked for */
+	bool tls_req_ccert; /* ... and must verify (encrypt only) */
+	int tls_loglevel;
+	uint64_t starttls_timeout; /* smtpd_starttls_timeout, seconds */
+	struct tls_server *tls; /* NULL: no TLS (level none, or it could not be set up) */
+
+	/* SMTP AUTH (smtpd_auth.c). */
+	struct sasl_server *sasl; /* NULL: smtpd_sasl_auth_enable = no */
+	struct smtpd_netlist sasl_exceptions; /* smtpd_sasl_exceptions_networks */
+	bool sasl_broken_clients; /* broken_sasl_auth_clients */
+	bool sasl_auth_header; /* smtpd_sasl_authenticated_header */
+	size_t sasl_response_limit; /* smtpd_sasl_response_limit */
+	uint64_t sasl_failure_delay; /* smtpd_sasl_failure_delay, seconds */
+	unsigned sasl_failure_limit; /* smtpd_sasl_failure_limit (0 = none) */
 };
 
 struct smtpd_server {
@@ -149,6 +179,8 @@ enum smtpd_state {
 	SMTPD_ST_CMD, /* reading commands */
 	SMTPD_ST_DATA, /* reading DATA content up to "." */
 	SMTPD_ST_BDAT, /* reading a BDAT chunk */
+	SMTPD_ST_TLS, /* TLS handshake (STARTTLS or the smtps wrapper) */
+	SMTPD_ST_AUTH, /* reading an AUTH response line */
 	SMTPD_ST_CLOSING, /* flushing the last reply, then freed */
 };
 
@@ -168,6 +200,8 @@ struct smtpd_session {
 	struct bufferevent *bev;
 	char addr[64]; /* numeric address from inet_ntop */
 	unsigned port;
+	char local_addr[64]; /* the server's end of the connection */
+	unsigned local_port;
 	const char *name; /* verified host name, or "unknown" */
 	const char *reverse_name; /* PTR name (maybe unverified), or "unknown" */
 	char *name_buf; /* owns name and reverse_name when looked up */
@@ -198,6 +232,7 @@ struct smtpd_session {
 	unsigned junk;
 	str_t line; /* the current line */
 	bool skipping_line; /* dropping the rest of an overlong command line */
+	bool line_cut; /* s->line is the cut start of an overlong line */
 	str_t scratch;
 
 	/* Transaction. */
@@ -247,6 +282,22 @@ struct smtpd_session {
 	bool xforward_ok; /* the real client is in smtpd_authorized_xforward_hosts */
 	bool port_unknown; /* XCLIENT PORT=[UNAVAILABLE]: port means nothing */
 	struct smtpd_xstate *xstate;
+
+	/* TLS (smtpd_tls.c): what the handshake gave; NULL in plaintext. */
+	struct tls_info *tls;
+	bool tls_wrapper_pending; /* smtps: the handshake comes before the banner */
+
+	/* SMTP AUTH (smtpd_auth.c). */
+	char *sasl_username; /* NULL until AUTH succeeded */
+	char *sasl_method;
+	char *sasl_sender; /* MAIL's AUTH= value (authenticated sessions) */
+	char *auth_mech; /* the exchange in progress */
+	struct sasl_session *sasl; /* the exchange's state, while not in a worker */
+	struct table_async_request *auth_req; /* a step running in a worker */
+	unsigned auth_failures;
+	unsigned auth_rounds; /* challenges sent in the exchange so far */
+	struct event *auth_delay_ev; /* the pause after a failed AUTH */
+	str_t auth_reply; /* held back during that pause */
 };
 
 /* smtpd_limit.c */
@@ -361,6 +412,62 @@ void smtpd_xforward_reset(struct smtpd_session *s);
 const char *smtpd_xclient_login(const struct smtpd_session *s);
 /* The session ends: free its XCLIENT/XFORWARD values. */
 void smtpd_xclient_session_free(struct smtpd_session *s);
+
+/* smtpd_tls.c */
+/* The listener's TLS settings and server context. A certificate that
+ * cannot be loaded is a warning naming the file (TLS then unavailable:
+ * STARTTLS answers 454), as in Postfix; a bad setting is an error. */
+int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error);
+void smtpd_tls_listener_free(struct smtpd_listener *lis);
+/* Is STARTTLS announced to this session? */
+bool smtpd_tls_offered(const struct smtpd_session *s);
+/* Security level encrypt, no TLS yet, and a verb Postfix refuses then
+ * (MAIL, RCPT, DATA, BDAT, RSET, VRFY, ETRN, AUTH): the 530 reply was
+ * sent; true then. */
+bool smtpd_tls_refuse_plaintext(struct smtpd_session *s, enum smtp_verb verb);
+/* smtps: start the handshake before the client restrictions and the
+ * banner; smtpd_session_connected(s) follows when it is done. */
+void smtpd_tls_wrapper_start(struct smtpd_session *s);
+/* A bufferevent event in SMTPD_ST_TLS (handshake done, failed, timed out). */
+void smtpd_tls_event(struct smtpd_session *s, short what);
+/* Fill the TLS fields of s->req. */
+void smtpd_tls_request_fill(struct smtpd_session *s);
+/* Append the Received header's TLS comment lines ("\n\t(using ...)")
+ * when smtpd_tls_received_header = yes and the session is encrypted. */
+void smtpd_tls_received(const struct smtpd_session *s, str_t *h);
+void smtpd_tls_session_free(struct smtpd_session *s);
+
+/* smtpd_auth.c */
+/* The listener's SASL server (smtpd_sasl_auth_enable = yes) and settings;
+ * -1 with a message naming the parameter. */
+int smtpd_auth_listener_init(struct smtpd_listener *lis, str_t *error);
+void smtpd_auth_listener_free(struct smtpd_listener *lis);
+/* The EHLO AUTH line(s) for this session ("AUTH PLAIN LOGIN", and
+ * "AUTH=PLAIN LOGIN" for broken clients) appended to kws (n entries, at
+ * most 2 more); the strings live in the session's scratch storage until
+ * the reply is sent. */
+size_t smtpd_auth_ehlo_keywords(struct smtpd_session *s, const char **kws, size_t n);
+/* An AUTH response line in SMTPD_ST_AUTH. */
+void smtpd_auth_response(struct smtpd_session *s);
+/* MAIL FROM's AUTH=value: -1 after an error reply. */
+int smtpd_auth_mail_param(struct smtpd_session *s, const char *value);
+/* The queue file was opened: sasl_* attributes and the log suffix. */
+void smtpd_auth_queue(struct smtpd_session *s, str_t *log_suffix);
+/* Forget the login (STARTTLS, RFC 3207) and any exchange in progress. */
+void smtpd_auth_reset(struct smtpd_session *s);
+void smtpd_auth_session_free(struct smtpd_session *s);
+
+/* smtpd_session.c: the connection is set up (name known, TLS done for
+ * smtps): run the client restrictions, then the banner. */
+void smtpd_session_connected(struct smtpd_session *s);
+/* Replace the session's bufferevent (the TLS filter over the socket's)
+ * and give it the session's callbacks and timeouts (seconds). */
+void smtpd_session_set_bev(struct smtpd_session *s, struct bufferevent *bev, uint64_t timeout);
+/* A socket address as numeric text (IPv4-mapped IPv6 as IPv4) and port. */
+void smtpd_sockaddr_text(const struct sockaddr *sa, char *buf, size_t size, unsigned *port_r);
+/* End the session now (from a bufferevent callback): log the disconnect
+ * statistics and free it. */
+void smtpd_session_drop(struct smtpd_session *s);
 
 /* smtpd_log.c */
 void smtpd_log_reject(struct smtpd_session *s, const char *stage, const char *reply,

@@ -73,11 +73,19 @@ static void received_header(struct smtpd_session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 	str_init(&h);
-	/* RFC 3848: "A" for an authenticated client (XCLIENT LOGIN= for now). */
-	str_appendf(&h, "Received: from %s (%s [%s])\n\tby %s (%s) with %s%s id %s",
-	            s->helo != NULL ? s->helo : s->addr, s->name, s->addr, s->set->myhostname,
-	            s->set->mail_name, s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP"),
-	            smtpd_xclient_login(s) != NULL ? "A" : "", cleanup_id(s->cleanup));
+	str_appendf(&h, "Received: from %s (%s [%s])", s->helo != NULL ? s->helo : s->addr,
+	            s->name, s->addr);
+	/* Postfix's order: the TLS comment, then the login. */
+	smtpd_tls_received(s, &h);
+	if (s->sasl_username != NULL && s->lis->sasl_auth_header)
+		str_appendf(&h, "\n\t(Authenticated sender: %s)", s->sasl_username);
+	/* RFC 3848: "S" for TLS, "A" for an authenticated client (AUTH, or
+	 * XCLIENT LOGIN=). */
+	str_appendf(&h, "\n\tby %s (%s) with %s%s%s id %s", s->set->myhostname, s->set->mail_name,
+	            s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP"),
+	            s->tls != NULL ? "S" : "",
+	            s->sasl_username != NULL || smtpd_xclient_login(s) != NULL ? "A" : "",
+	            cleanup_id(s->cleanup));
 	if (s->nrcpt == 1)
 		str_appendf(&h, "\n\tfor <%s>; %s", s->first_rcpt, date);
 	else

@@ -62,6 +62,12 @@ static void send_ehlo(struct smtpd_session *s)
 		kws[n++] = size_kw;
 	if (!s->set->disable_vrfy && !keyword_discarded(s, "VRFY"))
 		kws[n++] = "VRFY";
+	if (!keyword_discarded(s, "ETRN"))
+		kws[n++] = "ETRN";
+	if (smtpd_tls_offered(s) && !keyword_discarded(s, "STARTTLS"))
+		kws[n++] = "STARTTLS";
+	if (!keyword_discarded(s, "AUTH"))
+		n = smtpd_auth_ehlo_keywords(s, kws, n);
 	/* Only to authorized clients, where Postfix puts them (after ETRN). */
 	if ((xkw = smtpd_xclient_ehlo_keyword(s, SMTP_VERB_XCLIENT)) != NULL &&
 	    !keyword_discarded(s, "XCLIENT"))

@@ -93,7 +93,8 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 			s->envid = str_steal(&id);
 			str_free(&id);
 		} else if (strcmp(p->key, "AUTH") == 0) {
-			/* RFC 4954 5: without AUTH the value is ignored. */
+			if (smtpd_auth_mail_param(s, p->value) < 0)
+				return -1;
 		} else {
 			/* Postfix names KEY=VALUE (its text, not its code, differs
 			 * from RFC 5321's 555 5.5.4 for a known key with a bad value). */

@@ -1,10 +1,9 @@
-/* smtpd_misc.c - the small SMTP verbs: RSET, NOOP, QUIT, HELP, and the
- * verbs postern knows but does not offer yet (STARTTLS, AUTH).
+/* smtpd_misc.c - the small SMTP verbs: RSET, NOOP, QUIT, HELP.
  *
  * Called from the dispatch table; each sends exactly one reply. Never
- * fails. Replies are Postfix 3.7's, codes and words, for the same case
- * (a Postfix without TLS or SASL). ETRN is smtpd_etrn.c, XCLIENT and
- * XFORWARD smtpd_xclient.c, VRFY smtpd_vrfy.c.
+ * fails. Replies are Postfix 3.7's, codes and words. ETRN is smtpd_etrn.c, XCLIENT and
+ * XFORWARD smtpd_xclient.c, VRFY smtpd_vrfy.c, STARTTLS smtpd_tls.c, AUTH
+ * smtpd_auth.c.
  */
 #include "smtpd.h"
 
@@ -41,21 +40,4 @@ void smtpd_cmd_help(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	smtpd_cmd_ok(s, SMTP_VERB_HELP);
 	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP "
 	               "QUIT HELP VRFY ETRN");
-}
-
-/* STARTTLS before the TLS issue: Postfix without smtpd_tls_security_level. */
-void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtp_cmd *cmd)
-{
-	if (cmd->arg_len > 0) {
-		smtpd_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
-		return;
-	}
-	smtpd_reply_error(s, "502 5.5.1 Error: command not implemented");
-}
-
-/* AUTH before the SASL issue: Postfix with smtpd_sasl_auth_enable = no. */
-void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
-{
-	(void)cmd;
-	smtpd_reply_error(s, "503 5.5.1 Error: authentication not enabled");
 }

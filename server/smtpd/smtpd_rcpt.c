@@ -144,6 +144,7 @@ void smtpd_rcpt_accept(struct smtpd_session *s)
 		/* XCLIENT LOGIN and XFORWARD values (smtpd_xclient.c): their
 		 * attributes, and what Postfix adds to this log line. */
 		str_init(&orig);
+		smtpd_auth_queue(s, &orig);
 		smtpd_xclient_queue(s, &orig);
 		log_info("%s: client=%s[%s]%s", cleanup_id(s->cleanup), s->name, s->addr,
 		         str_c(&orig));

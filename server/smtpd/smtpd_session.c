@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "base/log.h"
@@ -217,6 +218,8 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 	s->bdat_last = false;
 	s->bdat_discard = false;
 	str_reset(&s->bdat_line);
+	free(s->sasl_sender); /* MAIL's AUTH=, per transaction */
+	s->sasl_sender = NULL;
 }
 
 void smtpd_request_fill(struct smtpd_session *s)
@@ -234,6 +237,16 @@ void smtpd_request_fill(struct smtpd_session *s)
 	r->recipient = s->cur_rcpt;
 	r->recipient_count = s->nrcpt;
 	r->message_size = (size_t)(s->data_size > 0 ? s->data_size : s->size_declared);
+	r->sasl_username = s->sasl_username;
+	r->sasl_method = s->sasl_method;
+	/* Postfix: with SASL enabled, XCLIENT LOGIN= counts as a login for
+	 * the restrictions (permit_sasl_authenticated ...). */
+	if (r->sasl_username == NULL && s->lis->sasl != NULL && smtpd_xclient_login(s) != NULL) {
+		r->sasl_username = smtpd_xclient_login(s);
+		r->sasl_method = "XCLIENT";
+	}
+	r->sasl_sender = s->sasl_sender;
+	smtpd_tls_request_fill(s);
 }
 
 /* A command smtpd does not know: an empty line, a web browser or proxy
@@ -254,6 +267,28 @@ static void session_unknown(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	smtpd_reply_error(s, "500 5.5.2 Error: command not recognized");
 }
 
+/* Verbose logging of a client line (-v). An AUTH command's initial
+ * response and every line of an AUTH exchange carry credentials: only
+ * the verb and mechanism are logged, the rest as "****". */
+static void session_log_input(struct smtpd_session *s)
+{
+	const char *sp;
+
+	if (log_verbose() < 1)
+		return;
+	if (s->state == SMTPD_ST_AUTH) {
+		log_debug(1, "< %s[%s]: ****", s->name, s->addr);
+		return;
+	}
+	if (s->line.len >= 5 && strncasecmp(s->line.buf, "AUTH ", 5) == 0 &&
+	    (sp = strchr(s->line.buf + 5, ' ')) != NULL) {
+		log_debug(1, "< %s[%s]: %.*s ****", s->name, s->addr, (int)(sp - s->line.buf),
+		          s->line.buf);
+		return;
+	}
+	log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
+}
+
 /* One command line in s->line (CRLF removed). */
 static void session_command(struct smtpd_session *s)
 {
@@ -266,11 +301,12 @@ static void session_command(struct smtpd_session *s)
 	/* As in Postfix, a command ends at a NUL byte (smtp_cmd.h). */
 	if (nul != NULL)
 		str_truncate(&s->line, (size_t)(nul - s->line.buf));
-	log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
 	if (smtp_cmd_parse(s->line.buf, s->line.len, &cmd, &reply) < 0) {
 		s->cmd_total[cmd.verb]++;
 		s->last_cmd = cmd.name;
 		/* Postfix looks at the session's state before the syntax. */
+		if (smtpd_tls_refuse_plaintext(s, cmd.verb))
+			return;
 		if (cmd.verb == SMTP_VERB_RCPT && !s->in_mail)
 			reply = "503 5.5.1 Error: need MAIL command";
 		else if (cmd.verb == SMTP_VERB_MAIL && s->helo == NULL && s->set->helo_required)
@@ -297,6 +333,8 @@ static void session_command(struct smtpd_session *s)
 		smtpd_reply_error(s, "503 5.7.0 Error: access denied for %s[%s]", s->name, s->addr);
 		return;
 	}
+	if (smtpd_tls_refuse_plaintext(s, cmd.verb))
+		return;
 	/* Postfix counts HELO, EHLO, NOOP, RSET, VRFY, ETRN (and HELP) as
 	 * errors once more than smtpd_junk_command_limit were sent, so a flood
 	 * ends at the hard error limit; the command itself still runs and the
@@ -329,6 +367,16 @@ static bool command_bare_lf_ok(struct smtpd_session *s)
 	return false;
 }
 
+/* A complete line in s->line: a command, or an AUTH response. */
+static void session_line(struct smtpd_session *s)
+{
+	session_log_input(s);
+	if (s->state == SMTPD_ST_AUTH)
+		smtpd_auth_response(s);
+	else
+		session_command(s);
+}
+
 /* The rest of an overlong command line is dropped up to its LF; then the
  * part kept in s->line is answered (Postfix reads on the same way). */
 static bool session_skip_rest(struct smtpd_session *s)
@@ -358,7 +406,7 @@ static bool session_skip_rest(struct smtpd_session *s)
 	s->skipping_line = false;
 	if (!crlf && !command_bare_lf_ok(s))
 		return false;
-	session_command(s);
+	session_line(s);
 	return true;
 }
 
@@ -369,6 +417,10 @@ static bool session_read_command(struct smtpd_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t limit = s->set->line_limit > SMTPD_CMD_MIN ? s->set->line_limit : SMTPD_CMD_MIN;
+
+	/* An AUTH response has its own limit (smtpd_sasl_response_limit). */
+	if (s->state == SMTPD_ST_AUTH)
+		limit = s->lis->sasl_response_limit;
 	struct evbuffer_ptr eol;
 	size_t len;
 
@@ -386,8 +438,10 @@ static bool session_read_command(struct smtpd_session *s)
 		s->line.len = limit;
 		s->line.buf[limit] = '\0';
 		s->skipping_line = true;
+		s->line_cut = true;
 		return true;
 	}
+	s->line_cut = false;
 	len = (size_t)eol.pos;
 	str_reset(&s->line);
 	str_reserve(&s->line, len + 1);
@@ -400,9 +454,11 @@ static bool session_read_command(struct smtpd_session *s)
 	} else {
 		str_truncate(&s->line, len - 1);
 	}
-	if (s->line.len > limit)
+	if (s->line.len > limit) {
 		str_truncate(&s->line, limit);
-	session_command(s);
+		s->line_cut = true;
+	}
+	session_line(s);
 	return true;
 }
 
@@ -417,6 +473,7 @@ static void session_process(struct smtpd_session *s)
 		}
 		switch (s->state) {
 		case SMTPD_ST_CMD:
+		case SMTPD_ST_AUTH:
 			if (!session_read_command(s))
 				return;
 			break;
@@ -440,13 +497,50 @@ static void session_on_read(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+static void session_on_socket_written(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_free(arg);
+}
+
+static void session_on_socket_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	session_free(arg);
+}
+
+/* The last reply is out of the session's bufferevent. Over TLS that only
+ * means it is encrypted into the socket's bufferevent below: wait until
+ * that one has written it too, else the client never sees a 221 or 421.
+ * true when the session may be freed now. */
+static bool session_flushed(struct smtpd_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	struct timeval tv = {(time_t)s->set->timeout, 0};
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return false;
+	if (under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0)
+		return true;
+	/* The TLS filter has nothing more to do: the socket's bufferevent
+	 * reports to us directly from here on. */
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(under, NULL, session_on_socket_written, session_on_socket_event, s);
+	bufferevent_set_timeouts(under, &tv, &tv);
+	bufferevent_enable(under, EV_WRITE);
+	bufferevent_disable(under, EV_READ);
+	return false;
+}
+
 static void session_on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtpd_session *s = arg;
 
 	(void)bev;
 	if (s->state == SMTPD_ST_CLOSING) {
-		session_free(s);
+		if (session_flushed(s))
+			session_free(s);
 		return;
 	}
 	/* Output drained below the mark: read commands again. */
@@ -463,6 +557,10 @@ static void session_on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (s->state == SMTPD_ST_CLOSING) {
 		session_free(s);
+		return;
+	}
+	if (s->state == SMTPD_ST_TLS) {
+		smtpd_tls_event(s, what);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) != 0) {
@@ -484,7 +582,7 @@ static void session_on_resume(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->state == SMTPD_ST_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		if (session_flushed(s))
 			session_free(s);
 		return;
 	}
@@ -520,7 +618,8 @@ static void session_banner(struct smtpd_session *s)
    * does not wait for the server (RFC 5321 4.3.1). We look at what has
    * arrived when the banner goes out, read or still in the kernel (no
    * extra greeting delay). */
-	if (evbuffer_get_length(in) > 0 || socket_has_input(bufferevent_getfd(s->bev))) {
+	if (s->tls == NULL &&
+	    (evbuffer_get_length(in) > 0 || socket_has_input(bufferevent_getfd(s->bev)))) {
 		log_info("improper command pipelining after CONNECT from %s[%s]", s->name, s->addr);
 		s->last_cmd = "CONNECT";
 		smtpd_hangup(s, "554 5.5.1 Error: pipelining before the greeting is not allowed");
@@ -556,6 +655,16 @@ static void session_connect(struct smtpd_session *s)
 	log_info("connect from %s[%s]", s->name, s->addr);
 	if (smtpd_limit_exceeded(s))
 		return;
+	/* smtps: TLS first, as Postfix does; then the restrictions. */
+	if (s->lis->tls_wrapper) {
+		smtpd_tls_wrapper_start(s);
+		return;
+	}
+	smtpd_session_connected(s);
+}
+
+void smtpd_session_connected(struct smtpd_session *s)
+{
 	smtpd_request_fill(s);
 	s->pending =
 	        restrict_check(s->rs, RESTRICT_CONNECT, &s->req, NULL, session_connect_done, s);
@@ -573,35 +682,49 @@ static void session_name_done(const char *name, const char *reverse_name, void *
 	session_connect(s);
 }
 
+void smtpd_sockaddr_text(const struct sockaddr *sa, char *buf, size_t size, unsigned *port_r)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)size);
+		*port_r = ntohs(in6->sin6_port);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in4->sin_addr, buf, (socklen_t)size);
+		*port_r = ntohs(in4->sin_port);
+	}
+}
+
 void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockaddr *sa, int salen)
 {
 	struct smtpd_session *s = xcalloc(1, sizeof(*s));
 	struct event_base *base = lis->server->base;
-	struct timeval tv;
 
 	(void)salen;
 	s->lis = lis;
 	s->set = &lis->set;
 	s->name = "unknown";
 	s->reverse_name = "unknown";
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], s->addr, sizeof(s->addr));
-		else
-			inet_ntop(AF_INET6, &in6->sin6_addr, s->addr, sizeof(s->addr));
-		s->port = ntohs(in6->sin6_port);
-	} else if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in4->sin_addr, s->addr, sizeof(s->addr));
-		s->port = ntohs(in4->sin_port);
-	} else {
+	if (sa->sa_family == AF_INET6 || sa->sa_family == AF_INET)
+		smtpd_sockaddr_text(sa, s->addr, sizeof(s->addr), &s->port);
+	else
 		strcpy(s->addr, "127.0.0.1");
+	{
+		struct sockaddr_storage local;
+		socklen_t local_len = sizeof(local);
+
+		if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
+			smtpd_sockaddr_text((struct sockaddr *)&local, s->local_addr,
+			                    sizeof(s->local_addr), &s->local_port);
 	}
 	str_init(&s->line);
 	str_init(&s->scratch);
+	str_init(&s->auth_reply);
 	str_init(&s->denied_reply);
 	str_init(&s->bdat_line);
 	restrict_actions_init(&s->actions);
@@ -616,11 +739,7 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 	}
 	s->resume_ev = event_new(base, -1, 0, session_on_resume, s);
 	s->sleep_ev = evtimer_new(base, session_on_sleep, s);
-	bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_INPUT_HIGH);
-	tv.tv_sec = (time_t)s->set->timeout;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	smtpd_session_set_bev(s, s->bev, s->set->timeout);
 	lis->server->n_sessions++;
 	s->next = lis->server->sessions;
 	if (s->next != NULL)
@@ -642,6 +761,22 @@ void smtpd_session_start(struct smtpd_listener *lis, int fd, const struct sockad
 	session_connect(s);
 }
 
+void smtpd_session_set_bev(struct smtpd_session *s, struct bufferevent *bev, uint64_t timeout)
+{
+	struct timeval tv = {(time_t)timeout, 0};
+
+	s->bev = bev;
+	bufferevent_setcb(bev, session_on_read, session_on_write, session_on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTPD_INPUT_HIGH);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+}
+
+void smtpd_session_drop(struct smtpd_session *s)
+{
+	smtpd_log_disconnect(s);
+	session_free(s);
+}
+
 static void session_free(struct smtpd_session *s)
 {
 	smtpd_limit_disconnect(s);
@@ -661,6 +796,8 @@ static void session_free(struct smtpd_session *s)
 	str_free(&s->denied_reply);
 	str_free(&s->bdat_line);
 	smtpd_xclient_session_free(s);
+	smtpd_auth_session_free(s);
+	smtpd_tls_session_free(s);
 	free(s->helo);
 	free(s->vrfy_arg);
 	free(s->etrn_domain);
