@@ -59,6 +59,9 @@ def render(kind, ms, connect, uid, gid):
     main = replace(main, "/etc/dovecot/dovecot-sql.conf.ext", "@TMPDIR@/dovecot-sql.conf.ext",
                    "the passdb/userdb args")
     main = replace(main, "/var/vmail/", ms.vmail + "/", "virtual_mailbox_base")
+    # The SMTP AUTH listener (test_sasl_backends.py uses it) in the test's dir.
+    main = replace(main, "/var/spool/postern/private/auth", "@TMPDIR@/postern-auth",
+                   "the auth listener")
     sql = replace(sql, "'maildir:/var/vmail/'", f"'maildir:{ms.vmail}/'", "virtual_mailbox_base")
     sql = replace(sql, "5000 AS uid", f"{uid} AS uid", "virtual_uid_maps")
     sql = replace(sql, "5000 AS gid", f"{gid} AS gid", "virtual_gid_maps")
