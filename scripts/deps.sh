@@ -62,6 +62,7 @@ postfix-sqlite    # tests/diff, bench/inbound: Postfix's sqlite: maps on postern
 sasl2-bin         # tests/diff: saslpasswd2 makes the Cyrus sasldb both servers authenticate against;
                   # test_sasl_backends.py: lib/sasl's cyrus backend on a sasldb
 libsasl2-modules  # Cyrus's PLAIN, LOGIN and sasldb plugins (smtpd_sasl_type = cyrus)
+fail2ban          # fail2ban-regex 'postfix[mode=auth]' must count postern's SASL failure log lines
 "
 
 # Bench: how postern looks inside under bench/inbound's load. (Debian's
