@@ -24,6 +24,10 @@ Both servers read the same SQLite database (postern's schema, from
 Postfix-style sqlite: .cf files. Accepted mail: Postfix delivers it with
 virtual(8) into a temp Maildir; postern's lone smtpd leaves it queued.
 
+A profile may name files the runner makes per run through placeholders
+(FORMAT.md): @TLSDIR@ (a certificate from `openssl req`) and @SASLDIR@
+(a Cyrus smtpd.conf and sasldb2 from saslpasswd2, per server).
+
 Deliberate differences are listed in tests/diff/deviations.txt
 (`FILE | TITLE | STEP | reason`): a difference that matches an entry is
 reported as listed and does not fail; an entry that matches nothing that
@@ -109,6 +113,13 @@ SHARED_MAIN = {
     "mynetworks": "192.0.2.0/24",
     "smtpd_peername_lookup": "no",
 }
+# Files a profile may name through placeholders (FORMAT.md, "Placeholders").
+# Why generated: a certificate and a Cyrus sasldb are binary, per-run and
+# need the servers' users to read them; nothing of the kind is committed.
+TLS_SUBJECT = "/CN=mx.diff.test"
+SASL_USERS = [("alice", "example.com", "secret")]  # saslpasswd2 -u REALM USER
+SASL_MECHS = "PLAIN LOGIN"
+PLACEHOLDERS = ("@TLSDIR@", "@SASLDIR@")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -370,6 +381,10 @@ def read_profile(name):
         if last in params:
             raise CorpusError(f"profiles/{name}.cf:{no}: {last} set twice")
         params[last] = v.strip()
+    for ph in re.findall(r"@[A-Z]+@", text):
+        if ph not in PLACEHOLDERS:
+            raise CorpusError(f"profiles/{name}.cf: unknown placeholder {ph} "
+                              f"(known: {', '.join(PLACEHOLDERS)})")
     return text, params
 
 
@@ -699,12 +714,18 @@ class Server:
         self.data = os.path.join(dir, "data")
         self.maillog = os.path.join(dir, "maillog")
         self.out = os.path.join(dir, "server.out")
-        self.profile_text = profile_text
+        # $config_directory/sasl: Debian's Postfix reads smtpd.conf only
+        # there (its patch 07_sasl_config ignores cyrus_sasl_config_path);
+        # postern reads it through cyrus_sasl_config_path = @SASLDIR@.
+        self.sasldir = os.path.join(self.conf, "sasl")
+        self.profile_text = profile_text.replace("@SASLDIR@", self.sasldir)
         self.maps = maps
         self.port = None
         self.proc = None
         os.makedirs(self.conf, mode=0o755)
         os.makedirs(self.queue, mode=0o755)
+        if "@SASLDIR@" in profile_text:
+            make_sasl(self.sasldir)
 
     def main_cf(self):
         shared = dict(SHARED_MAIN)
@@ -811,6 +832,7 @@ class Postfix(Server):
             "virtual unix - n n - - virtual",
             "anvil unix - - n - 1 anvil",
             "scache unix - - n - 1 scache",
+            "tlsmgr unix - - n 1000? 1 tlsmgr",
             "postlog unix-dgram n - n - 1 postlogd",
         ]
 
@@ -897,6 +919,44 @@ class Postern(Server):
         except FileNotFoundError:
             return ""
         return text[-4000:] if any(m in text for m in SANITIZER_MARKERS) else ""
+
+
+def make_tls(work):
+    """A throw-away self-signed certificate for @TLSDIR@ (cert.pem, key.pem)."""
+    d = os.path.join(work, "tls")
+    os.mkdir(d, 0o755)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    res = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-days", "2", "-subj", TLS_SUBJECT, "-keyout", key, "-out", cert],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise RuntimeError(f"openssl req failed: {(res.stdout + res.stderr).strip()}")
+    # Why world-readable: a test key, read by whichever user each server
+    # loads it as; a permission difference is not what is compared here.
+    for f in (cert, key):
+        os.chmod(f, 0o644)
+    return d
+
+
+def make_sasl(d):
+    """@SASLDIR@: smtpd.conf (sasldb auxprop, SASL_MECHS) and its sasldb2
+    holding SASL_USERS (FORMAT.md)."""
+    if shutil.which("saslpasswd2") is None:
+        raise RuntimeError("saslpasswd2 missing: scripts/deps.sh test (sasl2-bin)")
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    db = os.path.join(d, "sasldb2")
+    for user, realm, password in SASL_USERS:
+        res = subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u", realm, user],
+                             input=password + "\n", capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            raise RuntimeError(f"saslpasswd2 failed: {(res.stdout + res.stderr).strip()}")
+    with open(os.path.join(d, "smtpd.conf"), "w") as f:
+        f.write(f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                f"mech_list: {SASL_MECHS}\nsasldb_path: {db}\n")
+    # Why world-readable: Postfix's smtpd reads it as postfix, postern's
+    # as its own user; the passwords are the test's own.
+    for f in ("sasldb2", "smtpd.conf"):
+        os.chmod(os.path.join(d, f), 0o644)
 
 
 def make_database(work, build):
@@ -1017,8 +1077,11 @@ def main():
     failed_runner = []
     try:
         db, maps = make_database(work, build)
+        texts = {p: read_profile(p)[0] for p in profiles}
+        tlsdir = (make_tls(work) if any("@TLSDIR@" in t for t in texts.values())
+                  else None)
         for p in profiles:
-            text, params = read_profile(p)
+            text = texts[p].replace("@TLSDIR@", tlsdir or "@TLSDIR@")
             for side in sides:
                 d = os.path.join(work, f"{p}-{side}")
                 os.mkdir(d, 0o755)
