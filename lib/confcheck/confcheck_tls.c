@@ -10,6 +10,7 @@
  * Called from confcheck.c. Run as root, as master is, it reads the key
  * files as master will for the daemons (privfiles.h).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,8 +68,28 @@ static void key_modes(struct config *cfg, strv_t *warnings)
 	strv_free(&where);
 }
 
+/* The first certificate or key file named that does not exist, or NULL. */
+static const char *missing_file(const struct tls_server_settings *set)
+{
+	const char *files[] = {set->cert_file, set->key_file, set->eccert_file, set->eckey_file};
+	struct stat st;
+
+	if (set->chain_files != NULL && set->chain_files->n > 0) {
+		for (size_t i = 0; i < set->chain_files->n; i++)
+			if (stat(set->chain_files->v[i], &st) < 0 && errno == ENOENT)
+				return set->chain_files->v[i];
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i] != NULL && files[i][0] != '\0' && stat(files[i], &st) < 0 &&
+		    errno == ENOENT)
+			return files[i];
+	return NULL;
+}
+
 static void check_one(struct config *cfg, const char *label, strv_t *errors, strv_t *warnings)
 {
+	const char *missing;
 	struct smtpd_tls_config tc;
 	struct tls_server *srv = NULL;
 	str_t error;
@@ -84,6 +105,17 @@ static void check_one(struct config *cfg, const char *label, strv_t *errors, str
 			                   "smtpd_tls_eccert_file, smtpd_tls_chain_files is set: "
 			                   "STARTTLS will answer 454",
 			                   label));
+		else if ((missing = missing_file(&tc.set)) != NULL)
+			/* Not yet made (a new install, a certificate still to be
+			 * requested): Postfix runs without TLS then, and so
+			 * does smtpd; anything else wrong with the files is an
+			 * error. */
+			add_once(warnings,
+			         xasprintf("%s: TLS: %s does not exist: STARTTLS will answer 454 "
+			                   "(make a test certificate with `postern tls selfsigned`, "
+			                   "or point smtpd_tls_cert_file/smtpd_tls_key_file at real "
+			                   "ones)",
+			                   label, missing));
 		else if (tls_server_new(&tc.set, &srv, &error) < 0)
 			add_once(errors, xasprintf("%s: TLS: %s", label, str_c(&error)));
 		if (tc.req_ccert_ignored)

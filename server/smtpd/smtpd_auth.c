@@ -77,9 +77,9 @@ void smtpd_auth_listener_free(struct smtpd_listener *lis)
 	smtpd_netlist_free(&lis->sasl_exceptions);
 }
 
-/* AUTH is offered to this session: enabled, not an excepted client, and
- * not waiting for TLS (smtpd_tls_auth_only, or "encrypt": Postfix hides
- * AUTH before STARTTLS then too). */
+/* AUTH works in this session: enabled and not waiting for TLS
+ * (smtpd_tls_auth_only, or "encrypt": Postfix hides AUTH before STARTTLS
+ * then too). */
 static bool auth_active(struct smtpd_session *s)
 {
 	struct smtpd_listener *lis = s->lis;
@@ -87,8 +87,6 @@ static bool auth_active(struct smtpd_session *s)
 	if (lis->sasl == NULL)
 		return false;
 	if (s->tls == NULL && (lis->tls_auth_only || lis->tls_level == TLS_LEVEL_ENCRYPT))
-		return false;
-	if (lis->sasl_exceptions.n > 0 && smtpd_netlist_match(&lis->sasl_exceptions, s->addr))
 		return false;
 	return true;
 }
@@ -98,6 +96,11 @@ size_t smtpd_auth_ehlo_keywords(struct smtpd_session *s, const char **kws, size_
 	const char *mechs;
 
 	if (!auth_active(s))
+		return n;
+	/* smtpd_sasl_exceptions_networks only keeps the keyword from
+	 * clients that misbehave when they see it; AUTH itself still works
+	 * for them (Postfix 3.7 answers it too). */
+	if (s->lis->sasl_exceptions.n > 0 && smtpd_netlist_match(&s->lis->sasl_exceptions, s->addr))
 		return n;
 	mechs = sasl_server_mechanisms(s->lis->sasl, s->tls != NULL);
 	if (mechs[0] == '\0')
@@ -136,9 +139,11 @@ static void job_run(void *arg)
 {
 	struct auth_job *job = arg;
 
-	job->result = sasl_session_step(job->sasl, job->mech,
-	                                (const unsigned char *)job->response.buf,
-	                                job->response.len, &job->challenge, &job->reason);
+	/* No initial response (NULL) is not the empty one (""). */
+	job->result = sasl_session_step(
+	        job->sasl, job->mech,
+	        job->has_response ? (const unsigned char *)str_c(&job->response) : NULL,
+	        job->response.len, &job->challenge, &job->reason);
 	if (job->has_response) {
 		explicit_bzero(job->response.buf, job->response.len);
 		str_reset(&job->response);
@@ -247,7 +252,8 @@ static void job_done(void *arg, const char *error, void *ctx)
 		exchange_failed(s, s->auth_mech, str_c(&job->reason), false);
 		return;
 	case SASL_BAD_MECH:
-		exchange_failed(s, s->auth_mech, "Invalid authentication mechanism", false);
+		/* Postfix 3.7's words (from Cyrus). */
+		exchange_failed(s, s->auth_mech, "no mechanism available", false);
 		return;
 	case SASL_TEMPFAIL:
 		exchange_failed(s, s->auth_mech, str_c(&job->reason), true);
@@ -333,8 +339,7 @@ void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		if (!(ir_len == 1 && ir[0] == '=') &&
 		    base64_decode(ir, ir_len, SASL_MESSAGE_MAX, &decoded, &why) < 0) {
 			str_free(&decoded);
-			exchange_failed(s, s->auth_mech, "Invalid base64 data in initial response",
-			                false);
+			exchange_failed(s, s->auth_mech, "bad protocol / cancel", false);
 			return;
 		}
 	}
@@ -351,7 +356,7 @@ void smtpd_auth_response(struct smtpd_session *s)
 
 	if (s->line_cut) {
 		/* Longer than smtpd_sasl_response_limit. */
-		exchange_error(s, "500 5.5.6 Authentication exchange line is too long");
+		exchange_error(s, "500 5.5.6 SASL response limit exceeded");
 		return;
 	}
 	if (s->line.len == 1 && s->line.buf[0] == '*') {
@@ -364,7 +369,7 @@ void smtpd_auth_response(struct smtpd_session *s)
 	if (base64_decode(s->line.buf, s->line.len, SASL_MESSAGE_MAX, &decoded, &why) < 0) {
 		explicit_bzero(s->line.buf, s->line.len);
 		str_free(&decoded);
-		exchange_failed(s, s->auth_mech, "Invalid base64 data in continued response", false);
+		exchange_failed(s, s->auth_mech, "bad protocol / cancel", false);
 		return;
 	}
 	explicit_bzero(s->line.buf, s->line.len);
@@ -377,24 +382,21 @@ int smtpd_auth_mail_param(struct smtpd_session *s, const char *value)
 	str_t addr;
 	const char *why;
 
-	if (!auth_active(s)) {
-		/* RFC 4954 5: a server without AUTH ignores the parameter. */
-		return 0;
-	}
-	if (s->sasl_sender != NULL) {
+	/* Postfix 3.7 takes AUTH= whatever the session (RFC 4954 5: a
+	 * server that does not trust the client ignores the value); it
+	 * refuses only a second one after a non-empty first. */
+	if (s->sasl_sender != NULL && strcmp(s->sasl_sender, "<>") != 0) {
 		smtpd_reply_error(s, "503 5.5.4 Error: multiple AUTH= options");
 		return -1;
 	}
-	str_init(&addr);
-	if (value == NULL || xtext_decode(value, strlen(value), &addr, &why) < 0 ||
-	    addr.len > 255) {
-		str_free(&addr);
-		smtpd_reply_error(s, "501 5.5.4 Error: malformed authentication data");
+	if (value == NULL) {
+		smtpd_reply_error(s, "555 5.5.4 Unsupported option: AUTH");
 		return -1;
 	}
-	/* Kept only for an authenticated client (RFC 4954 5: "<>" or the
-	 * address the submitter vouches for). */
-	if (s->sasl_username != NULL)
+	free(s->sasl_sender);
+	s->sasl_sender = NULL;
+	str_init(&addr);
+	if (xtext_decode(value, strlen(value), &addr, &why) == 0 && addr.len <= 255)
 		s->sasl_sender = str_steal(&addr);
 	str_free(&addr);
 	return 0;
@@ -408,6 +410,7 @@ void smtpd_auth_queue(struct smtpd_session *s, str_t *log_suffix)
 	cleanup_attr(s->cleanup, QUEUE_ATTR_SASL_USERNAME, s->sasl_username);
 	str_appendf(log_suffix, ", sasl_method=%s, sasl_username=%s", s->sasl_method,
 	            s->sasl_username);
+	/* AUTH= counts only from a client that logged in. */
 	if (s->sasl_sender != NULL) {
 		cleanup_attr(s->cleanup, QUEUE_ATTR_SASL_SENDER, s->sasl_sender);
 		str_appendf(log_suffix, ", sasl_sender=%s", s->sasl_sender);

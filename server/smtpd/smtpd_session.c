@@ -245,7 +245,7 @@ void smtpd_request_fill(struct smtpd_session *s)
 		r->sasl_username = smtpd_xclient_login(s);
 		r->sasl_method = "XCLIENT";
 	}
-	r->sasl_sender = s->sasl_sender;
+	r->sasl_sender = s->sasl_username != NULL ? s->sasl_sender : NULL;
 	smtpd_tls_request_fill(s);
 }
 

@@ -290,32 +290,32 @@ def test_not_yet_implemented_parameters_are_warned_about(postern, tmp_path):
     file and line when set to anything but its default, in main.cf or as a
     master.cf -o override; at its default (written differently) it is
     not. conf -d and conf NAME still print plain `name = value`."""
-    main = ("smtpd_tls_security_level = may\n"
+    main = ("smtp_tls_security_level = may\n"
             "smtpd_client_connection_count_limit = 50\n"
-            "smtpd_sasl_auth_enable = No\n"
+            "smtp_sasl_auth_enable = No\n"
             "inet_protocols = ipv4\n"
             "anvil_rate_time_unit = 1m\n")
     master = ("smtp inet n - n - - smtpd\n"
-              "  -o smtpd_sasl_auth_enable=yes\n"
+              "  -o milter_macro_daemon_name=ORIGINATING\n"
               "relay unix - - n - - smtp\n")
     d = write_conf(tmp_path, main, master)
     mc = os.path.join(d, "main.cf")
     ms = os.path.join(d, "master.cf")
     expected = [
-        f"warning: {mc}, line 1: smtpd_tls_security_level is accepted but not implemented yet",
+        f"warning: {mc}, line 1: smtp_tls_security_level is accepted but not implemented yet",
         f"warning: {mc}, line 4: inet_protocols is accepted but not implemented yet",
-        f"warning: {ms}, line 1 (service smtp/inet): smtpd_sasl_auth_enable is accepted but "
+        f"warning: {ms}, line 1 (service smtp/inet): milter_macro_daemon_name is accepted but "
         "not implemented yet",
     ]
     for args in (("check", "-c", d), ("conf", "-c", d, "-n"),
-                 ("conf", "-c", d, "smtpd_tls_security_level")):
+                 ("conf", "-c", d, "smtp_tls_security_level")):
         r = postern(*args)
         assert r.returncode == 0, (args, r.stderr)
         for line in expected:
             assert line in r.stderr, (args, r.stderr)
         assert r.stderr.count("not implemented yet") == 3, (args, r.stderr)
-    r = postern("conf", "-c", d, "smtpd_tls_security_level")
-    assert r.stdout == "smtpd_tls_security_level = may\n"
+    r = postern("conf", "-c", d, "smtp_tls_security_level")
+    assert r.stdout == "smtp_tls_security_level = may\n"
     r = postern("conf", "-d", "-c", d)
-    assert "\nsmtpd_tls_security_level =\n" in r.stdout
+    assert "\nsmtp_tls_security_level =\n" in r.stdout
     assert "queue_minfree = 0\n" in r.stdout
