@@ -7,10 +7,11 @@
  * admin's HTTPS. Knows nothing about configuration files: the caller
  * reads the parameters and fills struct tls_server_settings.
  *
- * Files named in the settings (certificates, keys, CA file) are opened
- * with fs_open_inherited() (base/fs.h), so a daemon whose master opened
- * the key file as root reads it through the inherited descriptor and
- * never needs root itself.
+ * Files named in the settings (certificates, keys, CA file, ticket keys)
+ * are read with fs_read_file() (base/fs.h), which goes through
+ * fs_open_inherited(), so a daemon whose master opened the key file as
+ * root reads it through the inherited descriptor and never needs root
+ * itself. (ca_path, a directory, is read by OpenSSL when it verifies.)
  *
  * Every error message names the file or parameter and what was expected.
  */
@@ -42,16 +43,19 @@ enum {
 /* Parse a Postfix protocol list (smtpd_tls_protocols, ..._mandatory_):
  * ">=TLSv1.2", "<=TLSv1.2", ">=TLSv1, <=TLSv1.2", "!SSLv2, !SSLv3, !TLSv1",
  * "TLSv1.2 TLSv1.3" (an inclusion list), separators comma, colon or
- * white space, names case-sensitive as in Postfix. *disabled_r gets the
- * TLS_PROTO_* bits of every version the list leaves out. -1 with
- * "param: unknown protocol X (expected SSLv2, SSLv3, TLSv1, TLSv1.1,
- * TLSv1.2, TLSv1.3, optionally with ! or >= / <=)" or when nothing is
- * left enabled; param names the parameter in messages. */
+ * white space, names compared without regard to case as Postfix 3.7
+ * does ("!sslv2" works there). An empty value disables nothing.
+ * *disabled_r gets the TLS_PROTO_* bits of every version the list leaves
+ * out. -1 with "param: unknown protocol X (expected SSLv2, SSLv3, TLSv1,
+ * TLSv1.1, TLSv1.2, TLSv1.3, optionally with ! or >= / <=)" or when no
+ * TLS version is left enabled; param names the parameter in messages. */
 int tls_protocols_parse(const char *param, const char *value, unsigned *disabled_r, str_t *error);
 
 /* ---- server contexts (tls_server.c) ---- */
 
-/* The OpenSSL cipher list of each Postfix grade (tls_*_cipherlist). */
+/* The OpenSSL cipher list of each Postfix grade (tls_*_cipherlist).
+ * As in Postfix 3.6 and later, grades "low" and "export" use the medium
+ * list; low and export_ are not read. */
 struct tls_cipher_grades {
 	const char *high, *medium, *low, *export_, *null;
 };
@@ -75,20 +79,25 @@ struct tls_server_settings {
 	/* Ciphers: the grade ("high", "medium", "low", "export", "null")
 	 * with its parameter name, the grade lists, and the cipher names
 	 * to exclude (smtpd_tls_exclude_ciphers, plus the mandatory ones
-	 * with encrypt), comma/space/colon separated. */
+	 * with encrypt), comma/space/colon separated. With ask_ccert or
+	 * req_ccert, aNULL is excluded too (as Postfix's smtpd does). */
 	const char *grade, *grade_param;
 	struct tls_cipher_grades grades;
 	const char *exclude_ciphers;
 	bool preempt_ciphers; /* tls_preempt_cipherlist */
-	/* ECDHE groups: eecdh_grade "auto" uses auto_curves (a list of
-	 * group names; unknown ones are skipped), "strong"/"ultra" the one
-	 * named curve. */
+	/* ECDHE groups: eecdh_grade "auto" (or empty) uses auto_curves (a
+	 * list of group names; unknown ones are skipped, and when none is
+	 * known OpenSSL's default stays, with a warning), "strong"/"ultra"
+	 * the one named curve, "none" excludes kECDHE from the TLS 1.2
+	 * ciphers. */
 	const char *eecdh_grade, *auto_curves, *strong_curve, *ultra_curve;
 
 	/* Client certificates: ask (smtpd_tls_ask_ccert) or require
 	 * (smtpd_tls_req_ccert); verified against ca_file/ca_path (may be
-	 * empty) down to verify_depth. An unverified certificate never
-	 * fails the handshake: the session learns whether it verified. */
+	 * empty) down to verify_depth (0: OpenSSL's default). The CA
+	 * names of ca_file are sent to the client. An unverified
+	 * certificate never fails the handshake: the session learns
+	 * whether it verified. */
 	bool ask_ccert, req_ccert;
 	const char *ca_file, *ca_path;
 	int verify_depth;
@@ -96,14 +105,19 @@ struct tls_server_settings {
 
 	/* Session resumption with RFC 5077 tickets: lifetime in seconds (0
 	 * = no resumption). The keys come from ticket_key_file (written by
-	 * master: tls_ticket_keys_rotate), re-read when it changes; when
-	 * empty or unreadable, keys made in this process (resumption only
-	 * with the same process), with one warning. */
+	 * master: tls_ticket_keys_rotate), re-read when it changes (looked
+	 * at no more than once a second); when empty or unreadable, a key
+	 * made in this process (resumption only with the same process),
+	 * with one warning per process. The file is replaced by rename:
+	 * it must not be one of the inherited files (fs_inherited_add). */
 	unsigned session_timeout;
 	const char *ticket_key_file;
 
 	/* smtpd_tls_loglevel: 0 nothing, 1 the "established" line and
-	 * failures, 2 the handshake's progress, 3-4 more (as Postfix). */
+	 * failures (both logged by the caller), 2 adds the handshake's
+	 * progress ("SSL_accept:..."), each certificate the client sends
+	 * ("PEER: depth=0 verify=1 subject=...") and, per connection,
+	 * "setting up TLS connection from PEER" and the cipher list. */
 	int loglevel;
 };
 
@@ -119,8 +133,9 @@ void tls_server_free(struct tls_server **srvp);
 
 /* A new server-side SSL for one connection (accept state; the caller
  * hands it to libevent's bufferevent_openssl_filter_new). peer names the
- * client for log lines ("name[addr]"); it is copied. NULL on memory
- * failure only. */
+ * client for log lines ("name[addr]"); it is copied and lives as long as
+ * the SSL. NULL on memory failure only. The SSL keeps the context alive
+ * even after tls_server_free(). */
 SSL *tls_server_ssl_new(struct tls_server *srv, const char *peer);
 
 /* What the handshake gave, for log lines, the Received header, the
@@ -129,20 +144,33 @@ struct tls_info {
 	char protocol[16]; /* "TLSv1.3" */
 	char cipher[64]; /* "TLS_AES_256_GCM_SHA384" */
 	int cipher_bits, cipher_alg_bits; /* "(256/256 bits)" */
-	char kex[32]; /* key-exchange group "X25519"; "" when unknown */
+	/* Key exchange and signatures: TLS 1.3 only, as in Postfix; all
+	 * empty for TLS 1.2 and older. */
+	char kex[32]; /* "X25519", "ECDHE", "DHE"; "" when unknown */
+	char kex_curve[32]; /* with ECDHE: "prime256v1" */
+	int kex_bits; /* with DHE */
 	char server_sig[32]; /* "RSA-PSS", "ECDSA" */
-	int server_sig_bits;
-	char server_digest[16]; /* "SHA256"; "" when none */
+	int server_sig_bits; /* RSA */
+	char server_sig_curve[32]; /* ECDSA: "prime256v1" */
+	char server_digest[16]; /* "SHA256"; "" when none (resumed) */
 	bool resumed; /* the session was resumed from a ticket */
 	/* Client certificate. */
 	bool peer_cert; /* the client presented one */
 	bool peer_verified; /* ... and it verified against the CAs */
-	char peer_cn[256]; /* subject CN, printable ASCII only, "" if none */
+	char verify_error[128]; /* why not, in OpenSSL's words; "" if verified */
+	/* Subject and issuer CN as UTF-8, cut to fit; "" when there is none
+	 * or it holds a NUL or an ASCII control (Postfix refuses those).
+	 * tls_info_received() reduces them to printable ASCII. */
+	char peer_cn[256];
 	char issuer_cn[256];
-	char cert_fingerprint[160]; /* hex pairs with ':', upper case, as Postfix */
-	char pkey_fingerprint[160];
+	/* smtpd_tls_fingerprint_digest of the DER certificate and of its
+	 * DER SubjectPublicKeyInfo: upper-case hex pairs joined by ':', as
+	 * Postfix (room for SHA-512). */
+	char cert_fingerprint[192];
+	char pkey_fingerprint[192];
 	char client_sig[32]; /* "client-signature RSA-PSS (2048 bits)" parts */
 	int client_sig_bits;
+	char client_sig_curve[32];
 	char client_digest[16];
 };
 
@@ -157,6 +185,11 @@ void tls_info_get(SSL *ssl, struct tls_info *info);
  * then client-signature ... client-digest ...). Appended to out. */
 void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out);
 
+/* Postfix's client certificate line (loglevel >= 2, with a certificate):
+ * "PEER: subject_CN=client.example.test, issuer=Test CA,
+ * fingerprint=CE:F4:..., pkey_fingerprint=81:3F:...". Appended to out. */
+void tls_info_peer_line(const struct tls_info *info, const char *peer, str_t *out);
+
 /* The Received header's TLS comment (smtpd_tls_received_header = yes),
  * lines separated by "\n\t", appended to out: "(using TLSv1.3 with
  * cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n\t key-exchange X25519
@@ -167,20 +200,27 @@ void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out
  * was requested. */
 void tls_info_received(const struct tls_info *info, bool ask, str_t *out);
 
-/* The last OpenSSL error(s) of this thread as text, for log lines
- * ("SSL_accept error from PEER: ..."); the queue is cleared. */
+/* The OpenSSL errors queued in this thread as text, for log lines, in
+ * Postfix's form ("error:0A000102:SSL routines::unsupported protocol:
+ * ../ssl/statem/statem_srvr.c:1664:"), several joined by "; "; nothing
+ * is appended when the queue is empty. The queue is cleared. */
 void tls_errors_append(str_t *out);
 
 /* ---- session ticket keys (tls_tickets.c) ---- */
 
-/* Master: make sure path holds a current key (created now or within the
- * last `lifetime` seconds); otherwise write a new key file with a fresh
- * key first and the previous one after it (so tickets made with the old
- * key still resume), atomically (temporary file, fsync, rename), mode
- * 0600, owned by uid/gid (uid -1: unchanged). *next_r is when to call
- * again. -1 with a message naming the file. */
-int tls_ticket_keys_rotate(const char *path, unsigned lifetime, long uid, long gid,
-                           time_t *next_r, str_t *error);
+/* The ticket key file master keeps for smtpd, in data_directory. */
+#define TLS_SMTPD_TICKET_FILE "smtpd_tls_tickets"
+
+/* Master: make sure path holds a current key (created within the last
+ * `lifetime` seconds; lifetime 0 rotates on every call); otherwise write
+ * a new key file with a fresh key first and the previous one after it
+ * (so tickets made with the old key still resume), atomically (temporary
+ * file, fsync, rename), mode 0600, owned by uid/gid (-1: unchanged). An
+ * unreadable or malformed file is replaced with a warning. *next_r is
+ * when to call again. -1 with a message naming the file. The format is
+ * described in tls_tickets.c. */
+int tls_ticket_keys_rotate(const char *path, unsigned lifetime, long uid, long gid, time_t *next_r,
+                           str_t *error);
 
 /* ---- test certificates (tls_selfsigned.c) ---- */
 
@@ -188,7 +228,7 @@ int tls_ticket_keys_rotate(const char *path, unsigned lifetime, long uid, long g
  * name) valid for days, with a new key (RSA 2048, or ECDSA P-256 when
  * ecdsa), to cert_path (mode 0644) and key_path (mode 0600), each
  * atomically. -1 with a message naming the file. */
-int tls_selfsigned_write(const char *cert_path, const char *key_path, const char *cn,
-                         unsigned days, bool ecdsa, str_t *error);
+int tls_selfsigned_write(const char *cert_path, const char *key_path, const char *cn, unsigned days,
+                         bool ecdsa, str_t *error);
 
 #endif
