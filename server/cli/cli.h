@@ -54,6 +54,9 @@ int cli_sendmail(int argc, char **argv);
 /* `postern trace ADDRESS`: recipient resolution step by step
  * (cli_trace.c). */
 int cli_trace(int argc, char **argv);
+/* `postern tls selfsigned`: a new key and self-signed certificate
+ * (cli_tls.c). */
+int cli_tls(int argc, char **argv);
 /* Run the smtpd program in the foreground (cli_smtpd.c). */
 int cli_smtpd(int argc, char **argv);
 /* The master process (cli_master.c): start (detached), start-fg,

@@ -149,6 +149,13 @@ static const struct command {
          "ID - reads the queue IDs from standard input\n"},
         {"trace", cli_trace, false, "where mail for an address goes, step by step",
          "ADDRESS                          domain, aliases, mailbox, transport\n", NULL},
+        {"tls", cli_tls, false, "make a self-signed certificate for STARTTLS",
+         "selfsigned [-n CN] [-d DAYS] [--ecdsa] [CERT KEY]   new key and certificate\n",
+         "-n CN    the certificate's name (default $myhostname)\n"
+         "-d DAYS  how long it is valid (default 365)\n"
+         "--ecdsa  an ECDSA P-256 key instead of RSA 2048\n"
+         "CERT KEY default to smtpd_tls_cert_file and smtpd_tls_key_file, else\n"
+         "$config_directory/tls/postern-cert.pem and postern-key.pem\n"},
         {"smtpd", cli_smtpd, false, "run the SMTP server in the foreground",
          "[-e] [-s SERVICE] [ARGS]         run the smtpd program with these arguments\n",
          "-e  log to stderr\n"
