@@ -26,9 +26,10 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings);
 
 struct config;
 struct master_conf;
-/* confcheck_tls.c: smtpd's TLS settings of main.cf and of every smtpd
- * service: the server context is built (certificates and keys loaded),
- * key files readable by others are warned about. */
+/* confcheck_tls.c: smtpd's TLS and SASL settings of main.cf and of every
+ * smtpd service: the TLS server context is built (certificates and keys
+ * loaded), key files readable by others are warned about, the SASL
+ * server is built where AUTH is enabled. */
 void confcheck_tls(struct config *cfg, const struct master_conf *mc, strv_t *errors,
                    strv_t *warnings);
 

@@ -1,11 +1,15 @@
-/* confcheck_tls.c - the TLS part of the whole-configuration check: for
+/* confcheck_tls.c - the TLS and SASL part of the whole-configuration
+ * check: for
  * main.cf and every smtpd service of master.cf (its -o overrides
  * applied), the server context smtpd would build is built here too, so
  * a certificate that does not load, a key that does not match it, a
  * bad protocol list or cipher grade is an error of `postern check`
  * (and refuses `postern start` and a reload) instead of a warning in
  * smtpd's log and a 454 to every STARTTLS. Key files readable by group
- * or others are a warning.
+ * or others are a warning. Where smtpd_sasl_auth_enable = yes, the SASL
+ * server is built the same way (a bad smtpd_sasl_type, security option
+ * or database setting is an error; a Dovecot auth server that does not
+ * answer is only a warning in the log).
  *
  * Called from confcheck.c. Run as root, as master is, it reads the key
  * files as master will for the daemons (privfiles.h).
@@ -22,6 +26,7 @@
 #include "confcheck.h"
 #include "daemon/privfiles.h"
 #include "daemon/tls_config.h"
+#include "sasl/sasl.h"
 #include "tls/tls.h"
 
 static void add_once(strv_t *list, char *msg)
@@ -99,23 +104,25 @@ static void check_one(struct config *cfg, const char *label, strv_t *errors, str
 		add_once(errors, str_steal(&error));
 	} else if (smtpd_tls_config_enabled(&tc)) {
 		if (!tc.has_cert)
-			add_once(warnings,
-			         xasprintf("%s: TLS is enabled (smtpd_tls_security_level or "
-			                   "smtpd_tls_wrappermode) but none of smtpd_tls_cert_file, "
-			                   "smtpd_tls_eccert_file, smtpd_tls_chain_files is set: "
-			                   "STARTTLS will answer 454",
-			                   label));
+			add_once(
+			        warnings,
+			        xasprintf("%s: TLS is enabled (smtpd_tls_security_level or "
+			                  "smtpd_tls_wrappermode) but none of smtpd_tls_cert_file, "
+			                  "smtpd_tls_eccert_file, smtpd_tls_chain_files is set: "
+			                  "STARTTLS will answer 454",
+			                  label));
 		else if ((missing = missing_file(&tc.set)) != NULL)
 			/* Not yet made (a new install, a certificate still to be
 			 * requested): Postfix runs without TLS then, and so
 			 * does smtpd; anything else wrong with the files is an
 			 * error. */
-			add_once(warnings,
-			         xasprintf("%s: TLS: %s does not exist: STARTTLS will answer 454 "
-			                   "(make a test certificate with `postern tls selfsigned`, "
-			                   "or point smtpd_tls_cert_file/smtpd_tls_key_file at real "
-			                   "ones)",
-			                   label, missing));
+			add_once(
+			        warnings,
+			        xasprintf("%s: TLS: %s does not exist: STARTTLS will answer 454 "
+			                  "(make a test certificate with `postern tls selfsigned`, "
+			                  "or point smtpd_tls_cert_file/smtpd_tls_key_file at real "
+			                  "ones)",
+			                  label, missing));
 		else if (tls_server_new(&tc.set, &srv, &error) < 0)
 			add_once(errors, xasprintf("%s: TLS: %s", label, str_c(&error)));
 		if (tc.req_ccert_ignored)
@@ -126,6 +133,14 @@ static void check_one(struct config *cfg, const char *label, strv_t *errors, str
 	}
 	tls_server_free(&srv);
 	smtpd_tls_config_free(&tc);
+	if (config_bool(cfg, "smtpd_sasl_auth_enable")) {
+		struct sasl_server *sasl = NULL;
+
+		str_reset(&error);
+		if (sasl_server_create(cfg, &sasl, &error) < 0)
+			add_once(errors, xasprintf("%s: SASL: %s", label, str_c(&error)));
+		sasl_server_free(&sasl);
+	}
 	str_free(&error);
 }
 

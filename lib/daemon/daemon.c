@@ -43,7 +43,8 @@
 static void daemon_usage(const struct daemon_spec *spec)
 {
 	fprintf(stderr,
-	        "usage: %s [-V] [-c DIR] [-v] [-e] [-R] [-s SERVICE] [-l FD]... [-m FD] [-f FD:PATH]...%s%s\n"
+	        "usage: %s [-V] [-c DIR] [-v] [-e] [-R] [-s SERVICE] [-l FD]... [-m FD] [-f "
+	        "FD:PATH]...%s%s\n"
 	        "  -V          print the version and exit\n"
 	        "  -c DIR      configuration directory (main.cf, master.cf)\n"
 	        "  -v          more verbose logging (repeat for more)\n"

@@ -21,10 +21,8 @@
 /* The parameters naming files smtpd reads with root's rights. */
 static const char *const smtpd_files[] = {
         "smtpd_tls_CAfile", /* public, but Postfix reads it as root too */
-        "smtpd_tls_cert_file",
-        "smtpd_tls_key_file",
-        "smtpd_tls_eccert_file",
-        "smtpd_tls_eckey_file",
+        "smtpd_tls_cert_file",   "smtpd_tls_key_file",
+        "smtpd_tls_eccert_file", "smtpd_tls_eckey_file",
 };
 
 static void add_unique(strv_t *paths, const char *path)

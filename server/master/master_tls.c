@@ -36,8 +36,7 @@ static void rotate(struct master *m)
 
 	if (lifetime == 0)
 		return; /* no resumption: nothing to share */
-	path = xasprintf("%s/%s", config_str(m->main_cfg, "data_directory"),
-	                 TLS_SMTPD_TICKET_FILE);
+	path = xasprintf("%s/%s", config_str(m->main_cfg, "data_directory"), TLS_SMTPD_TICKET_FILE);
 	str_init(&error);
 	if (tls_ticket_keys_rotate(path, lifetime, m->privileged ? (long)m->owner_uid : -1,
 	                           m->privileged ? (long)m->owner_gid : -1, &next, &error) < 0)

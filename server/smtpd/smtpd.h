@@ -66,7 +66,6 @@ struct tls_info;
 struct sasl_server;
 struct sasl_session;
 
-
 /* smtpd_forbid_bare_newline (Postfix 3.7.11's values). */
 enum smtpd_bare_newline {
 	SMTPD_BARE_NO, /* a bare LF ends a line, ".\n" ends DATA */

@@ -62,8 +62,9 @@ int smtpd_auth_listener_init(struct smtpd_listener *lis, str_t *error)
 	lis->sasl_response_limit = (size_t)config_int(cfg, "smtpd_sasl_response_limit");
 	lis->sasl_failure_delay = config_time(cfg, "smtpd_sasl_failure_delay");
 	lis->sasl_failure_limit = (unsigned)config_int(cfg, "smtpd_sasl_failure_limit");
-	smtpd_netlist_init(&lis->sasl_exceptions, config_list(cfg, "smtpd_sasl_exceptions_networks"),
-	                   lis->service, "smtpd_sasl_exceptions_networks");
+	smtpd_netlist_init(&lis->sasl_exceptions,
+	                   config_list(cfg, "smtpd_sasl_exceptions_networks"), lis->service,
+	                   "smtpd_sasl_exceptions_networks");
 	if (!config_bool(cfg, "smtpd_sasl_auth_enable"))
 		return 0;
 	if (sasl_server_create(cfg, &lis->sasl, error) < 0)
@@ -188,7 +189,8 @@ static void exchange_failed(struct smtpd_session *s, const char *mech, const cha
 	            reason[0] != '\0' ? reason : "(reason unavailable)");
 	str_reset(&s->auth_reply);
 	if (temporary)
-		str_appendf(&s->auth_reply, "454 4.7.0 Temporary authentication failure: %s", reason);
+		str_appendf(&s->auth_reply, "454 4.7.0 Temporary authentication failure: %s",
+		            reason);
 	else
 		str_appendf(&s->auth_reply, "535 5.7.8 Error: authentication failed: %s", reason);
 	exchange_end(s);
@@ -321,7 +323,8 @@ void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	sp = memchr(arg, ' ', cmd->arg_len);
 	mech_len = sp != NULL ? (size_t)(sp - arg) : cmd->arg_len;
 	if (cmd->arg_len == 0 || mech_len == 0 || mech_len > 64 ||
-	    (sp != NULL && (sp + 1 >= end || memchr(sp + 1, ' ', (size_t)(end - sp - 1)) != NULL))) {
+	    (sp != NULL &&
+	     (sp + 1 >= end || memchr(sp + 1, ' ', (size_t)(end - sp - 1)) != NULL))) {
 		smtpd_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism");
 		return;
 	}
@@ -338,11 +341,14 @@ void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		/* RFC 4954: "=" is an empty initial response. */
 		if (!(ir_len == 1 && ir[0] == '=') &&
 		    base64_decode(ir, ir_len, SASL_MESSAGE_MAX, &decoded, &why) < 0) {
+			explicit_bzero(s->line.buf, s->line.len);
 			str_free(&decoded);
 			exchange_failed(s, s->auth_mech, "bad protocol / cancel", false);
 			return;
 		}
 	}
+	/* The command line held the credentials in base64: gone now. */
+	explicit_bzero(s->line.buf, s->line.len);
 	session_peer(s, &peer);
 	s->sasl = sasl_session_new(s->lis->sasl, &peer);
 	step_start(s, true, &decoded, sp != NULL);

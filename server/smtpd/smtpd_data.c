@@ -73,8 +73,8 @@ static void received_header(struct smtpd_session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 	str_init(&h);
-	str_appendf(&h, "Received: from %s (%s [%s])", s->helo != NULL ? s->helo : s->addr,
-	            s->name, s->addr);
+	str_appendf(&h, "Received: from %s (%s [%s])", s->helo != NULL ? s->helo : s->addr, s->name,
+	            s->addr);
 	/* Postfix's order: the TLS comment, then the login. */
 	smtpd_tls_received(s, &h);
 	if (s->sasl_username != NULL && s->lis->sasl_auth_header)

@@ -52,9 +52,10 @@ int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error)
 	lis->tls_req_ccert = tc.set.req_ccert;
 	lis->tls_ask_ccert = tc.set.ask_ccert;
 	if (tc.req_ccert_ignored)
-		log_warning("service %s: smtpd_tls_req_ccert = yes needs smtpd_tls_security_level = "
-		            "encrypt: ignored",
-		            lis->service);
+		log_warning(
+		        "service %s: smtpd_tls_req_ccert = yes needs smtpd_tls_security_level = "
+		        "encrypt: ignored",
+		        lis->service);
 	if (!smtpd_tls_config_enabled(&tc)) {
 		smtpd_tls_config_free(&tc);
 		return 0;
@@ -62,9 +63,10 @@ int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error)
 	str_init(&e);
 	if (!tc.has_cert) {
 		/* Postfix goes on without TLS too: STARTTLS answers 454. */
-		log_warning("service %s: TLS is enabled but none of smtpd_tls_cert_file, "
-		            "smtpd_tls_eccert_file, smtpd_tls_chain_files is set: TLS not available",
-		            lis->service);
+		log_warning(
+		        "service %s: TLS is enabled but none of smtpd_tls_cert_file, "
+		        "smtpd_tls_eccert_file, smtpd_tls_chain_files is set: TLS not available",
+		        lis->service);
 	} else if (tls_server_new(&tc.set, &lis->tls, &e) < 0) {
 		/* A key or certificate that cannot be loaded (a renewal in
 		 * progress, a wrong path) makes TLS unavailable, not the

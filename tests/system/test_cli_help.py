@@ -189,7 +189,7 @@ def conf_entries(page):
     section = page.split("\nPARAMETERS\n", 1)[1].split("\nFILES\n", 1)[0]
     entries, name = {}, None
     for line in section.splitlines():
-        m = re.match(r"^ {7}([a-z0-9_]+)(?:$| {2,}(.*))", line)
+        m = re.match(r"^ {7}([A-Za-z0-9_]+)(?:$| {2,}(.*))", line)
         if m:
             name = m.group(1)
             entries[name] = m.group(2) or ""

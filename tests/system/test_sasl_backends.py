@@ -203,3 +203,44 @@ def test_postern_backend(probe_bin, demo_db, tmp_path, mech):
     assert probe(probe_bin, d, mech, "alice", "wrong")[:2] == ("FAIL", "authentication failure")
     assert probe(probe_bin, d, mech, "bob@example.com", "demo")[:2] == \
         ("FAIL", "authentication failure")
+
+
+# ---- through smtpd: AUTH on a submission port, and the same password in IMAP --
+
+def test_smtpd_with_dovecot_and_imap_same_password(postern_build, dovecot_auth):
+    """smtpd_sasl_type = dovecot through smtpd's AUTH command; the password
+    that logs in over SMTP also opens the IMAP session of the same Dovecot
+    (one database, one password)."""
+    import base64
+    import imaplib
+
+    from harness.smtpclient import Raw
+    from harness.smtpd import Smtpd
+
+    # smtpd runs as mail_owner: the recipe's private/ belongs to it.
+    import grp
+    os.chown(dovecot_auth.path("private"), -1, grp.getgrnam("postern").gr_gid)
+    sd = Smtpd(postern_build, main_cf={
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": dovecot_auth.path("private/auth"),
+        "smtpd_sasl_failure_delay": "0",
+    })
+    with sd:
+        for password, want in (("demo", "235 2.7.0 Authentication successful"),
+                               ("wrong", "535 5.7.8 Error: authentication failed:")):
+            c = Raw(sd.host, sd.port)
+            assert "250-AUTH PLAIN LOGIN" in c.cmd("EHLO client.example")
+            resp = base64.b64encode(f"\0alice@example.com\0{password}".encode()).decode()
+            assert c.cmd("AUTH PLAIN " + resp).startswith(want)
+            c.close()
+        sd.wait_log(r"warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed")
+    imap = imaplib.IMAP4(dovecot_auth.host, dovecot_auth.imap_port, timeout=10)
+    try:
+        assert imap.login("alice@example.com", "demo")[0] == "OK"
+    finally:
+        imap.logout()
+    imap = imaplib.IMAP4(dovecot_auth.host, dovecot_auth.imap_port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.login("alice@example.com", "wrong")
+    imap.logout()

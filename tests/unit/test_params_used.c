@@ -273,11 +273,11 @@ static struct config *parse(const char *text)
  * default, compared as values, with file and line. */
 static void test_not_yet_warnings(void **state)
 {
-	struct config *cfg = parse("smtpd_tls_security_level = may\n"
+	struct config *cfg = parse("smtp_tls_security_level = may\n"
 	                           "smtpd_client_connection_count_limit = 50\n"
-	                           "smtpd_sasl_auth_enable = No\n"
+	                           "smtp_sasl_auth_enable = No\n"
 	                           "anvil_rate_time_unit = 1m\n"
-	                           "smtpd_tls_protocols = >=TLSv1\n"
+	                           "smtp_tls_protocols = >=TLSv1\n"
 	                           "message_size_limit = 1\n"
 	                           "inet_protocols = ipv4\n"
 	                           "mail_version = 9\n"
@@ -292,10 +292,10 @@ static void test_not_yet_warnings(void **state)
 	assert_string_equal(warnings.v[1], "/etc/postern/main.cf, line 9: smtp_tls_cert_file is "
 	                                   "accepted but not implemented yet");
 	assert_string_equal(warnings.v[2], "/etc/postern/main.cf, line 1: "
-	                                   "smtpd_tls_security_level is accepted but not "
+	                                   "smtp_tls_security_level is accepted but not "
 	                                   "implemented yet");
 	assert_false(config_not_yet_set(cfg, "message_size_limit"));
-	assert_false(config_not_yet_set(cfg, "smtpd_tls_key_file")); /* not set */
+	assert_false(config_not_yet_set(cfg, "smtp_tls_key_file")); /* not set */
 	assert_true(config_not_yet_set(cfg, "inet_protocols"));
 	strv_free(&warnings);
 	config_destroy(&cfg);
