@@ -106,9 +106,9 @@ struct tls_server_settings {
 	/* Session resumption with RFC 5077 tickets: lifetime in seconds (0
 	 * = no resumption). The keys come from ticket_key_file (written by
 	 * master: tls_ticket_keys_rotate), re-read when it changes (looked
-	 * at no more than once a second); when empty or unreadable, a key
-	 * made in this process (resumption only with the same process),
-	 * with one warning per process. The file is replaced by rename:
+	 * at no more than once a second); when unreadable, a key made in
+	 * this process (resumption only with the same process), with one
+	 * warning per process; NULL or empty: that key, without a warning. The file is replaced by rename:
 	 * it must not be one of the inherited files (fs_inherited_add). */
 	unsigned session_timeout;
 	const char *ticket_key_file;

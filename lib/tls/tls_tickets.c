@@ -547,10 +547,10 @@ int tls_tickets_attach(SSL_CTX *ctx, const char *path, str_t *error)
 	}
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 	/* Read the file now, so a missing one is reported at start. */
+	/* No file named: the caller wants this process's keys (smtpd run by
+	 * hand, where no master shares keys; postern check), no warning. */
 	pthread_mutex_lock(&store->lock);
-	if (store->path == NULL)
-		warn_process_key("no ticket key file");
-	else
+	if (store->path != NULL)
 		store_refresh(store);
 	pthread_mutex_unlock(&store->lock);
 	return 0;

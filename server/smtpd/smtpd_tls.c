@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "conf/config.h"
+#include "daemon/daemon.h"
 #include "daemon/tls_config.h"
 #include "smtpd.h"
 #include "tls/tls.h"
@@ -60,6 +61,10 @@ int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error)
 		smtpd_tls_config_free(&tc);
 		return 0;
 	}
+	/* Run by hand there is no master writing the shared ticket keys:
+	 * this process's own then, quietly. */
+	if (lis->server->daemon == NULL || lis->server->daemon->master_fd < 0)
+		tc.set.ticket_key_file = NULL;
 	str_init(&e);
 	if (!tc.has_cert) {
 		/* Postfix goes on without TLS too: STARTTLS answers 454. */
