@@ -319,3 +319,56 @@ def test_not_yet_implemented_parameters_are_warned_about(postern, tmp_path):
     r = postern("conf", "-d", "-c", d)
     assert "\nsmtp_tls_security_level =\n" in r.stdout
     assert "queue_minfree = 0\n" in r.stdout
+
+
+SEEDS = os.path.join(REPO, "..", "shared", "seeds")
+
+
+def seed_blocks(marker):
+    """The ```bash blocks of the seed guide (../shared/seeds, the Postfix
+    administrator's guide postern's users know) that contain marker."""
+    out = []
+    for name in sorted(os.listdir(SEEDS)):
+        if not name.endswith(".txt"):
+            continue
+        with open(os.path.join(SEEDS, name)) as f:
+            text = f.read()
+        for block in text.split("```")[1::2]:
+            if marker in block:
+                out.append(block)
+    assert out, f"no seed block with {marker!r} in {SEEDS}"
+    return out
+
+
+def config_lines(block):
+    """The main.cf or master.cf lines of a block: drop shell commands and
+    comments, keep parameter lines, service lines and their continuations."""
+    keep = []
+    for line in block.splitlines():
+        if line.startswith(("bash", "sudo ", "#")) or not line.strip():
+            continue
+        keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+def test_seed_tls_and_sasl_snippets_pass_check(postern, tmp_path):
+    """The seed guide's TLS, SASL and submission snippets, unchanged, in a
+    main.cf and master.cf: `postern check` accepts them (warnings only:
+    the certificate paths do not exist here, the smtp client's TLS
+    parameters come with the outbound issue)."""
+    main = config_lines(seed_blocks("smtpd_tls_cert_file")[0])
+    main += config_lines(seed_blocks("smtpd_sasl_type = cyrus")[0])
+    master = MASTER_MIN + config_lines(seed_blocks("submission inet")[0])
+    assert "smtpd_tls_security_level = may" in main and "-o smtpd_tls_auth_only=yes" in master
+    d = write_conf(tmp_path, main, master)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0, r.stderr
+    assert "error" not in r.stderr, r.stderr
+    # What they mean: the values as written, for the daemons to use.
+    for name, value in (("smtpd_tls_security_level", "may"), ("smtpd_sasl_type", "cyrus"),
+                        ("smtpd_tls_mandatory_protocols", "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"),
+                        ("broken_sasl_auth_clients", "yes")):
+        r = postern("conf", "-c", d, name)
+        assert r.stdout == f"{name} = {value}\n", r.stdout
+    r = postern("conf", "-c", d, "-M", "submission/inet")
+    assert r.returncode == 0 and "smtpd_tls_security_level=encrypt" in r.stdout, r.stdout
