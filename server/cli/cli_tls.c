@@ -40,6 +40,25 @@ static int usage(void)
 	return CLI_EXIT_USAGE;
 }
 
+/* Create the directory path is in (mode 0755) when it is missing and its
+ * own parent exists. -1 after logging why. */
+static int make_parent(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int ret = 0;
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			log_error("mkdir %s: %m", dir);
+			ret = -1;
+		}
+	}
+	free(dir);
+	return ret;
+}
+
 /* The configuration of -c DIR; a missing main.cf means the defaults. */
 static struct config *load_config(void)
 {
@@ -168,6 +187,10 @@ static int selfsigned(int argc, char **argv)
 		log_error("%s: the certificate and the key need two files", cert);
 		goto out;
 	}
+	/* main.cf may name a directory that does not exist yet
+	 * ($config_directory/tls on a new install): make its last level. */
+	if (make_parent(cert) < 0 || make_parent(key) < 0)
+		goto out;
 	if (tls_selfsigned_write(cert, key, cn, (unsigned)days, ecdsa, &error) < 0) {
 		log_error("%s", str_c(&error));
 		goto out;
