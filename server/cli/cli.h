@@ -33,6 +33,13 @@ void cli_log_open(const char *command);
 int cli_common_options(int argc, char **argv, const char *optstring);
 
 struct config;
+/* main.cf of dir; a missing main.cf means the built-in defaults (the
+ * commands work on a host without one). Problems are logged: strict, as
+ * errors and NULL is returned (the caller stops: a broken database line
+ * must not mean the default database); else as warnings, with what could
+ * be read returned. */
+struct config *cli_config_load(const char *dir, bool strict);
+
 /* Warn on stderr about each parameter set in main.cf or as a master.cf -o
  * override (config directory cli_globals.config_dir) that is accepted but
  * not implemented yet, naming file and line. */

@@ -41,36 +41,13 @@
 
 /* ---- shared helpers (cli_db.h) ------------------------------------------ */
 
-static struct config *load_config(const char *dir)
-{
-	strv_t errors = STRV_INIT;
-	struct config *cfg = NULL;
-	char *path = xasprintf("%s/main.cf", dir);
-	int ret;
-
-	/* A missing main.cf means the built-in defaults, as for postern map. */
-	if (access(path, F_OK) == 0)
-		ret = config_load(dir, &cfg, &errors);
-	else
-		ret = config_parse_text("", 0, path, dir, &cfg, &errors);
-	for (size_t i = 0; i < errors.n; i++)
-		log_error("%s", errors.v[i]);
-	strv_free(&errors);
-	free(path);
-	/* Why stop at a syntax error: the database line may be the broken
-	 * one, and the default database is not the one meant. */
-	if (ret < 0)
-		config_destroy(&cfg);
-	return cfg;
-}
-
 int cli_db_open(struct cli_db *d, unsigned flags)
 {
 	const struct passwd *pw = getpwuid(getuid());
 	str_t error;
 
 	memset(d, 0, sizeof(*d));
-	d->cfg = load_config(cli_globals.config_dir);
+	d->cfg = cli_config_load(cli_globals.config_dir, true);
 	if (d->cfg == NULL)
 		return CLI_EXIT_FAIL;
 	str_init(&error);

@@ -54,25 +54,6 @@ static int usage(void)
 	return CLI_EXIT_USAGE;
 }
 
-/* Load main.cf from the configuration directory; a missing main.cf means
- * the built-in defaults (postern map works on a host without one). */
-static struct config *load_config(const char *dir)
-{
-	strv_t errors = STRV_INIT;
-	struct config *cfg = NULL;
-	char *path = xasprintf("%s/main.cf", dir);
-
-	if (access(path, F_OK) == 0)
-		(void)config_load(dir, &cfg, &errors);
-	else
-		(void)config_parse_text("", 0, path, dir, &cfg, &errors);
-	for (size_t i = 0; i < errors.n; i++)
-		log_warning("%s", errors.v[i]);
-	strv_free(&errors);
-	free(path);
-	return cfg;
-}
-
 static void query_one(struct map_run *run, const char *key, bool with_key)
 {
 	struct table_result r;
@@ -201,7 +182,7 @@ int cli_map(int argc, char **argv)
 	}
 	table = argv[argc - 1];
 
-	ctx.cfg = load_config(cli_globals.config_dir);
+	ctx.cfg = cli_config_load(cli_globals.config_dir, false);
 	ctx.config_dir = cli_globals.config_dir;
 	str_init(&error);
 	run.maps = maps_open("", table, &ctx, &error);

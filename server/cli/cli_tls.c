@@ -59,28 +59,6 @@ static int make_parent(const char *path)
 	return ret;
 }
 
-/* The configuration of -c DIR; a missing main.cf means the defaults. */
-static struct config *load_config(void)
-{
-	const char *dir = cli_globals.config_dir;
-	char *path = xasprintf("%s/main.cf", dir);
-	strv_t errors = STRV_INIT;
-	struct config *cfg = NULL;
-	int ret;
-
-	if (access(path, F_OK) == 0)
-		ret = config_load(dir, &cfg, &errors);
-	else
-		ret = config_parse_text("", 0, path, dir, &cfg, &errors);
-	for (size_t i = 0; i < errors.n; i++)
-		log_error("%s", errors.v[i]);
-	strv_free(&errors);
-	free(path);
-	if (ret < 0)
-		config_destroy(&cfg);
-	return cfg;
-}
-
 /* The expanded value of name into *value_r (caller frees); -1 logged. */
 static int expand(struct config *cfg, const char *name, char **value_r)
 {
@@ -144,7 +122,7 @@ static int selfsigned(int argc, char **argv)
 	}
 	if (argc - optind != 0 && argc - optind != 2)
 		return usage();
-	if ((cfg = load_config()) == NULL)
+	if ((cfg = cli_config_load(cli_globals.config_dir, true)) == NULL)
 		return CLI_EXIT_FAIL;
 	str_init(&error);
 

@@ -54,6 +54,30 @@ void cli_warn_not_yet(struct config *cfg)
 	free(path);
 }
 
+struct config *cli_config_load(const char *dir, bool strict)
+{
+	strv_t errors = STRV_INIT;
+	struct config *cfg = NULL;
+	char *path = xasprintf("%s/main.cf", dir);
+	int ret;
+
+	if (access(path, F_OK) == 0)
+		ret = config_load(dir, &cfg, &errors);
+	else
+		ret = config_parse_text("", 0, path, dir, &cfg, &errors);
+	for (size_t i = 0; i < errors.n; i++) {
+		if (strict)
+			log_error("%s", errors.v[i]);
+		else
+			log_warning("%s", errors.v[i]);
+	}
+	strv_free(&errors);
+	free(path);
+	if (ret < 0 && strict)
+		config_destroy(&cfg);
+	return cfg;
+}
+
 int cli_common_options(int argc, char **argv, const char *optstring)
 {
 	int opt;

@@ -36,7 +36,7 @@ import tempfile
 import pytest
 
 from harness.base import _tmp_parent
-from harness.certs import make_pki
+from harness.certs import client_ctx as ctx, make_pki
 from harness.smtpclient import Raw
 from harness.smtpd import Smtpd
 
@@ -61,13 +61,6 @@ def pki():
     os.chmod(top, 0o755)
     yield make_pki(top)
     shutil.rmtree(top, ignore_errors=True)
-
-
-def ctx():
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    return c
 
 
 def main_cf(pki, **extra):

@@ -37,7 +37,7 @@ import tempfile
 import pytest
 
 from harness.base import _tmp_parent
-from harness.certs import fingerprint, make_pki
+from harness.certs import client_ctx, fingerprint, make_pki
 from harness.smtpclient import Raw
 from harness.smtpd import Smtpd
 
@@ -49,19 +49,6 @@ def pki():
     os.chmod(top, 0o755)
     yield make_pki(top)
     shutil.rmtree(top, ignore_errors=True)
-
-
-def client_ctx(minv=None, maxv=None, cert=None, key=None):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if minv is not None:
-        ctx.minimum_version = minv
-    if maxv is not None:
-        ctx.maximum_version = maxv
-    if cert is not None:
-        ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 def tls_main(pki, **extra):

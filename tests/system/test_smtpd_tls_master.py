@@ -20,7 +20,7 @@ import tempfile
 import pytest
 
 from harness.base import _tmp_parent
-from harness.certs import make_pki, selfsigned
+from harness.certs import client_ctx, make_pki, selfsigned
 from harness.process import wait_until
 from harness.smtpclient import Raw
 from harness.smtpd import Smtpd
@@ -59,15 +59,6 @@ def tls_master(postern_build, postern):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def ctx(maxv=None):
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    if maxv is not None:
-        c.maximum_version = maxv
-    return c
-
-
 def smtpd_pids(m):
     return sorted(p for p in child_pids(m.proc.pid) if exe_name(p) == "smtpd")
 
@@ -92,7 +83,7 @@ def test_root_only_key_and_shared_tickets(tls_master):
         assert all(int(u) == owner.pw_uid for u in uids), uids
     st = os.stat(m.pki.server_key)
     assert st.st_uid == 0 and st.st_mode & 0o077 == 0
-    context = ctx(ssl.TLSVersion.TLSv1_2)
+    context = client_ctx(maxv=ssl.TLSVersion.TLSv1_2)
     c, s = tls_connect(m, context)
     session = s.session
     c.close()
@@ -114,7 +105,7 @@ def test_root_only_key_and_shared_tickets(tls_master):
 
 def test_reload_picks_up_a_renewed_certificate(tls_master):
     m = tls_master
-    c, s = tls_connect(m, ctx())
+    c, s = tls_connect(m, client_ctx())
     first = s.getpeercert(binary_form=True)
     c.close()
     # Renewal: new files in place (as certbot's symlinks switch), reload.
@@ -126,7 +117,7 @@ def test_reload_picks_up_a_renewed_certificate(tls_master):
     assert m.run("reload").returncode == 0
     wait_until(lambda: smtpd_pids(m) and set(smtpd_pids(m)).isdisjoint(before), timeout=20,
                what="a new smtpd after reload")
-    c, s = tls_connect(m, ctx())
+    c, s = tls_connect(m, client_ctx())
     assert s.getpeercert(binary_form=True) != first
     der = s.getpeercert(binary_form=True)
     c.close()

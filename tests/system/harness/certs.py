@@ -9,6 +9,7 @@ Keys are mode 0600, as certbot writes them.
 """
 
 import os
+import ssl
 import subprocess
 
 
@@ -73,3 +74,19 @@ def make_pki(dir):
                                          p.ca_key)
     p.rogue_cert, p.rogue_key = selfsigned(dir, "rogue", "rogue.test.example")
     return p
+
+
+def client_ctx(minv=None, maxv=None, cert=None, key=None):
+    """A TLS client context that does not verify the server (test
+    certificates), optionally limited to protocol versions and with a
+    client certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minv is not None:
+        ctx.minimum_version = minv
+    if maxv is not None:
+        ctx.maximum_version = maxv
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    return ctx
