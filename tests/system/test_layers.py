@@ -54,9 +54,9 @@ def test_same_layer_sideways_include_fails(tmp_path):
 
 
 def test_unlisted_folder_fails(tmp_path):
-    root = tree(tmp_path, {"tls/tls.c": '#include "base/str.h"\n',
-                           "smtp/x.c": '#include "tls/tls.h"\n'})
+    root = tree(tmp_path, {"milter/milter.c": '#include "base/str.h"\n',
+                           "smtp/x.c": '#include "milter/milter.h"\n'})
     res = check(root)
     assert res.returncode == 1
-    assert "lib/tls: folder not listed in lib/README" in res.stdout
-    assert "lib/smtp/x.c:1: smtp includes tls/tls.h: folder tls is not in lib/README" in res.stdout
+    assert "lib/milter: folder not listed in lib/README" in res.stdout
+    assert "lib/smtp/x.c:1: smtp includes milter/milter.h: folder milter is not in lib/README" in res.stdout

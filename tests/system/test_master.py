@@ -181,7 +181,7 @@ def test_start_and_reload_warn_about_parameters_not_implemented_yet(master):
     master.config()
     with open(os.path.join(master.sd.confdir, "master.cf"), "a") as f:
         f.write(f"127.0.0.1:{free_port()} inet n - n - 1 smtpd "
-                "-o smtpd_tls_security_level=may\n")
+                "-o milter_macro_daemon_name=ORIGINATING\n")
     res = master.run("start")
     assert res.returncode == 0, res.stderr
     master.wait_smtp()
@@ -190,15 +190,15 @@ def test_start_and_reload_warn_about_parameters_not_implemented_yet(master):
     mastercf = os.path.join(master.sd.confdir, "master.cf")
     assert re.search(re.escape(maincf) + r", line \d+: smtpd_client_connection_rate_limit is "
                      r"accepted but not implemented yet", res.stderr), res.stderr
-    assert re.search(re.escape(mastercf) + r", line \d+ .*smtpd_tls_security_level is "
+    assert re.search(re.escape(mastercf) + r", line \d+ .*milter_macro_daemon_name is "
                      r"accepted but not implemented yet", res.stderr), res.stderr
     wait_until(lambda: "smtpd_client_connection_rate_limit is accepted but not "
                "implemented yet" in master.log(), timeout=10, what="warning in the log")
-    count = master.log().count("smtpd_tls_security_level is accepted but not implemented yet")
+    count = master.log().count("milter_macro_daemon_name is accepted but not implemented yet")
     assert count >= 1
     res = master.run("reload")
     assert res.returncode == 0, res.stderr
-    wait_until(lambda: master.log().count("smtpd_tls_security_level is accepted but not "
+    wait_until(lambda: master.log().count("milter_macro_daemon_name is accepted but not "
                                           "implemented yet") > count,
                timeout=10, what="the warning again after reload")
     res = master.run("stop")
