@@ -90,7 +90,7 @@ def test_ehlo_keywords_for_authorized_clients(sd):
     c = Raw(sd)
     kws = keywords(c.cmd("EHLO client.example"))
     # Postfix's place: after VRFY (and ETRN), before ENHANCEDSTATUSCODES.
-    assert kws == ["PIPELINING", "SIZE 10240000", XCLIENT_KW, XFORWARD_KW,
+    assert kws == ["PIPELINING", "SIZE 10240000", "ETRN", XCLIENT_KW, XFORWARD_KW,
                    "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"]
 
 
