@@ -26,6 +26,7 @@ static char *create_error(const char *text)
 	struct sasl_server *srv = NULL;
 	str_t error;
 	int rc;
+	char *text;
 
 	str_init(&error);
 	rc = sasl_server_create(cfg, &srv, &error);
@@ -35,7 +36,9 @@ static char *create_error(const char *text)
 		assert_null(srv);
 	sasl_server_free(&srv);
 	config_destroy(&cfg);
-	return str_steal(&error);
+	text = str_steal(&error);
+	str_free(&error); /* str_steal leaves a fresh empty buffer */
+	return text;
 }
 
 static void test_bad_settings(void **state)
