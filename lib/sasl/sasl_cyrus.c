@@ -62,6 +62,10 @@ static const enum sasl_result R_TEMPFAIL = SASL_TEMPFAIL;
 static pthread_mutex_t cyrus_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool cyrus_initialised;
 static char *cyrus_conf_path; /* for the callback; set once, kept */
+/* The application name given to sasl_server_init: libsasl2 keeps the
+ * pointer (and reads it at every sasl_server_new), so it must outlive
+ * every sasl_server of the process, not just the first one. */
+static char *cyrus_app_name;
 
 struct cyrus_session {
 	sasl_conn_t *conn;
@@ -234,7 +238,9 @@ static int cyrus_init(struct sasl_server *srv, struct config *cfg, str_t *error)
 		cyrus_conf_path = path[0] != '\0'
 		                          ? xstrdup(path)
 		                          : xasprintf("%s/sasl:%s", dir, CYRUS_CONF_PATH_TAIL);
-		status = sasl_server_init(cyrus_callbacks, srv->path);
+		free(cyrus_app_name);
+		cyrus_app_name = xstrdup(srv->path);
+		status = sasl_server_init(cyrus_callbacks, cyrus_app_name);
 		if (status != SASL_OK) {
 			str_appendf(error,
 			            "Cyrus SASL initialisation failed for %s (smtpd_sasl_path): %s",

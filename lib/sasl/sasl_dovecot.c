@@ -401,9 +401,8 @@ static void fetch_mechs(struct sasl_server *srv)
 
 	str_init(&why);
 	ok = conn_handshake(&c, d->socket, now_ms() + DOVECOT_CONNECT_MS, &mechs, &why) == 0;
-	if (ok) {
-		conn_close(&c);
-	} else {
+	conn_close(&c); /* either way: conn_open set up its buffer */
+	if (!ok) {
 		log_warning("SASL: %s; AUTH is not offered until it answers", str_c(&why));
 		sasl_mech_list_free(&mechs);
 	}
@@ -501,6 +500,7 @@ static enum sasl_result read_reply(struct sasl_session *sess, str_t *challenge, 
 				str_init(&u);
 				tab_unescape(f.v[i] + 5, &u);
 				sess->username = str_steal(&u);
+				str_free(&u); /* str_steal leaves an empty buffer */
 			}
 		}
 		if (sess->username == NULL || sess->username[0] == '\0') {
@@ -577,18 +577,20 @@ static enum sasl_result dovecot_step(struct sasl_session *sess, const char *mech
 	str_init(&why);
 	if (ds == NULL) {
 		ds = sess->backend_data = xcalloc(1, sizeof(*ds));
-		ds->conn.fd = -1;
-		str_init(&ds->conn.in);
+		ds->conn.fd = -1; /* conn_open (in conn_handshake) sets up conn.in */
 		if (conn_handshake(&ds->conn, d->socket, now_ms() + DOVECOT_CONNECT_MS, NULL,
 		                   &why) < 0) {
 			log_warning("SASL authentication: %s", str_c(&why));
 			str_append(reason, "Dovecot auth server unavailable");
 			str_free(&why);
+			str_free(&line);
 			return SASL_TEMPFAIL;
 		}
 	}
 	if (ds->conn.fd < 0) {
 		str_append(reason, "Dovecot auth server connection lost");
+		str_free(&why);
+		str_free(&line);
 		return SASL_TEMPFAIL;
 	}
 	if (mech != NULL) {

@@ -26,7 +26,7 @@ static char *create_error(const char *text)
 	struct sasl_server *srv = NULL;
 	str_t error;
 	int rc;
-	char *text;
+	char *copy;
 
 	str_init(&error);
 	rc = sasl_server_create(cfg, &srv, &error);
@@ -36,9 +36,9 @@ static char *create_error(const char *text)
 		assert_null(srv);
 	sasl_server_free(&srv);
 	config_destroy(&cfg);
-	text = str_steal(&error);
+	copy = str_steal(&error);
 	str_free(&error); /* str_steal leaves a fresh empty buffer */
-	return text;
+	return copy;
 }
 
 static void test_bad_settings(void **state)
