@@ -4,7 +4,8 @@
  * parameter, so that a main.cf written for Postfix means the same here.
  * Deliberate differences, each for safety and documented in README:
  *   disable_vrfy_command = yes, smtpd_forbid_bare_newline = reject,
- *   mail_owner = postern, mail_name = postern, syslog_name = postern.
+ *   mail_owner = postern, mail_name = postern, syslog_name = postern,
+ *   smtpd_sasl_type = postern, smtpd_sender_login_maps = db:sender_login.
  * postern's own parameters (database, table_cache_*) follow Postfix's
  * naming style. Keep the table sorted by name: param_find() bisects it
  * and a unit test checks the order.
