@@ -72,7 +72,8 @@ static void fuzz_plain(const uint8_t *in, size_t len)
 			abort();
 		if ((size_t)(b - a - 1) != user.len || memcmp(a + 1, user.buf, user.len) != 0)
 			abort();
-		if ((size_t)(in + len - b - 1) != pass.len || memcmp(b + 1, pass.buf, pass.len) != 0)
+		if ((size_t)(in + len - b - 1) != pass.len ||
+		    memcmp(b + 1, pass.buf, pass.len) != 0)
 			abort();
 	}
 	sasl_str_wipe(&pass);
