@@ -29,9 +29,13 @@ static size_t n_inherited;
 
 void fs_inherited_add(const char *path, int fd)
 {
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	for (size_t i = 0; i < n_inherited; i++) {
 		if (strcmp(inherited[i].path, path) == 0) {
-			close(inherited[i].fd);
+			/* The same path twice: the newer descriptor wins (and
+			 * the same descriptor twice is not closed under itself). */
+			if (inherited[i].fd != fd)
+				close(inherited[i].fd);
 			inherited[i].fd = fd;
 			return;
 		}
@@ -40,7 +44,6 @@ void fs_inherited_add(const char *path, int fd)
 	inherited[n_inherited].path = xstrdup(path);
 	inherited[n_inherited].fd = fd;
 	n_inherited++;
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 int fs_open_inherited(const char *path)

@@ -128,7 +128,8 @@ static void check_one(struct config *cfg, const char *label, strv_t *errors, str
 			add_once(errors, xasprintf("%s: TLS: %s", label, str_c(&error)));
 		if (tc.req_ccert_ignored)
 			add_once(warnings, xasprintf("%s: smtpd_tls_req_ccert = yes needs "
-			                             "smtpd_tls_security_level = encrypt: ignored",
+			                             "smtpd_tls_security_level = encrypt (or "
+			                             "smtpd_tls_wrappermode = yes): ignored",
 			                             label));
 		key_modes(cfg, warnings);
 	}

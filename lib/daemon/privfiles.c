@@ -17,6 +17,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "conf/config.h"
+#include "daemon/tls_config.h"
 
 /* The parameters naming files smtpd reads with root's rights. */
 static const char *const smtpd_files[] = {
@@ -39,7 +40,19 @@ void privfiles_collect(struct config *cfg, const char *command, strv_t *paths)
 {
 	const strv_t *chain;
 
+	struct smtpd_tls_config tc;
+	str_t error;
+	bool enabled;
+
 	if (command == NULL || strcmp(command, "smtpd") != 0)
+		return;
+	/* A service without TLS gets no key (a bad level is reported by the
+	 * daemon and by postern check, not here). */
+	str_init(&error);
+	enabled = smtpd_tls_config_read(cfg, &tc, &error) == 0 && smtpd_tls_config_enabled(&tc);
+	smtpd_tls_config_free(&tc);
+	str_free(&error);
+	if (!enabled)
 		return;
 	for (size_t i = 0; i < sizeof(smtpd_files) / sizeof(smtpd_files[0]); i++)
 		add_unique(paths, config_str(cfg, smtpd_files[i]));

@@ -45,8 +45,10 @@ int smtpd_tls_config_read(struct config *cfg, struct smtpd_tls_config *tc, str_t
 	if (level_read(cfg, &tc->level, error) < 0)
 		return -1;
 	tc->wrapper = config_bool(cfg, "smtpd_tls_wrappermode");
-	/* Mandatory TLS uses the mandatory protocol and cipher settings. */
-	mandatory = tc->level == TLS_LEVEL_ENCRYPT;
+	/* Mandatory TLS uses the mandatory protocol and cipher settings;
+	 * the wrapper mode is mandatory TLS too (Postfix 3.7:
+	 * enforce_tls = wrappermode || enforce_tls). */
+	mandatory = tc->level == TLS_LEVEL_ENCRYPT || tc->wrapper;
 	set->chain_files = config_list(cfg, "smtpd_tls_chain_files");
 	set->cert_file = config_str(cfg, "smtpd_tls_cert_file");
 	set->key_file = config_str(cfg, "smtpd_tls_key_file");
@@ -76,7 +78,7 @@ int smtpd_tls_config_read(struct config *cfg, struct smtpd_tls_config *tc, str_t
 	set->ultra_curve = config_str(cfg, "tls_eecdh_ultra_curve");
 	/* Postfix: a client certificate can be required only where TLS is. */
 	set->req_ccert = config_bool(cfg, "smtpd_tls_req_ccert");
-	if (set->req_ccert && tc->level != TLS_LEVEL_ENCRYPT) {
+	if (set->req_ccert && !mandatory) {
 		tc->req_ccert_ignored = true;
 		set->req_ccert = false;
 	}

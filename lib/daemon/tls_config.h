@@ -26,7 +26,7 @@ enum tls_level {
 struct smtpd_tls_config {
 	enum tls_level level;
 	bool wrapper; /* smtpd_tls_wrappermode */
-	bool req_ccert_ignored; /* req_ccert set without "encrypt": ignored */
+	bool req_ccert_ignored; /* req_ccert set without "encrypt" or the wrapper mode: ignored */
 	bool has_cert; /* some certificate parameter is set */
 	struct tls_server_settings set; /* strings borrowed from cfg or owned below */
 	/* private */

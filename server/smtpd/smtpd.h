@@ -157,6 +157,8 @@ struct smtpd_listener {
 	size_t sasl_response_limit; /* smtpd_sasl_response_limit */
 	uint64_t sasl_failure_delay; /* smtpd_sasl_failure_delay, seconds */
 	unsigned sasl_failure_limit; /* smtpd_sasl_failure_limit (0 = none) */
+	struct table_async_request *sasl_refresh; /* asking for the mechanisms again */
+	time_t sasl_refresh_at; /* when that was last started */
 };
 
 struct smtpd_server {
@@ -452,6 +454,9 @@ void smtpd_auth_response(struct smtpd_session *s);
 int smtpd_auth_mail_param(struct smtpd_session *s, const char *value);
 /* The queue file was opened: sasl_* attributes and the log suffix. */
 void smtpd_auth_queue(struct smtpd_session *s, str_t *log_suffix);
+/* Stop a step running in a worker and the failure pause (the session is
+ * closing): neither comes back to the session. */
+void smtpd_auth_cancel(struct smtpd_session *s);
 /* Forget the login (STARTTLS, RFC 3207) and any exchange in progress. */
 void smtpd_auth_reset(struct smtpd_session *s);
 void smtpd_auth_session_free(struct smtpd_session *s);
@@ -464,6 +469,10 @@ void smtpd_session_connected(struct smtpd_session *s);
 void smtpd_session_set_bev(struct smtpd_session *s, struct bufferevent *bev, uint64_t timeout);
 /* A socket address as numeric text (IPv4-mapped IPv6 as IPv4) and port. */
 void smtpd_sockaddr_text(const struct sockaddr *sa, char *buf, size_t size, unsigned *port_r);
+/* End the session without a reply (no connection to reply on, or one
+ * that speaks TLS we cannot give): log the disconnect statistics, free it
+ * on the next loop turn. Safe from a command handler. */
+void smtpd_session_abort(struct smtpd_session *s);
 /* End the session now (from a bufferevent callback): log the disconnect
  * statistics and free it. */
 void smtpd_session_drop(struct smtpd_session *s);

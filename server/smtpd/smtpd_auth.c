@@ -26,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "base/base64.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/utf8.h"
 #include "address/xtext.h"
 #include "conf/config.h"
 #include "queue/queue_file.h"
@@ -92,6 +94,37 @@ static bool auth_active(struct smtpd_session *s)
 	return true;
 }
 
+static void refresh_run(void *job)
+{
+	sasl_server_refresh(job);
+}
+
+static void refresh_done(void *job, const char *error, void *ctx)
+{
+	struct smtpd_listener *lis = ctx;
+
+	(void)job;
+	(void)error;
+	lis->sasl_refresh = NULL;
+}
+
+static void refresh_free(void *job)
+{
+	(void)job; /* the listener's SASL server: not the job's to free */
+}
+
+/* At most one refresh at a time, and not more often than every 10 s. */
+static void mechanisms_refresh(struct smtpd_listener *lis)
+{
+	time_t now = time(NULL);
+
+	if (lis->sasl_refresh != NULL || now - lis->sasl_refresh_at < 10)
+		return;
+	lis->sasl_refresh_at = now;
+	lis->sasl_refresh = table_async_job(lis->server->pool, refresh_run, refresh_done,
+	                                    refresh_free, lis->sasl, lis);
+}
+
 size_t smtpd_auth_ehlo_keywords(struct smtpd_session *s, const char **kws, size_t n)
 {
 	const char *mechs;
@@ -104,8 +137,12 @@ size_t smtpd_auth_ehlo_keywords(struct smtpd_session *s, const char **kws, size_
 	if (s->lis->sasl_exceptions.n > 0 && smtpd_netlist_match(&s->lis->sasl_exceptions, s->addr))
 		return n;
 	mechs = sasl_server_mechanisms(s->lis->sasl, s->tls != NULL);
-	if (mechs[0] == '\0')
+	if (mechs[0] == '\0') {
+		/* No mechanisms: the auth server (Dovecot) did not answer when
+		 * it was last asked. Ask again, in a worker, now and then. */
+		mechanisms_refresh(s->lis);
 		return n;
+	}
 	str_reset(&s->auth_reply);
 	str_appendf(&s->auth_reply, "AUTH %s", mechs);
 	if (s->lis->sasl_broken_clients) {
@@ -167,6 +204,8 @@ static void on_delay(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (s->state == SMTPD_ST_CLOSING)
+		return;
 	smtpd_reply_error(s, "%s", str_c(&s->auth_reply));
 	if (s->state == SMTPD_ST_CLOSING)
 		return;
@@ -224,6 +263,8 @@ static void job_done(void *arg, const char *error, void *ctx)
 	/* The session takes its SASL state back. */
 	s->sasl = job->sasl;
 	job->sasl = NULL;
+	if (s->state == SMTPD_ST_CLOSING) /* cancelled at close: never here */
+		return;
 	if (error != NULL) {
 		exchange_failed(s, s->auth_mech, "authentication service busy", true);
 		return;
@@ -299,6 +340,18 @@ static void session_peer(struct smtpd_session *s, struct sasl_peer *peer)
 	peer->tls = s->tls != NULL;
 }
 
+static bool mech_name_ok(const char *name, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
 void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 {
 	const char *arg = cmd->arg, *end = cmd->arg + cmd->arg_len, *sp;
@@ -319,12 +372,26 @@ void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "503 5.5.1 Error: already authenticated");
 		return;
 	}
-	/* "AUTH mechanism [initial-response]" and nothing more. */
-	sp = memchr(arg, ' ', cmd->arg_len);
-	mech_len = sp != NULL ? (size_t)(sp - arg) : cmd->arg_len;
-	if (cmd->arg_len == 0 || mech_len == 0 || mech_len > 64 ||
-	    (sp != NULL &&
-	     (sp + 1 >= end || memchr(sp + 1, ' ', (size_t)(end - sp - 1)) != NULL))) {
+	/* "AUTH mechanism [initial-response]" and nothing more, words
+	 * separated by white space as smtp_cmd.c splits them; a mechanism
+	 * name is RFC 4422's [A-Z0-9-_]{1,20} (any case), so nothing else
+	 * from the line can reach a log line as a "mechanism". */
+	sp = arg;
+	while (sp < end && *sp != ' ' && *sp != '\t')
+		sp++;
+	mech_len = (size_t)(sp - arg);
+	if (sp < end) {
+		while (sp < end && (*sp == ' ' || *sp == '\t'))
+			sp++;
+		for (const char *q = sp; q < end; q++)
+			if (*q == ' ' || *q == '\t')
+				sp = end; /* a third word */
+		if (sp >= end)
+			mech_len = 0;
+	} else {
+		sp = NULL;
+	}
+	if (mech_len == 0 || mech_len > 20 || !mech_name_ok(arg, mech_len)) {
 		smtpd_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism");
 		return;
 	}
@@ -335,7 +402,7 @@ void smtpd_cmd_auth(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	s->auth_rounds = 0;
 	str_init(&decoded);
 	if (sp != NULL) {
-		const char *ir = sp + 1;
+		const char *ir = sp;
 		size_t ir_len = (size_t)(end - ir);
 
 		/* RFC 4954: "=" is an empty initial response. */
@@ -401,9 +468,18 @@ int smtpd_auth_mail_param(struct smtpd_session *s, const char *value)
 	}
 	free(s->sasl_sender);
 	s->sasl_sender = NULL;
+	/* "<>": the submitter vouches for no one; nothing goes to the queue
+	 * file (Postfix keeps nothing either). A decoded control character
+	 * becomes '?' before the value reaches the queue file. */
+	if (strcmp(value, "<>") == 0) {
+		s->sasl_sender = xstrdup("<>");
+		return 0;
+	}
 	str_init(&addr);
-	if (xtext_decode(value, strlen(value), &addr, &why) == 0 && addr.len <= 255)
+	if (xtext_decode(value, strlen(value), &addr, &why) == 0 && addr.len <= 255) {
+		printable_fix(addr.buf, PRINTABLE_UTF8 | PRINTABLE_NO_SPACE, '?');
 		s->sasl_sender = str_steal(&addr);
+	}
 	str_free(&addr);
 	return 0;
 }
@@ -416,16 +492,24 @@ void smtpd_auth_queue(struct smtpd_session *s, str_t *log_suffix)
 	cleanup_attr(s->cleanup, QUEUE_ATTR_SASL_USERNAME, s->sasl_username);
 	str_appendf(log_suffix, ", sasl_method=%s, sasl_username=%s", s->sasl_method,
 	            s->sasl_username);
-	/* AUTH= counts only from a client that logged in. */
-	if (s->sasl_sender != NULL) {
+	/* AUTH= counts only from a client that logged in, and "<>" says
+	 * nothing. */
+	if (s->sasl_sender != NULL && strcmp(s->sasl_sender, "<>") != 0) {
 		cleanup_attr(s->cleanup, QUEUE_ATTR_SASL_SENDER, s->sasl_sender);
 		str_appendf(log_suffix, ", sasl_sender=%s", s->sasl_sender);
 	}
 }
 
-void smtpd_auth_reset(struct smtpd_session *s)
+void smtpd_auth_cancel(struct smtpd_session *s)
 {
 	table_async_cancel(&s->auth_req);
+	if (s->auth_delay_ev != NULL)
+		evtimer_del(s->auth_delay_ev);
+}
+
+void smtpd_auth_reset(struct smtpd_session *s)
+{
+	smtpd_auth_cancel(s);
 	exchange_end(s);
 	free(s->sasl_username);
 	s->sasl_username = NULL;

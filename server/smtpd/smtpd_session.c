@@ -123,6 +123,7 @@ static void session_close_after_flush(struct smtpd_session *s)
 	smtpd_limit_disconnect(s);
 	restrict_cancel(&s->pending);
 	table_async_cancel(&s->quota_req);
+	smtpd_auth_cancel(s);
 	bufferevent_disable(s->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		/* Freed on the next loop turn, never under the caller's feet. */
@@ -270,23 +271,28 @@ static void session_unknown(struct smtpd_session *s, const struct smtp_cmd *cmd)
 /* Verbose logging of a client line (-v). An AUTH command's initial
  * response and every line of an AUTH exchange carry credentials: only
  * the verb and mechanism are logged, the rest as "****". */
-static void session_log_input(struct smtpd_session *s)
+/* Does the line hold credentials: an AUTH response, or an AUTH command
+ * (its verb found as smtp_cmd.c finds it: after any blanks, ended by
+ * white space)? */
+static bool line_is_secret(const struct smtpd_session *s)
 {
-	const char *sp;
+	/* The line is NUL-terminated: strncasecmp stops at its end. */
+	const char *p = str_c(&s->line) + strspn(str_c(&s->line), " \t");
 
+	if (s->state == SMTPD_ST_AUTH)
+		return true;
+	return strncasecmp(p, "AUTH", 4) == 0 && (p[4] == '\0' || p[4] == ' ' || p[4] == '\t');
+}
+
+static void session_log_input(struct smtpd_session *s, bool secret)
+{
 	if (log_verbose() < 1)
 		return;
-	if (s->state == SMTPD_ST_AUTH) {
-		log_debug(1, "< %s[%s]: ****", s->name, s->addr);
-		return;
-	}
-	if (s->line.len >= 5 && strncasecmp(s->line.buf, "AUTH ", 5) == 0 &&
-	    (sp = strchr(s->line.buf + 5, ' ')) != NULL) {
-		log_debug(1, "< %s[%s]: %.*s ****", s->name, s->addr, (int)(sp - s->line.buf),
-		          s->line.buf);
-		return;
-	}
-	log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
+	if (secret)
+		log_debug(1, "< %s[%s]: %s****", s->name, s->addr,
+		          s->state == SMTPD_ST_AUTH ? "" : "AUTH ");
+	else
+		log_debug(1, "< %s[%s]: %s", s->name, s->addr, str_c(&s->line));
 }
 
 /* One command line in s->line (CRLF removed). */
@@ -370,11 +376,17 @@ static bool command_bare_lf_ok(struct smtpd_session *s)
 /* A complete line in s->line: a command, or an AUTH response. */
 static void session_line(struct smtpd_session *s)
 {
-	session_log_input(s);
+	bool secret = line_is_secret(s);
+
+	session_log_input(s, secret);
 	if (s->state == SMTPD_ST_AUTH)
 		smtpd_auth_response(s);
 	else
 		session_command(s);
+	/* Whatever the reply was (530, 503, 501...), the credentials do
+	 * not stay in the line buffer for the rest of the session. */
+	if (secret)
+		explicit_bzero(s->line.buf, s->line.len);
 }
 
 /* The rest of an overlong command line is dropped up to its LF; then the
@@ -420,7 +432,9 @@ static bool session_read_command(struct smtpd_session *s)
 
 	/* An AUTH response has its own limit (smtpd_sasl_response_limit). */
 	if (s->state == SMTPD_ST_AUTH)
-		limit = s->lis->sasl_response_limit;
+		limit = s->lis->sasl_response_limit < SMTPD_INPUT_HIGH / 2
+		                ? s->lis->sasl_response_limit
+		                : SMTPD_INPUT_HIGH / 2;
 	struct evbuffer_ptr eol;
 	size_t len;
 
@@ -582,7 +596,7 @@ static void session_on_resume(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->state == SMTPD_ST_CLOSING) {
-		if (session_flushed(s))
+		if (s->bev == NULL || session_flushed(s))
 			session_free(s);
 		return;
 	}
@@ -653,9 +667,8 @@ static void session_connect_done(const struct restrict_result *r, void *ctx)
 static void session_connect(struct smtpd_session *s)
 {
 	log_info("connect from %s[%s]", s->name, s->addr);
-	if (smtpd_limit_exceeded(s))
-		return;
-	/* smtps: TLS first, as Postfix does; then the restrictions. */
+	/* smtps: TLS first, as Postfix does, so that even a refusal (the
+	 * connection limit below) reaches the client inside TLS. */
 	if (s->lis->tls_wrapper) {
 		smtpd_tls_wrapper_start(s);
 		return;
@@ -665,6 +678,8 @@ static void session_connect(struct smtpd_session *s)
 
 void smtpd_session_connected(struct smtpd_session *s)
 {
+	if (smtpd_limit_exceeded(s))
+		return;
 	smtpd_request_fill(s);
 	s->pending =
 	        restrict_check(s->rs, RESTRICT_CONNECT, &s->req, NULL, session_connect_done, s);
@@ -771,6 +786,20 @@ void smtpd_session_set_bev(struct smtpd_session *s, struct bufferevent *bev, uin
 	bufferevent_set_timeouts(bev, &tv, &tv);
 }
 
+void smtpd_session_abort(struct smtpd_session *s)
+{
+	smtpd_log_disconnect(s);
+	s->state = SMTPD_ST_CLOSING;
+	smtpd_limit_disconnect(s);
+	restrict_cancel(&s->pending);
+	table_async_cancel(&s->quota_req);
+	smtpd_auth_cancel(s);
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	/* Freed on the next loop turn, never under the caller's feet. */
+	event_active(s->resume_ev, EV_TIMEOUT, 0);
+}
+
 void smtpd_session_drop(struct smtpd_session *s)
 {
 	smtpd_log_disconnect(s);
@@ -790,7 +819,8 @@ static void session_free(struct smtpd_session *s)
 		event_free(s->resume_ev);
 	if (s->sleep_ev != NULL)
 		event_free(s->sleep_ev);
-	bufferevent_free(s->bev);
+	if (s->bev != NULL) /* NULL: lost with a TLS filter that could not be made */
+		bufferevent_free(s->bev);
 	str_free(&s->line);
 	str_free(&s->scratch);
 	str_free(&s->denied_reply);

@@ -55,7 +55,7 @@ int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error)
 	if (tc.req_ccert_ignored)
 		log_warning(
 		        "service %s: smtpd_tls_req_ccert = yes needs smtpd_tls_security_level = "
-		        "encrypt: ignored",
+		        "encrypt (or smtpd_tls_wrappermode = yes): ignored",
 		        lis->service);
 	if (!smtpd_tls_config_enabled(&tc)) {
 		smtpd_tls_config_free(&tc);
@@ -76,7 +76,8 @@ int smtpd_tls_listener_init(struct smtpd_listener *lis, str_t *error)
 		/* A key or certificate that cannot be loaded (a renewal in
 		 * progress, a wrong path) makes TLS unavailable, not the
 		 * service: mail keeps arriving where TLS is optional, as with
-		 * Postfix. `postern check` reports it as an error. */
+		 * Postfix. `postern check` reports a bad file as an error, a
+		 * missing one as a warning. */
 		log_warning("service %s: TLS not available: %s", lis->service, str_c(&e));
 		lis->tls = NULL;
 	}
@@ -132,7 +133,10 @@ static bool handshake_start(struct smtpd_session *s)
 	filter = bufferevent_openssl_filter_new(lis->server->base, s->bev, ssl,
 	                                        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (filter == NULL) {
-		SSL_free(ssl);
+		/* libevent freed ssl, and may have freed the socket's
+		 * bufferevent with it: the session has no connection left to
+		 * write to (out of memory only). */
+		s->bev = NULL;
 		return false;
 	}
 	/* A client that closes without close_notify has simply gone. */
@@ -163,7 +167,8 @@ void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtp_cmd *cmd)
 		smtpd_reply_error(s, "454 4.7.0 TLS not available due to local problem");
 		return;
 	}
-	smtpd_cmd_ok(s, SMTP_VERB_STARTTLS);
+	/* Counted as a success once the handshake is (Postfix's
+	 * starttls=0/1 for a failed one). */
 	smtpd_reply(s, "220 2.0.0 Ready to start TLS");
 	/* Why discard: whatever the client pipelined behind STARTTLS was
 	 * sent in plaintext; run inside the TLS session it would be an
@@ -173,7 +178,7 @@ void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtp_cmd *cmd)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (!handshake_start(s)) {
 		log_warning("cannot start TLS for %s[%s]: out of resources", s->name, s->addr);
-		smtpd_hangup(s, "421 4.7.0 %s Error: TLS not available", s->set->myhostname);
+		smtpd_session_abort(s);
 	}
 }
 
@@ -185,14 +190,14 @@ void smtpd_tls_wrapper_start(struct smtpd_session *s)
 		log_warning("Wrapper-mode request dropped from %s[%s] for service %s. TLS context "
 		            "initialization failed. For details see earlier warnings in your logs.",
 		            s->name, s->addr, s->lis->service);
-		smtpd_session_drop(s);
+		smtpd_session_abort(s);
 		return;
 	}
 	s->tls_wrapper_pending = true;
 	s->last_cmd = "CONNECT";
 	if (!handshake_start(s)) {
 		log_warning("cannot start TLS for %s[%s]: out of resources", s->name, s->addr);
-		smtpd_session_drop(s);
+		smtpd_session_abort(s);
 	}
 }
 
@@ -254,6 +259,8 @@ static void handshake_done(struct smtpd_session *s)
 		             s->set->myhostname);
 		return;
 	}
+	if (!s->tls_wrapper_pending)
+		smtpd_cmd_ok(s, SMTP_VERB_STARTTLS);
 	if (s->tls_wrapper_pending) {
 		s->tls_wrapper_pending = false;
 		s->state = SMTPD_ST_CONNECT;

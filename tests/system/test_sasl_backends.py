@@ -244,3 +244,37 @@ def test_smtpd_with_dovecot_and_imap_same_password(postern_build, dovecot_auth):
     with pytest.raises(imaplib.IMAP4.error):
         imap.login("alice@example.com", "wrong")
     imap.logout()
+
+
+def test_smtpd_offers_auth_once_dovecot_answers(postern_build, dovecot_auth, owner_tmp_path):
+    """Dovecot down when smtpd starts: no AUTH in EHLO (and a warning);
+    once the socket answers, a later EHLO offers AUTH again (smtpd asks
+    again in a worker, at most every 10 s)."""
+    import grp
+    import time
+
+    from harness.process import wait_until
+    from harness.smtpclient import Raw
+    from harness.smtpd import Smtpd
+
+    os.chown(dovecot_auth.path("private"), -1, grp.getgrnam("postern").gr_gid)
+    link = str(owner_tmp_path / "auth")
+    sd = Smtpd(postern_build, main_cf={
+        "smtpd_sasl_auth_enable": "yes",
+        "smtpd_sasl_type": "dovecot",
+        "smtpd_sasl_path": link,
+    })
+    with sd:
+        c = Raw(sd.host, sd.port)
+        assert "AUTH" not in c.cmd("EHLO client.example")
+        c.close()
+        sd.wait_log(r"cannot connect to the Dovecot auth server")
+        os.symlink(dovecot_auth.path("private/auth"), link)
+
+        def offered():
+            c = Raw(sd.host, sd.port)
+            try:
+                return "250-AUTH PLAIN LOGIN" in c.cmd("EHLO client.example")
+            finally:
+                c.close()
+        wait_until(offered, timeout=30, what="AUTH offered again")

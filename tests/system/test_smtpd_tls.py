@@ -121,6 +121,8 @@ def test_protocols_refused(postern_build, pki):
             c.close()
             sd.wait_log(r"SSL_accept error from unknown\[127\.0\.0\.1\]")
             sd.wait_log(r"lost connection after STARTTLS from unknown\[127\.0\.0\.1\]")
+            # A handshake that failed is a STARTTLS that failed (Postfix).
+            sd.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 starttls=0/1 ")
             # Allowed versions still work.
             c = Raw(sd.host, sd.port)
             starttls(c, client_ctx())
@@ -342,3 +344,22 @@ def test_chain_files_rsa_and_ecdsa(postern_build, pki, owner_tmp_path):
         # an RSA key.
         sd.wait_log(r"server-signature ECDSA \(prime256v1\) server-digest SHA256")
         sd.wait_log(r"server-signature RSA-PSS \(2048 bits\)")
+
+
+def test_wrappermode_uses_the_mandatory_protocols(postern_build, pki):
+    """Postfix 3.7: the wrapper mode is mandatory TLS, so
+    smtpd_tls_mandatory_protocols applies on the smtps port even with
+    "may" in main.cf (and only there)."""
+    main = tls_main(pki, smtpd_tls_mandatory_protocols=">=TLSv1.3")
+    with Smtpd(postern_build, main_cf=main,
+               services=[("smtps", {"smtpd_tls_wrappermode": "yes"})]) as sd:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            Raw(sd.host, sd.extra_ports[0], tls=client_ctx(maxv=ssl.TLSVersion.TLSv1_2))
+        c = Raw(sd.host, sd.extra_ports[0], tls=client_ctx())
+        assert c.banner.startswith("220 ")
+        c.close()
+        # Port 25 ("may"): smtpd_tls_protocols, TLS 1.2 is fine.
+        c = Raw(sd.host, sd.port)
+        starttls(c, client_ctx(maxv=ssl.TLSVersion.TLSv1_2))
+        assert c.cmd("NOOP").startswith("250")
+        c.close()
