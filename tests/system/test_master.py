@@ -75,6 +75,10 @@ def master(postern_build, postern):
     m = Master(postern_build, postern)
     yield m
     m.stop()
+    # A test that failed after `postern start` (a daemon, not m.proc)
+    # must not leave that master running.
+    if m.run("status").returncode == 0:
+        m.run("stop")
     m.sd.cleanup()
 
 
