@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/mem.h"
 #include "base/strv.h"
@@ -60,7 +61,20 @@ static void key_modes(struct config *cfg, strv_t *warnings)
 		strv_add(&where, "smtpd_tls_chain_files");
 	}
 	for (size_t i = 0; i < keys.n; i++) {
-		if (stat(keys.v[i], &st) < 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+		if (stat(keys.v[i], &st) < 0)
+			continue;
+		/* Run as root (a real install): a key owned by another user
+		 * (mail_owner, say) is readable by that user's processes. */
+		if (geteuid() == 0 && st.st_uid != 0) {
+			add_once(warnings,
+			         xasprintf("%s: %s %s holds a private key and is owned by uid %lu, "
+			                   "not root: chown root it (master reads it as root and "
+			                   "hands it to smtpd)",
+			                   config_where(cfg, where.v[i]), where.v[i], keys.v[i],
+			                   (unsigned long)st.st_uid));
+			continue;
+		}
+		if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
 			continue;
 		add_once(warnings,
 		         xasprintf("%s: %s %s holds a private key and is readable by others than "

@@ -363,3 +363,25 @@ def test_wrappermode_uses_the_mandatory_protocols(postern_build, pki):
         starttls(c, client_ctx(maxv=ssl.TLSVersion.TLSv1_2))
         assert c.cmd("NOOP").startswith("250")
         c.close()
+
+
+def test_req_ccert(postern_build, pki):
+    """smtpd_tls_req_ccert = yes (with encrypt): a client without a
+    certificate that verifies is refused right after the handshake."""
+    main = tls_main(pki, smtpd_tls_security_level="encrypt", smtpd_tls_req_ccert="yes",
+                    smtpd_tls_CAfile=pki.ca_cert)
+    with Smtpd(postern_build, main_cf=main) as sd:
+        for cert, key in ((None, None), (pki.rogue_cert, pki.rogue_key)):
+            c = Raw(sd.host, sd.port)
+            starttls(c, client_ctx(cert=cert, key=key))
+            assert c.reply() == "421 4.7.1 mx.test.example Error: client certificate not trusted"
+            assert c.closed()
+        sd.wait_log(r"NOQUEUE: abort: TLS from unknown\[127\.0\.0\.1\]: No client certificate "
+                    r"presented")
+        sd.wait_log(r"NOQUEUE: abort: TLS from unknown\[127\.0\.0\.1\]: Client certificate not "
+                    r"trusted")
+        c = Raw(sd.host, sd.port)
+        starttls(c, client_ctx(cert=pki.client_cert, key=pki.client_key))
+        assert c.cmd("EHLO client.example").startswith("250")
+        send_mail(c)
+        c.close()

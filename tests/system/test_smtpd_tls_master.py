@@ -135,3 +135,8 @@ def test_check_warns_about_a_readable_key(tls_master):
     os.chmod(m.pki.server_key, 0o600)
     r = m.run("check")
     assert "holds a private key" not in r.stderr, r.stderr
+    # Owned by mail_owner: its processes could read it.
+    os.chown(m.pki.server_key, pwd.getpwnam("postern").pw_uid, -1)
+    r = m.run("check")
+    assert "holds a private key and is owned by uid" in r.stderr, r.stderr
+    os.chown(m.pki.server_key, 0, -1)
