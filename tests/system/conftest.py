@@ -105,6 +105,23 @@ def owner_tmp_path():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pki():
+    """Throw-away TLS certificates (harness/certs.py: a CA, a server and a
+    client certificate signed by it, a self-signed client), where
+    mail_owner can read them (smtpd reads the CA file and tables as
+    mail_owner). Removed at the end."""
+    import shutil
+    import tempfile
+
+    from harness.base import _tmp_parent
+    from harness.certs import make_pki
+    top = tempfile.mkdtemp(prefix="postern-pki-", dir=_tmp_parent())
+    os.chmod(top, 0o755)
+    yield make_pki(top)
+    shutil.rmtree(top, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print kept temp dirs, then one line: system: N passed, N failed[, N skipped]."""
     for path in _kept_dirs:

@@ -29,14 +29,11 @@ import re
 import shutil
 import smtplib
 import sqlite3
-import ssl
 import subprocess
-import tempfile
 
 import pytest
 
-from harness.base import _tmp_parent
-from harness.certs import client_ctx as ctx, make_pki
+from harness.certs import client_ctx as ctx
 from harness.smtpclient import Raw
 from harness.smtpd import Smtpd
 
@@ -53,14 +50,6 @@ SUBMISSION = {
 }
 F2B_FILTER = 'postfix[mode=auth, _daemon="postern(-\w+)?/\w+(?:/smtp[ds])?"]'
 PLAIN_OK = base64.b64encode(b"\0alice@example.com\0demo").decode()
-
-
-@pytest.fixture(scope="module")
-def pki():
-    top = tempfile.mkdtemp(prefix="postern-pki-", dir=_tmp_parent())
-    os.chmod(top, 0o755)
-    yield make_pki(top)
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def main_cf(pki, **extra):

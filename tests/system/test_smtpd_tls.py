@@ -29,26 +29,14 @@
 import os
 import re
 import socket
-import shutil
 import ssl
 import subprocess
-import tempfile
 
 import pytest
 
-from harness.base import _tmp_parent
-from harness.certs import client_ctx, fingerprint, make_pki
+from harness.certs import client_ctx, fingerprint
 from harness.smtpclient import Raw
 from harness.smtpd import Smtpd
-
-
-@pytest.fixture(scope="module")
-def pki():
-    # Where mail_owner can reach too (smtpd reads tables as mail_owner).
-    top = tempfile.mkdtemp(prefix="postern-pki-", dir=_tmp_parent())
-    os.chmod(top, 0o755)
-    yield make_pki(top)
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def tls_main(pki, **extra):

@@ -36,9 +36,8 @@
 #include "conf/config.h"
 #include "smtp/restrict.h"
 #include "table/table_async.h"
+#include "restrict_test.h"
 #include "table_test.h"
-
-#define LOOP_TIMEOUT_SECONDS 20
 
 /* Certificate fingerprints as smtpd prints them. */
 #define FP_LISTED "AA:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
@@ -49,38 +48,6 @@
 #define FP_TEXT "EE:00:00:00:00:00:00:00:00:00:00:00:00:00:00:04"
 
 /* ---- Fixture: a main.cf, a pool, an engine, one session ---- */
-
-struct fx {
-	char *dir;
-	struct config *cfg;
-	struct event_base *base;
-	struct table_async *pool;
-	struct restrict_engine *engine;
-	struct restrict_session *sess;
-};
-
-static char *subst_dir(const char *text, const char *dir)
-{
-	str_t out;
-	const char *p;
-
-	str_init(&out);
-	while ((p = strstr(text, "@DIR@")) != NULL) {
-		str_append_n(&out, text, (size_t)(p - text));
-		str_append(&out, dir);
-		text = p + 5;
-	}
-	str_append(&out, text);
-	return test_steal(&out);
-}
-
-static void fx_file(struct fx *f, const char *name, const char *text)
-{
-	char *t = subst_dir(text, f->dir);
-
-	free(test_write_text(f->dir, name, t));
-	free(t);
-}
 
 static const char base_cf[] = "myhostname = mx.example.com\n"
                               "mydomain = example.com\n"
@@ -118,79 +85,10 @@ static void fx_setup(struct fx *f)
 
 static void fx_start(struct fx *f, const char *extra)
 {
-	char *text = xasprintf("%s%s", base_cf, extra != NULL ? extra : "");
-	char *cf = subst_dir(text, f->dir);
-	strv_t errors = STRV_INIT;
-	struct table_open_context ctx = {0};
-	str_t error;
-
-	free(text);
-	if (config_parse_text(cf, strlen(cf), "main.cf", f->dir, &f->cfg, &errors) < 0)
-		fail_msg("main.cf: %s", errors.v[0]);
-	strv_free(&errors);
-	free(cf);
-	f->base = event_base_new();
-	assert_non_null(f->base);
-	ctx.cfg = f->cfg;
-	ctx.config_dir = f->dir;
-	str_init(&error);
-	f->pool = table_async_new(f->base, 2, &ctx, &error);
-	if (f->pool == NULL)
-		fail_msg("table_async_new: %s", str_c(&error));
-	if (restrict_engine_new(f->cfg, f->pool, &f->engine, &error) < 0)
-		fail_msg("restrict_engine_new: %s", str_c(&error));
-	str_free(&error);
-	f->sess = restrict_session_new(f->engine);
-}
-
-static void fx_stop(struct fx *f)
-{
-	restrict_session_destroy(&f->sess);
-	restrict_engine_destroy(&f->engine);
-	table_async_destroy(&f->pool);
-	if (f->base != NULL)
-		event_base_free(f->base);
-	f->base = NULL;
-	config_destroy(&f->cfg);
+	fx_start_cf(f, base_cf, extra);
 }
 
 /* ---- Running one check ---- */
-
-struct outcome {
-	int calls;
-	enum restrict_verdict verdict;
-	str_t reply;
-};
-
-static void on_done(const struct restrict_result *r, void *ctx)
-{
-	struct outcome *o = ctx;
-
-	o->calls++;
-	o->verdict = r->verdict;
-	str_set(&o->reply, str_c(&r->reply));
-}
-
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-static void run_until(struct fx *f, const int *calls)
-{
-	struct timeval tv = {LOOP_TIMEOUT_SECONDS, 0};
-	bool timed_out = false;
-	struct event *timer = evtimer_new(f->base, on_timeout, &timed_out);
-
-	evtimer_add(timer, &tv);
-	while (*calls == 0 && !timed_out)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(timer);
-	if (timed_out)
-		fail_msg("no answer after %d s", LOOP_TIMEOUT_SECONDS);
-}
 
 /* One case: what the client proved and what it sent; "" expects ACCEPT. */
 struct acase {
