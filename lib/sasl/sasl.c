@@ -436,6 +436,7 @@ void sasl_session_free(struct sasl_session **sp)
 	free((char *)sess->peer.server_addr);
 	free(sess->mech);
 	free(sess->username);
+	free(sess->tried);
 	free(sess);
 }
 
@@ -504,6 +505,11 @@ enum sasl_result sasl_session_step(struct sasl_session *sess, const char *mech,
 const char *sasl_session_username(const struct sasl_session *sess)
 {
 	return sess->username;
+}
+
+const char *sasl_session_login(const struct sasl_session *sess)
+{
+	return sess->username != NULL ? sess->username : sess->tried;
 }
 
 const char *sasl_session_mechanism(const struct sasl_session *sess)

@@ -124,5 +124,10 @@ enum sasl_result sasl_session_step(struct sasl_session *sess, const char *mech,
  * mechanism. Valid until sasl_session_free. */
 const char *sasl_session_username(const struct sasl_session *sess);
 const char *sasl_session_mechanism(const struct sasl_session *sess);
+/* The login: after SASL_OK the authenticated one, after a failure the
+ * one the client named when the implementation knows it (Postfix's
+ * ", sasl_username=..." on its failure log line), else NULL. A name the
+ * client sent: clean it before logging. */
+const char *sasl_session_login(const struct sasl_session *sess);
 
 #endif

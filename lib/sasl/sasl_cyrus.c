@@ -323,10 +323,18 @@ static enum sasl_result cyrus_step(struct sasl_session *sess, const char *mech,
 		str_append(reason, cyrus_reason(status));
 		r = R_TEMPFAIL;
 		break;
-	default:
+	default: {
+		const void *user = NULL;
+
+		/* Cyrus knows the name it looked up, for the failure line. */
+		if (sasl_getprop(cs->conn, SASL_USERNAME, &user) == SASL_OK && user != NULL) {
+			free(sess->tried);
+			sess->tried = xstrdup(user);
+		}
 		str_append(reason, cyrus_reason(status));
 		r = R_FAIL;
 		break;
+	}
 	}
 	pthread_mutex_unlock(&cyrus_lock);
 	return r;

@@ -532,6 +532,14 @@ static enum sasl_result read_reply(struct sasl_session *sess, str_t *challenge, 
 				temp = true;
 			else if (strncmp(f.v[i], "reason=", 7) == 0 && text.len == 0)
 				tab_unescape(f.v[i] + 7, &text);
+			else if (strncmp(f.v[i], "user=", 5) == 0 && sess->tried == NULL) {
+				str_t u;
+
+				str_init(&u);
+				tab_unescape(f.v[i] + 5, &u);
+				sess->tried = str_steal(&u);
+				str_free(&u);
+			}
 		}
 		str_append(reason, text.len > 0 ? str_c(&text) : "authentication failure");
 		str_free(&text);

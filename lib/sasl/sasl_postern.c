@@ -194,10 +194,13 @@ static enum sasl_result check(struct sasl_session *sess, str_t *user, const char
 		dummy_verify(d, plain);
 	}
 	sql_result_free(&res);
-	if (r == SASL_OK)
+	if (r == SASL_OK) {
 		sess->username = xstrdup(str_c(user));
-	else
+	} else {
+		free(sess->tried);
+		sess->tried = xstrdup(str_c(user));
 		str_append(reason, "authentication failure");
+	}
 	return r;
 }
 

@@ -96,6 +96,7 @@ struct sasl_session {
 	struct sasl_peer peer; /* strings owned */
 	char *mech; /* after the first step */
 	char *username; /* after SASL_OK */
+	char *tried; /* the login a failed exchange named, when known, or NULL */
 	bool started, finished;
 	void *backend_data;
 };

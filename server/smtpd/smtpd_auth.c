@@ -223,9 +223,19 @@ static void exchange_failed(struct smtpd_session *s, const char *mech, const cha
                             bool temporary)
 {
 	struct timeval tv = {(time_t)s->lis->sasl_failure_delay, 0};
+	const char *login = s->sasl != NULL ? sasl_session_login(s->sasl) : NULL;
+	char *shown = NULL;
 
-	log_warning("%s[%s]: SASL %.100s authentication failed: %s", s->name, s->addr, mech,
-	            reason[0] != '\0' ? reason : "(reason unavailable)");
+	/* Postfix's line, with the login the client named when known (a
+	 * client's text: cleaned of controls and bounded first). */
+	if (login != NULL) {
+		shown = xstrndup(login, 255);
+		printable_fix(shown, PRINTABLE_UTF8 | PRINTABLE_NO_SPACE, '?');
+	}
+	log_warning("%s[%s]: SASL %.100s authentication failed: %s%s%s", s->name, s->addr, mech,
+	            reason[0] != '\0' ? reason : "(reason unavailable)",
+	            shown != NULL ? ", sasl_username=" : "", shown != NULL ? shown : "");
+	free(shown);
 	str_reset(&s->auth_reply);
 	if (temporary)
 		str_appendf(&s->auth_reply, "454 4.7.0 Temporary authentication failure: %s",

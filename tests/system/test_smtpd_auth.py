@@ -176,6 +176,9 @@ def test_failures_and_fail2ban(postern_build, postern, pki):
         lines = re.findall(r"warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication "
                            r"failed: authentication failure", sd.log_text())
         assert len(lines) == 4
+        # Postfix names the login the client tried.
+        assert re.search(r"SASL PLAIN authentication failed: authentication failure, "
+                         r"sasl_username=alice@example\.com$", sd.log_text(), re.M)
         assert "demo" not in sd.log_text().replace("mail.demo", "")
         # fail2ban's shipped postfix filter, as conf/fail2ban/postern.local
         # runs it (its daemon pattern taking postern/ for postfix/).
