@@ -139,7 +139,9 @@ void tls_server_free(struct tls_server **srvp);
 SSL *tls_server_ssl_new(struct tls_server *srv, const char *peer);
 
 /* What the handshake gave, for log lines, the Received header, the
- * restrictions and the policy protocol. */
+ * restrictions and the policy protocol. "peer" is the other side: the
+ * client for a server SSL, the server for a client SSL; "server_*" and
+ * "client_*" name the roles whichever side reads them. */
 struct tls_info {
 	char protocol[16]; /* "TLSv1.3" */
 	char cipher[64]; /* "TLS_AES_256_GCM_SHA384" */
@@ -156,7 +158,10 @@ struct tls_info {
 	bool resumed; /* the session was resumed from a ticket */
 	/* Client certificate. */
 	bool peer_cert; /* the client presented one */
-	bool peer_verified; /* ... and it verified against the CAs */
+	bool peer_verified; /* ... and its chain verified against the CAs */
+	/* Client role (tls_client_ssl_new() with a verify_name): the name
+	 * was checked, and the certificate matched it. */
+	bool peer_name_checked, peer_name_matched;
 	char verify_error[128]; /* why not, in OpenSSL's words; "" if verified */
 	/* Subject and issuer CN as UTF-8, cut to fit; "" when there is none
 	 * or it holds a NUL or an ASCII control (Postfix refuses those).
@@ -205,6 +210,63 @@ void tls_info_received(const struct tls_info *info, bool ask, str_t *out);
  * ../ssl/statem/statem_srvr.c:1664:"), several joined by "; "; nothing
  * is appended when the queue is empty. The queue is cleared. */
 void tls_errors_append(str_t *out);
+
+/* ---- client contexts (tls_client.c) ---- */
+
+struct tls_client_settings {
+	/* Protocols: smtp_tls_protocols (or ..._mandatory_protocols) and
+	 * its parameter name for messages, as for the server. */
+	const char *protocols, *protocols_param;
+	/* Ciphers: grade ("high", "medium", "low", "export", "null") with
+	 * its parameter name, the grade lists, and the names to exclude
+	 * (smtp_tls_exclude_ciphers, plus the mandatory ones with encrypt
+	 * and above). */
+	const char *grade, *grade_param;
+	struct tls_cipher_grades grades;
+	const char *exclude_ciphers;
+	/* Trust anchors for server certificates (smtp_tls_CAfile,
+	 * smtp_tls_CApath); either may be NULL or empty. */
+	const char *ca_file, *ca_path;
+	/* Optional client certificate (smtp_tls_cert_file, smtp_tls_key_file;
+	 * key_file empty: in cert_file). NULL or empty: none. */
+	const char *cert_file, *key_file;
+	/* smtp_tls_loglevel: 2 adds "setting up TLS connection to PEER",
+	 * the handshake's progress and each server certificate. */
+	int loglevel;
+};
+
+struct tls_client;
+
+/* Build a client context. -1 with a message naming the file or
+ * parameter on any error (as tls_server_new()). */
+int tls_client_new(const struct tls_client_settings *set, struct tls_client **cli_r, str_t *error);
+/* No-op on NULL; *clip set to NULL. SSLs made from it stay usable. */
+void tls_client_free(struct tls_client **clip);
+
+/* A new client-side SSL for one connection (connect state). peer names
+ * the server for log lines ("host[addr]:port"; copied). sni, when not
+ * NULL, is sent as the server name (RFC 6066). verify_name, when not
+ * NULL, is the name the server certificate must match (no partial
+ * wildcards such as "mx*.example.com"); NULL: no name check.
+ *
+ * Why verification never fails the handshake: the security level
+ * (may, encrypt, verify, secure) decides what an unverified server
+ * means, and "may" delivers anyway; so the handshake completes and the
+ * caller reads tls_info_get()'s peer_verified / peer_name_matched.
+ * NULL on memory failure, or when OpenSSL refuses sni or verify_name
+ * (an empty name, say). */
+SSL *tls_client_ssl_new(struct tls_client *cli, const char *peer, const char *sni,
+                        const char *verify_name);
+
+/* Postfix's client line after the handshake (smtp_tls_loglevel >= 1):
+ * "Verified TLS connection established to mx.example.com[192.0.2.1]:25:
+ * TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+ * key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest
+ * SHA256". The first word: "Anonymous" (no server certificate),
+ * "Untrusted" (its chain did not verify), "Trusted" (chain verified,
+ * name not checked or not matched), "Verified" (chain and name).
+ * Appended to out. */
+void tls_info_client_log_line(const struct tls_info *info, const char *peer, str_t *out);
 
 /* ---- session ticket keys (tls_tickets.c) ---- */
 

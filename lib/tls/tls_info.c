@@ -59,6 +59,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "tls/tls.h"
 #include "tls/tls_int.h"
@@ -97,11 +98,15 @@ static void sig_params(EVP_PKEY *pkey, char *name, size_t name_size, int *bits, 
 	}
 }
 
-/* The TLS 1.3 details (tls_get_signature_params()). */
+/* The TLS 1.3 details (tls_get_signature_params()). The server's
+ * signature is the local certificate's on a server SSL and the peer's
+ * on a client SSL; the client's the other way round. */
 static void signature_params(SSL *ssl, X509 *peer, struct tls_info *info)
 {
 	EVP_PKEY *dh = NULL;
-	X509 *local;
+	X509 *local = SSL_get_certificate(ssl);
+	bool server = SSL_is_server(ssl) == 1;
+	X509 *server_cert = server ? local : peer, *client_cert = server ? peer : local;
 	int nid;
 
 	if (SSL_get_peer_tmp_key(ssl, &dh) == 1 && dh != NULL) {
@@ -120,22 +125,47 @@ static void signature_params(SSL *ssl, X509 *peer, struct tls_info *info)
 		}
 		EVP_PKEY_free(dh);
 	}
-	if ((local = SSL_get_certificate(ssl)) != NULL) {
-		sig_params(X509_get0_pubkey(local), info->server_sig, sizeof(info->server_sig),
-		           &info->server_sig_bits, info->server_sig_curve,
+	if (server_cert != NULL) {
+		sig_params(X509_get0_pubkey(server_cert), info->server_sig,
+		           sizeof(info->server_sig), &info->server_sig_bits, info->server_sig_curve,
 		           sizeof(info->server_sig_curve));
 		/* Fails on a resumed session: nothing was signed. */
-		if (SSL_get_signature_nid(ssl, &nid) == 1 && nid != NID_undef)
+		int server_nid_ok = server ? SSL_get_signature_nid(ssl, &nid)
+		                           : SSL_get_peer_signature_nid(ssl, &nid);
+		if (server_nid_ok == 1 && nid != NID_undef)
 			copy_text(info->server_digest, sizeof(info->server_digest),
 			          OBJ_nid2sn(nid));
 	}
-	if (peer != NULL) {
-		sig_params(X509_get0_pubkey(peer), info->client_sig, sizeof(info->client_sig),
-		           &info->client_sig_bits, info->client_sig_curve,
+	if (client_cert != NULL) {
+		sig_params(X509_get0_pubkey(client_cert), info->client_sig,
+		           sizeof(info->client_sig), &info->client_sig_bits, info->client_sig_curve,
 		           sizeof(info->client_sig_curve));
-		if (SSL_get_peer_signature_nid(ssl, &nid) == 1 && nid != NID_undef)
+		int client_nid_ok = server ? SSL_get_peer_signature_nid(ssl, &nid)
+		                           : SSL_get_signature_nid(ssl, &nid);
+		if (client_nid_ok == 1 && nid != NID_undef)
 			copy_text(info->client_digest, sizeof(info->client_digest),
 			          OBJ_nid2sn(nid));
+	}
+}
+
+/* Client role: the chain result without the name check, and the name
+ * check itself (the verify_name given to tls_client_ssl_new(), matched
+ * with the same flags). */
+static void client_verification(SSL *ssl, X509 *peer, struct tls_info *info)
+{
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	const char *name = X509_VERIFY_PARAM_get0_host(param, 0);
+	long chain_error;
+
+	info->peer_verified = !tls_client_chain_failed(ssl, &chain_error);
+	if (!info->peer_verified)
+		copy_text(info->verify_error, sizeof(info->verify_error),
+		          X509_verify_cert_error_string(chain_error));
+	if (name != NULL) {
+		info->peer_name_checked = true;
+		info->peer_name_matched =
+		        X509_check_host(peer, name, 0, X509_VERIFY_PARAM_get_hostflags(param),
+		                        NULL) == 1;
 	}
 }
 
@@ -213,11 +243,16 @@ void tls_info_get(SSL *ssl, struct tls_info *info)
 	if (peer == NULL)
 		return;
 	info->peer_cert = true;
-	long verify = SSL_get_verify_result(ssl);
-	info->peer_verified = verify == X509_V_OK;
-	if (!info->peer_verified)
-		copy_text(info->verify_error, sizeof(info->verify_error),
-		          X509_verify_cert_error_string(verify));
+	if (SSL_is_server(ssl) == 1) {
+		long verify = SSL_get_verify_result(ssl);
+
+		info->peer_verified = verify == X509_V_OK;
+		if (!info->peer_verified)
+			copy_text(info->verify_error, sizeof(info->verify_error),
+			          X509_verify_cert_error_string(verify));
+	} else {
+		client_verification(ssl, peer, info);
+	}
 	common_name(X509_get_subject_name(peer), info->peer_cn, sizeof(info->peer_cn));
 	common_name(X509_get_issuer_name(peer), info->issuer_cn, sizeof(info->issuer_cn));
 	fingerprints(ssl, peer, info);
@@ -233,13 +268,14 @@ static void append_alg(str_t *out, const char *label, const char *name, const ch
 		str_appendf(out, " (%d bits)", bits);
 }
 
-void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out)
+/* Postfix's tls_log_summary(): the same line for both roles but the
+ * first word and "from" / "to". */
+static void log_line(const struct tls_info *info, const char *trust, const char *direction,
+                     const char *peer, str_t *out)
 {
-	str_appendf(out, "%s TLS connection established from %s: %s with cipher %s (%d/%d bits)",
-	            !info->peer_cert      ? "Anonymous"
-	            : info->peer_verified ? "Trusted"
-	                                  : "Untrusted",
-	            peer, info->protocol, info->cipher, info->cipher_bits, info->cipher_alg_bits);
+	str_appendf(out, "%s TLS connection established %s %s: %s with cipher %s (%d/%d bits)",
+	            trust, direction, peer, info->protocol, info->cipher, info->cipher_bits,
+	            info->cipher_alg_bits);
 	if (info->kex[0] != '\0')
 		append_alg(out, " key-exchange", info->kex, info->kex_curve, info->kex_bits);
 	if (info->server_sig[0] != '\0') {
@@ -254,6 +290,28 @@ void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out
 		if (info->client_digest[0] != '\0')
 			str_appendf(out, " client-digest %s", info->client_digest);
 	}
+}
+
+void tls_info_log_line(const struct tls_info *info, const char *peer, str_t *out)
+{
+	log_line(info,
+	         !info->peer_cert      ? "Anonymous"
+	         : info->peer_verified ? "Trusted"
+	                               : "Untrusted",
+	         "from", peer, out);
+}
+
+void tls_info_client_log_line(const struct tls_info *info, const char *peer, str_t *out)
+{
+	/* Why "Verified" needs both: Postfix's smtp calls a peer verified
+	 * only when the chain is trusted and a name matched; a trusted
+	 * chain alone is "Trusted". */
+	log_line(info,
+	         !info->peer_cert          ? "Anonymous"
+	         : !info->peer_verified    ? "Untrusted"
+	         : info->peer_name_matched ? "Verified"
+	                                   : "Trusted",
+	         "to", peer, out);
 }
 
 void tls_info_peer_line(const struct tls_info *info, const char *peer, str_t *out)

@@ -92,6 +92,27 @@ const char *tls_ssl_peer(const SSL *ssl)
 	return peer != NULL ? peer : "unknown";
 }
 
+int tls_ex_init(str_t *error)
+{
+	pthread_once(&index_once, index_init);
+	if (peer_index < 0 || server_index < 0) {
+		str_append(error, "cannot allocate OpenSSL ex_data indexes");
+		return -1;
+	}
+	return 0;
+}
+
+int tls_ssl_set_peer(SSL *ssl, const char *peer)
+{
+	char *copy = xstrdup(peer != NULL ? peer : "unknown");
+
+	if (SSL_set_ex_data(ssl, peer_index, copy) != 1) {
+		free(copy);
+		return -1;
+	}
+	return 0;
+}
+
 const char *tls_ssl_fingerprint_digest(const SSL *ssl)
 {
 	const struct tls_server *srv = server_of(ssl);
@@ -280,7 +301,7 @@ static int load_chain_file(SSL_CTX *ctx, const char *path, str_t *error)
 /* smtpd_tls_cert_file / key_file (or eccert / eckey): the certificate
  * file holds the leaf then its chain; the key file (which may be the
  * same file) holds the key. */
-static int load_cert_key(SSL_CTX *ctx, const char *cert_file, const char *key_file, str_t *error)
+int tls_ctx_load_cert_key(SSL_CTX *ctx, const char *cert_file, const char *key_file, str_t *error)
 {
 	struct pem_file certs, keys;
 	EVP_PKEY *key = NULL;
@@ -337,9 +358,9 @@ static int load_certificates(SSL_CTX *ctx, const struct tls_server_settings *set
 		                  "smtpd_tls_cert_file and smtpd_tls_key_file");
 		return -1;
 	}
-	if (rsa && load_cert_key(ctx, set->cert_file, set->key_file, error) < 0)
+	if (rsa && tls_ctx_load_cert_key(ctx, set->cert_file, set->key_file, error) < 0)
 		return -1;
-	if (ec && load_cert_key(ctx, set->eccert_file, set->eckey_file, error) < 0)
+	if (ec && tls_ctx_load_cert_key(ctx, set->eccert_file, set->eckey_file, error) < 0)
 		return -1;
 	return 0;
 }
@@ -383,9 +404,23 @@ static int load_ca_file(SSL_CTX *ctx, const char *path, bool send_names, str_t *
 	return ret;
 }
 
+int tls_ctx_load_cas(SSL_CTX *ctx, const char *ca_file, const char *ca_path, bool send_names,
+                     str_t *error)
+{
+	if (ca_file != NULL && *ca_file != '\0' &&
+	    load_ca_file(ctx, ca_file, send_names, error) < 0)
+		return -1;
+	if (ca_path != NULL && *ca_path != '\0' && SSL_CTX_load_verify_dir(ctx, ca_path) != 1) {
+		str_appendf(error, "%s: cannot use as a CA directory: ", ca_path);
+		tls_errors_append(error);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- protocols, ciphers, groups ------------------------------------- */
 
-static int set_protocols(SSL_CTX *ctx, const struct tls_server_settings *set, str_t *error)
+int tls_ctx_set_protocols(SSL_CTX *ctx, const char *param, const char *value, str_t *error)
 {
 	static const struct {
 		unsigned bit;
@@ -398,13 +433,11 @@ static int set_protocols(SSL_CTX *ctx, const struct tls_server_settings *set, st
 	        {TLS_PROTO_TLSv1_2, SSL_OP_NO_TLSv1_2, TLS1_2_VERSION},
 	        {TLS_PROTO_TLSv1_3, SSL_OP_NO_TLSv1_3, TLS1_3_VERSION},
 	};
-	const char *param =
-	        set->protocols_param != NULL ? set->protocols_param : "smtpd_tls_protocols";
 	unsigned disabled;
 	uint64_t options = 0;
 	int min = 0, max = 0;
 
-	if (tls_protocols_parse(param, set->protocols, &disabled, error) < 0)
+	if (tls_protocols_parse(param, value, &disabled, error) < 0)
 		return -1;
 	/* SSLv2 is gone from OpenSSL 3; SSLv3 is refused by a minimum of
 	 * TLSv1 whenever it is disabled (the option alone is deprecated). */
@@ -420,8 +453,7 @@ static int set_protocols(SSL_CTX *ctx, const struct tls_server_settings *set, st
 	SSL_CTX_set_options(ctx, options);
 	if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, max) != 1) {
-		str_appendf(error, "%s = %s: OpenSSL refuses the protocol range: ", param,
-		            set->protocols);
+		str_appendf(error, "%s = %s: OpenSSL refuses the protocol range: ", param, value);
 		tls_errors_append(error);
 		return -1;
 	}
@@ -430,10 +462,11 @@ static int set_protocols(SSL_CTX *ctx, const struct tls_server_settings *set, st
 
 /* The cipher list: the grade's list plus ":!name" per exclusion
  * (Postfix tls_set_ciphers()). */
-static int set_ciphers(struct tls_server *srv, const struct tls_server_settings *set, str_t *error)
+int tls_ctx_set_ciphers(SSL_CTX *ctx, const struct tls_cipher_spec *spec, char **list_r,
+                        str_t *error)
 {
-	const char *param = set->grade_param != NULL ? set->grade_param : "smtpd_tls_ciphers";
-	const char *grade = set->grade != NULL && *set->grade != '\0' ? set->grade : "medium";
+	const char *param = spec->param;
+	const char *grade = spec->grade != NULL && *spec->grade != '\0' ? spec->grade : "medium";
 	const char *base;
 	str_t list;
 	int ret = -1;
@@ -442,12 +475,12 @@ static int set_ciphers(struct tls_server *srv, const struct tls_server_settings 
 	 * them so (the ciphers they named are gone from OpenSSL), and
 	 * configurations that still say "low" must keep working. */
 	if (strcmp(grade, "high") == 0)
-		base = set->grades.high;
+		base = spec->grades->high;
 	else if (strcmp(grade, "medium") == 0 || strcmp(grade, "low") == 0 ||
 	         strcmp(grade, "export") == 0)
-		base = set->grades.medium;
+		base = spec->grades->medium;
 	else if (strcmp(grade, "null") == 0)
-		base = set->grades.null;
+		base = spec->grades->null;
 	else {
 		str_appendf(error,
 		            "%s: unknown cipher grade \"%s\" (expected high, medium, low, "
@@ -462,7 +495,7 @@ static int set_ciphers(struct tls_server *srv, const struct tls_server_settings 
 	}
 	str_init(&list);
 	str_append(&list, base);
-	const char *p = set->exclude_ciphers != NULL ? set->exclude_ciphers : "";
+	const char *p = spec->exclude != NULL ? spec->exclude : "";
 	bool have_anull = false;
 	for (;;) {
 		static const char seps[] = ", \t\r\n:";
@@ -474,8 +507,8 @@ static int set_ciphers(struct tls_server *srv, const struct tls_server_settings 
 		if (strchr("!+-@", *p) != NULL) {
 			str_appendf(error,
 			            "invalid cipher exclusion \"%.*s\": no '!', '+', '-' or "
-			            "'@' in front (smtpd_tls_exclude_ciphers)",
-			            (int)len, p);
+			            "'@' in front (%s)",
+			            (int)len, p, spec->exclude_param);
 			goto out;
 		}
 		if (len == 5 && strncmp(p, "aNULL", 5) == 0)
@@ -483,21 +516,18 @@ static int set_ciphers(struct tls_server *srv, const struct tls_server_settings 
 		str_appendf(&list, ":!%.*s", (int)len, p);
 		p += len;
 	}
-	/* An anonymous cipher cannot carry a client certificate: asking
-	 * for one excludes them, as Postfix's smtpd does. */
-	if ((set->ask_ccert || set->req_ccert) && !have_anull)
+	if (spec->no_anull && !have_anull)
 		str_append(&list, ":!aNULL");
-	/* eecdh_grade none: no ECDHE key exchange below TLS 1.3 */
-	if (set->eecdh_grade != NULL && strcmp(set->eecdh_grade, "none") == 0)
+	if (spec->no_kecdhe)
 		str_append(&list, ":!kECDHE");
 	ERR_clear_error();
-	if (SSL_CTX_set_cipher_list(srv->ctx, str_c(&list)) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, str_c(&list)) != 1) {
 		str_appendf(error, "%s = %s: OpenSSL refuses the cipher list \"%s\": ", param,
 		            grade, str_c(&list));
 		tls_errors_append(error);
 		goto out;
 	}
-	srv->cipher_list = str_steal(&list);
+	*list_r = str_steal(&list);
 	ret = 0;
 out:
 	str_free(&list);
@@ -582,6 +612,17 @@ static int set_groups(SSL_CTX *ctx, const struct tls_server_settings *set, str_t
 
 /* ---- callbacks -------------------------------------------------------- */
 
+void tls_verify_log(const SSL *ssl, X509_STORE_CTX *store_ctx, int ok)
+{
+	X509 *cert = X509_STORE_CTX_get_current_cert(store_ctx);
+	char *subject =
+	        cert != NULL ? X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0) : NULL;
+
+	log_info("%s: depth=%d verify=%d subject=%s", tls_ssl_peer(ssl),
+	         X509_STORE_CTX_get_error_depth(store_ctx), ok, subject != NULL ? subject : "");
+	OPENSSL_free(subject);
+}
+
 /* Accept every client certificate; OpenSSL keeps the verification
  * result in the session (SSL_get_verify_result), which is what
  * tls_info_get() reports. Logs each certificate at loglevel >= 2 as
@@ -591,23 +632,14 @@ static int verify_cb(int ok, X509_STORE_CTX *store_ctx)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
 	const struct tls_server *srv = ssl != NULL ? server_of(ssl) : NULL;
 
-	if (srv != NULL && srv->loglevel >= 2) {
-		X509 *cert = X509_STORE_CTX_get_current_cert(store_ctx);
-		char *subject = cert != NULL
-		                        ? X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0)
-		                        : NULL;
-
-		log_info("%s: depth=%d verify=%d subject=%s", tls_ssl_peer(ssl),
-		         X509_STORE_CTX_get_error_depth(store_ctx), ok,
-		         subject != NULL ? subject : "");
-		OPENSSL_free(subject);
-	}
+	if (srv != NULL && srv->loglevel >= 2)
+		tls_verify_log(ssl, store_ctx, ok);
 	return 1;
 }
 
 /* Handshake progress at loglevel >= 2, in Postfix's words
  * (tls_info_callback()): "SSL_accept:SSLv3/TLS read client hello". */
-static void info_cb(const SSL *ssl, int where, int ret)
+void tls_info_cb(const SSL *ssl, int where, int ret)
 {
 	const char *role = (where & SSL_ST_CONNECT)  ? "SSL_connect"
 	                   : (where & SSL_ST_ACCEPT) ? "SSL_accept"
@@ -667,7 +699,23 @@ static int configure(struct tls_server *srv, const struct tls_server_settings *s
 	if (set->preempt_ciphers)
 		options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
 	SSL_CTX_set_options(ctx, options);
-	if (set_protocols(ctx, set, error) < 0 || set_ciphers(srv, set, error) < 0 ||
+	struct tls_cipher_spec spec = {
+	        .param = set->grade_param != NULL ? set->grade_param : "smtpd_tls_ciphers",
+	        .grade = set->grade,
+	        .grades = &set->grades,
+	        .exclude = set->exclude_ciphers,
+	        .exclude_param = "smtpd_tls_exclude_ciphers",
+	        /* An anonymous cipher cannot carry a client certificate:
+	         * asking for one excludes them, as Postfix's smtpd does. */
+	        .no_anull = set->ask_ccert || set->req_ccert,
+	        /* eecdh_grade none: no ECDHE key exchange below TLS 1.3 */
+	        .no_kecdhe = set->eecdh_grade != NULL && strcmp(set->eecdh_grade, "none") == 0,
+	};
+	if (tls_ctx_set_protocols(ctx,
+	                          set->protocols_param != NULL ? set->protocols_param
+	                                                       : "smtpd_tls_protocols",
+	                          set->protocols, error) < 0 ||
+	    tls_ctx_set_ciphers(ctx, &spec, &srv->cipher_list, error) < 0 ||
 	    set_groups(ctx, set, error) < 0)
 		return -1;
 	/* DHE with OpenSSL's built-in groups sized to the certificate, as
@@ -677,15 +725,8 @@ static int configure(struct tls_server *srv, const struct tls_server_settings *s
 		return -1;
 
 	bool ask = set->ask_ccert || set->req_ccert;
-	if (set->ca_file != NULL && *set->ca_file != '\0' &&
-	    load_ca_file(ctx, set->ca_file, ask, error) < 0)
+	if (tls_ctx_load_cas(ctx, set->ca_file, set->ca_path, ask, error) < 0)
 		return -1;
-	if (set->ca_path != NULL && *set->ca_path != '\0' &&
-	    SSL_CTX_load_verify_dir(ctx, set->ca_path) != 1) {
-		str_appendf(error, "%s: cannot use as a CA directory: ", set->ca_path);
-		tls_errors_append(error);
-		return -1;
-	}
 	if (ask) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, verify_cb);
 		if (set->verify_depth > 0)
@@ -707,7 +748,7 @@ static int configure(struct tls_server *srv, const struct tls_server_settings *s
 			return -1;
 	}
 	if (set->loglevel >= 2)
-		SSL_CTX_set_info_callback(ctx, info_cb);
+		SSL_CTX_set_info_callback(ctx, tls_info_cb);
 	return 0;
 }
 
@@ -715,11 +756,8 @@ int tls_server_new(const struct tls_server_settings *set, struct tls_server **sr
 {
 	struct tls_server *srv;
 
-	pthread_once(&index_once, index_init);
-	if (peer_index < 0 || server_index < 0) {
-		str_append(error, "cannot allocate OpenSSL ex_data indexes");
+	if (tls_ex_init(error) < 0)
 		return -1;
-	}
 	srv = xcalloc(1, sizeof(*srv));
 	srv->loglevel = set->loglevel;
 	srv->digest = xstrdup(set->fingerprint_digest != NULL && *set->fingerprint_digest != '\0'
@@ -771,10 +809,7 @@ SSL *tls_server_ssl_new(struct tls_server *srv, const char *peer)
 
 	if (ssl == NULL)
 		return NULL;
-	char *copy = xstrdup(peer != NULL ? peer : "unknown");
-
-	if (SSL_set_ex_data(ssl, peer_index, copy) != 1) {
-		free(copy);
+	if (tls_ssl_set_peer(ssl, peer) < 0) {
 		SSL_free(ssl);
 		return NULL;
 	}
