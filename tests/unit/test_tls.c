@@ -33,6 +33,7 @@
 #include "base/strv.h"
 #include "tls/tls.h"
 #include "tls/tls_int.h"
+#include "tls_test.h"
 
 #define PEER "localhost[127.0.0.1]"
 
@@ -147,41 +148,7 @@ static size_t logged_count(const char *needle)
 
 static void default_settings(struct tls_server_settings *set)
 {
-	memset(set, 0, sizeof(*set));
-	set->cert_file = rsa_cert;
-	set->key_file = rsa_key;
-	set->protocols = "!SSLv2, !SSLv3";
-	set->protocols_param = "smtpd_tls_protocols";
-	set->grade = "medium";
-	set->grade_param = "smtpd_tls_ciphers";
-	/* Postfix 3.7's tls_*_cipherlist defaults */
-	set->grades.high = "aNULL:-aNULL:HIGH:@STRENGTH";
-	set->grades.medium = "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH";
-	set->grades.low = "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH";
-	set->grades.export_ = "aNULL:-aNULL:HIGH:MEDIUM:LOW:EXPORT:+RC4:@STRENGTH";
-	set->grades.null = "eNULL:!aNULL";
-	set->exclude_ciphers = "";
-	set->eecdh_grade = "auto";
-	set->auto_curves = "X25519 X448 prime256v1 secp384r1";
-	set->strong_curve = "prime256v1";
-	set->ultra_curve = "secp384r1";
-	set->verify_depth = 9;
-	set->fingerprint_digest = "sha256";
-	set->session_timeout = 3600;
-	set->ticket_key_file = ticket_file;
-	set->loglevel = 1;
-}
-
-static struct tls_server *server_ok(const struct tls_server_settings *set)
-{
-	struct tls_server *srv = NULL;
-	str_t error;
-
-	str_init(&error);
-	if (tls_server_new(set, &srv, &error) < 0)
-		fail_msg("tls_server_new: %s", str_c(&error));
-	str_free(&error);
-	return srv;
+	tls_test_server_settings(set, rsa_cert, rsa_key, ticket_file);
 }
 
 /* tls_server_new() must fail with a message containing each needle. */
@@ -220,8 +187,6 @@ static int handshake(struct tls_server *srv, const struct client_opts *opts, SSL
 {
 	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
 	SSL *client, *server;
-	BIO *cbio, *sbio;
-	bool cdone = false, sdone = false;
 	int ret = -1;
 
 	assert_non_null(cctx);
@@ -252,29 +217,8 @@ static int handshake(struct tls_server *srv, const struct client_opts *opts, SSL
 	assert_non_null(server);
 	if (opts->session != NULL)
 		assert_int_equal(SSL_set_session(client, opts->session), 1);
-	assert_int_equal(BIO_new_bio_pair(&cbio, 0, &sbio, 0), 1);
-	SSL_set_bio(client, cbio, cbio);
-	SSL_set_bio(server, sbio, sbio);
 	SSL_set_connect_state(client);
-	for (int i = 0; i < 50 && !(cdone && sdone); i++) {
-		if (!cdone) {
-			int r = SSL_do_handshake(client);
-			if (r == 1)
-				cdone = true;
-			else if (SSL_get_error(client, r) != SSL_ERROR_WANT_READ &&
-			         SSL_get_error(client, r) != SSL_ERROR_WANT_WRITE)
-				break;
-		}
-		if (!sdone) {
-			int r = SSL_do_handshake(server);
-			if (r == 1)
-				sdone = true;
-			else if (SSL_get_error(server, r) != SSL_ERROR_WANT_READ &&
-			         SSL_get_error(server, r) != SSL_ERROR_WANT_WRITE)
-				break;
-		}
-	}
-	if (cdone && sdone) {
+	if (tls_test_pump(client, server) == 0) {
 		char byte;
 
 		/* TLS 1.3 tickets arrive after the handshake: let the client
@@ -403,7 +347,7 @@ static void test_cipher_errors(void **state)
 	set.grades.low = "NO-SUCH-CIPHER";
 	set.exclude_ciphers = "RC4, aNULL:MD5";
 	set.auto_curves = "no-such-curve X25519 prime256v1";
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	tls_server_free(&srv);
 	assert_null(srv);
 	tls_server_free(&srv); /* no-op on NULL */
@@ -430,19 +374,19 @@ static void test_cert_files(void **state)
 	strv_add(&chains, ec_chain);
 	set.chain_files = &chains;
 	set.cert_file = missing; /* ignored when chain files are given */
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	tls_server_free(&srv);
 
 	/* cert/key and eccert/eckey; key_file empty means the cert file */
 	default_settings(&set);
 	set.eccert_file = ec_cert;
 	set.eckey_file = ec_key;
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	tls_server_free(&srv);
 	default_settings(&set);
 	set.cert_file = rsa_chain; /* key and certificate in one file */
 	set.key_file = "";
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	tls_server_free(&srv);
 
 	/* the key does not match: both files named */
@@ -512,7 +456,7 @@ static void test_handshake_anonymous(void **state)
 	(void)state;
 	str_init(&line);
 	default_settings(&set);
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	assert_int_equal(handshake(srv, &opts, &client, &server, NULL), 0);
 	tls_info_get(server, &info);
 	assert_string_equal(info.protocol, "TLSv1.3");
@@ -569,7 +513,7 @@ static void test_handshake_anonymous(void **state)
 	strv_add(&chains, ec_chain);
 	default_settings(&set);
 	set.chain_files = &chains;
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	memset(&opts, 0, sizeof(opts));
 	opts.groups = "P-256";
 	opts.sigalgs = "ecdsa_secp256r1_sha256";
@@ -604,7 +548,7 @@ static void test_handshake_client_cert(void **state)
 	set.ask_ccert = true;
 	set.ca_file = client_cert; /* the self-signed client is its own CA */
 	set.loglevel = 2;
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 
 	strv_free(&logged);
 	log_set_hook(log_hook, NULL);
@@ -741,8 +685,8 @@ static void test_tickets(void **state)
 	assert_int_equal(st.st_ino, ino);
 
 	default_settings(&set);
-	a = server_ok(&set);
-	b = server_ok(&set);
+	a = tls_test_server_ok(&set);
+	b = tls_test_server_ok(&set);
 
 	/* a session from a resumes on b */
 	assert_int_equal(handshake(a, &opts, &client, &server, &session), 0);
@@ -793,7 +737,7 @@ static void test_tickets(void **state)
 	/* session_timeout 0: no resumption at all */
 	default_settings(&set);
 	set.session_timeout = 0;
-	a = server_ok(&set);
+	a = tls_test_server_ok(&set);
 	opts.session = NULL;
 	session = NULL;
 	assert_int_equal(handshake(a, &opts, &client, &server, &session), 0);
@@ -824,9 +768,9 @@ static void test_tickets_process_key(void **state)
 	log_set_hook(log_hook, NULL);
 	default_settings(&set);
 	set.ticket_key_file = missing;
-	a = server_ok(&set);
+	a = tls_test_server_ok(&set);
 	tls_server_free(&a);
-	a = server_ok(&set);
+	a = tls_test_server_ok(&set);
 	log_set_hook(NULL, NULL);
 	/* one warning per process, whatever the number of servers */
 	assert_true(logged_count("using a key of this process") <= 1);
@@ -896,7 +840,7 @@ static void test_protocol_refused(void **state)
 	str_init(&errors);
 	default_settings(&set);
 	set.protocols = ">=TLSv1.2";
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	opts.max_version = TLS1_1_VERSION;
 	opts.weak = true;
 	ERR_clear_error();
@@ -917,7 +861,7 @@ static void test_protocol_refused(void **state)
 	default_settings(&set);
 	set.protocols = "";
 	set.grades.medium = "DEFAULT:@SECLEVEL=0";
-	srv = server_ok(&set);
+	srv = tls_test_server_ok(&set);
 	assert_int_equal(handshake(srv, &opts, &client, &server, NULL), 0);
 	assert_string_equal(SSL_get_version(server), "TLSv1.1");
 	SSL_free(client);
