@@ -229,7 +229,7 @@ static void exchange_failed(struct smtpd_session *s, const char *mech, const cha
 	/* Postfix's line, with the login the client named when known (a
 	 * client's text: cleaned of controls and bounded first). */
 	if (login != NULL) {
-		shown = xstrndup(login, 255);
+		shown = xstrndup(login, strnlen(login, 255)); /* xstrndup copies n bytes */
 		printable_fix(shown, PRINTABLE_UTF8 | PRINTABLE_NO_SPACE, '?');
 	}
 	log_warning("%s[%s]: SASL %.100s authentication failed: %s%s%s", s->name, s->addr, mech,
