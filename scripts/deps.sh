@@ -21,6 +21,9 @@ libc-ares-dev     # asynchronous DNS (MX, RBL, SPF)
 libpcre2-dev      # regexp:/pcre: tables, header and body checks
 libargon2-dev     # {ARGON2ID} password hashes
 libcrypt-dev      # {BLF-CRYPT}/{SHA512-CRYPT} password hashes
+libdb5.3-dev      # hash:/btree: tables: the Berkeley DB files postmap/postalias build
+liblmdb-dev       # lmdb: tables (postmap lmdb:FILE)
+libcdb-dev        # cdb: tables (tinycdb, postmap cdb:FILE)
 "
 
 # Test: unit-test framework, linters, the real servers the system tests start
@@ -59,6 +62,8 @@ procps            # pgrep/ps used when stopping servers
 postfix           # tests/diff: the reference server of the differential test
                   # (and bench/inbound's, with smtp-source, its load)
 postfix-sqlite    # tests/diff, bench/inbound: Postfix's sqlite: maps on postern's database
+postfix-lmdb      # test_table_types.py: Debian's postmap builds and reads lmdb: files
+postfix-cdb       # test_table_types.py: Debian's postmap builds and reads cdb: files
 sasl2-bin         # tests/diff: saslpasswd2 makes the Cyrus sasldb both servers authenticate against;
                   # test_sasl_backends.py: lib/sasl's cyrus backend on a sasldb
 libsasl2-modules  # Cyrus's PLAIN, LOGIN and sasldb plugins (smtpd_sasl_type = cyrus)

@@ -31,6 +31,10 @@ static const struct table_backend *const backends[] = {
         &table_backend_cidr,
         &table_backend_regexp,
         &table_backend_pcre,
+        &table_backend_hash,
+        &table_backend_btree,
+        &table_backend_lmdb,
+        &table_backend_cdb,
 #if HAVE_SQLITE
         &table_backend_sqlite,
 #endif
@@ -44,9 +48,9 @@ static const struct table_backend *const backends[] = {
         &table_backend_db,
 };
 
-/* Postfix table types that need postmap(1) and a binary database. postern
- * reads the source file directly instead, so it says which type to use. */
-static const char *const postmap_types[] = {"hash", "btree", "lmdb", "cdb", "dbm", "sdbm"};
+/* Postfix table types of binary databases postern does not read (old
+ * ndbm/sdbm files): it says which type reads the source file instead. */
+static const char *const postmap_types[] = {"dbm", "sdbm"};
 
 void table_result_init(struct table_result *r)
 {

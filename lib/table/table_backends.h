@@ -19,6 +19,11 @@ extern const struct table_backend table_backend_texthash;
 extern const struct table_backend table_backend_cidr;
 extern const struct table_backend table_backend_regexp;
 extern const struct table_backend table_backend_pcre;
+/* Postfix's indexed files (table_indexed.h): the files postmap builds. */
+extern const struct table_backend table_backend_hash; /* table_bdb.c */
+extern const struct table_backend table_backend_btree; /* table_bdb.c */
+extern const struct table_backend table_backend_lmdb; /* table_lmdb.c */
+extern const struct table_backend table_backend_cdb; /* table_cdb.c */
 
 #if HAVE_SQLITE
 extern const struct table_backend table_backend_sqlite; /* table_sqlite.c */

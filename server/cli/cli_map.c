@@ -6,22 +6,42 @@
  *   map query - TABLE        keys from standard input, one per line;
  *                            prints "key<TAB>value" per key found and
  *                            flushes after each line (postmap -q -)
- *   map dump TABLE           every "key<TAB>value" of a texthash: or
- *                            inline: table, in file order (postmap -s)
+ *   map dump TABLE           every "key<TAB>value" of a texthash:, inline:,
+ *                            hash:, btree:, lmdb: or cdb: table, in the
+ *                            file's order (postmap -s)
+ *   map build [-A] [-N|-n] [-f] [-i] [-r|-w] TYPE:FILE...
+ *                            build FILE.db (hash, btree), FILE.lmdb or
+ *                            FILE.cdb from the text file FILE, as postmap
+ *                            does (-A: an aliases(5) file, as postalias
+ *                            does; newaliases uses that). -N / -n: keys and
+ *                            values with / without a trailing NUL (default:
+ *                            with, except cdb); -f: keep the case of keys;
+ *                            -i: add entries read from standard input to the
+ *                            existing file; -r: a duplicate key replaces the
+ *                            first, -w: ignored quietly (default: first wins,
+ *                            with a warning). TYPE: defaults to hash:;
+ *                            texthash: needs no build (checked only).
+ *   map build -d KEY TYPE:FILE
+ *                            delete KEY (-d -: keys from standard input)
+ *                            from the file in place (postmap -d)
  * TABLE is a table name (texthash:/etc/postern/aliases) or a list of them
  * as in main.cf ("texthash:/a, regexp:/b"), searched in order. Tables are
  * opened with the configuration of -c DIR (relative file names are taken
- * from that directory; database tables use its settings).
+ * from that directory; database tables use its settings). `map build`
+ * takes relative file names from the current directory, as postmap does.
  *
- * Exit status: 0 when a key was found (dump: listed), 1 when none was
- * (dump: the table cannot be listed), 75
+ * Exit status: 0 when a key was found (dump: listed; build: built; -d: a
+ * key deleted), 1 when none was (dump: the table cannot be listed; build:
+ * the source or the file could not be read or written), 75
  * when a lookup failed temporarily or a table cannot be opened (the answer
  * is unknown, so scripts must not read it as "not found"), 64 for usage
  * errors. Messages go to standard error and name the table and reason.
  *
  * SECURITY: runs with the caller's privileges; reads only the table files
- * and main.cf the caller can read. Keys from standard input are bounded
- * (longer lines are skipped as not found) and never reach a shell.
+ * and main.cf the caller can read, and writes only the files it is asked
+ * to build (a new file renamed into place, with the old one's mode and,
+ * for root, owner). Keys from standard input are bounded (longer lines are
+ * skipped as not found) and never reach a shell.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +56,7 @@
 #include "conf/config.h"
 #include "table/maps.h"
 #include "table/table.h"
+#include "table/table_postmap.h"
 
 /* Longest line read from standard input; longer ones are not found. */
 #define MAP_LINE_MAX (TABLE_PATTERN_KEY_MAX + 2)
@@ -50,7 +71,10 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: postern map [-c DIR] [-v] query KEY... TABLE\n"
 	                "       postern map [-c DIR] [-v] query - TABLE\n"
-	                "       postern map [-c DIR] [-v] dump TABLE\n");
+	                "       postern map [-c DIR] [-v] dump TABLE\n"
+	                "       postern map [-c DIR] [-v] build [-A] [-N|-n] [-f] [-i] [-r|-w] "
+	                "TYPE:FILE...\n"
+	                "       postern map [-c DIR] [-v] build [-A] -d KEY|- TYPE:FILE\n");
 	return CLI_EXIT_USAGE;
 }
 
@@ -140,6 +164,98 @@ static int dump(struct maps *maps)
 	return CLI_EXIT_OK; /* an empty table lists nothing, like postmap -s */
 }
 
+/* `map build`: argv[0] is "build". */
+static int build(int argc, char **argv)
+{
+	struct postmap_options o = {.nul = -1, .dup = INDEXED_DUP_WARN};
+	const char *delete_key = NULL;
+	struct config *cfg;
+	int opt, status = CLI_EXIT_OK;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "+c:vANnfirwd:")) != -1) {
+		switch (opt) {
+		case 'c':
+			cli_globals.config_dir = optarg;
+			break;
+		case 'v':
+			log_set_verbose(log_verbose() + 1);
+			break;
+		case 'A':
+			o.aliases = true;
+			break;
+		case 'N':
+			o.nul = 1;
+			break;
+		case 'n':
+			o.nul = 0;
+			break;
+		case 'f':
+			o.no_fold = true;
+			break;
+		case 'i':
+			o.incremental = true;
+			break;
+		case 'r':
+			o.dup = INDEXED_DUP_REPLACE;
+			break;
+		case 'w':
+			o.dup = INDEXED_DUP_IGNORE;
+			break;
+		case 'd':
+			delete_key = optarg;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (optind >= argc || (delete_key != NULL && (o.incremental || argc - optind != 1)))
+		return usage();
+	cfg = cli_config_load(cli_globals.config_dir, false);
+	if (o.aliases && cfg != NULL)
+		o.hostname = config_str(cfg, "myhostname");
+	if (delete_key != NULL) {
+		strv_t keys = {0};
+		str_t error;
+		int n;
+
+		if (strcmp(delete_key, "-") == 0) {
+			bool too_long;
+			str_t line;
+
+			str_init(&line);
+			while (read_line(stdin, &line, TABLE_KEY_MAX, &too_long) > 0)
+				if (!too_long && line.len > 0 &&
+				    memchr(line.buf, '\0', line.len) == NULL)
+					strv_add(&keys, str_c(&line));
+			str_free(&line);
+		} else {
+			strv_add(&keys, delete_key);
+		}
+		str_init(&error);
+		n = postmap_delete(argv[optind], &keys, &o, &error);
+		if (n < 0)
+			log_error("%s", str_c(&error));
+		status = n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+		str_free(&error);
+		strv_free(&keys);
+		config_destroy(&cfg);
+		return status;
+	}
+	for (int i = optind; i < argc; i++) {
+		str_t error;
+
+		str_init(&error);
+		if (postmap_build(argv[i], &o, stdin, NULL, &error) < 0) {
+			log_error("%s", str_c(&error));
+			status = CLI_EXIT_FAIL;
+		}
+		str_free(&error);
+	}
+	config_destroy(&cfg);
+	return status;
+}
+
 static int parse_options(int argc, char **argv)
 {
 	return cli_common_options(argc, argv, "+c:v");
@@ -164,6 +280,8 @@ int cli_map(int argc, char **argv)
 	argv += optind;
 	argc -= optind;
 	optind = 1;
+	if (strcmp(action, "build") == 0)
+		return build(argc, argv);
 	if (parse_options(argc, argv) < 0)
 		return usage();
 	keys = argv + optind;

@@ -115,9 +115,14 @@ def test_broken_tables_exit_75_with_file_and_line(postern, tables):
     res = run(postern, tables, "query", "ok", f"pcre:{tables}/bad.pcre")
     assert res.returncode == 75
     assert f"pcre:{tables}/bad.pcre, line 2: error in pattern /(unclosed/ at offset" in res.stderr
-    res = run(postern, tables, "query", "k", "hash:/etc/postfix/virtual")
+    res = run(postern, tables, "query", "k", "dbm:/etc/postfix/virtual")
     assert res.returncode == 75
     assert "use texthash:/etc/postfix/virtual" in res.stderr
+    res = run(postern, tables, "query", "k", "hash:/nonexistent/postern/virtual")
+    assert res.returncode == 75
+    assert ("hash:/nonexistent/postern/virtual: open /nonexistent/postern/virtual.db: No such "
+            "file or directory (build it from the text file with `postern map build "
+            "hash:/nonexistent/postern/virtual`)") in res.stderr
 
 
 @pytest.mark.parametrize("args", [

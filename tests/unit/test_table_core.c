@@ -21,8 +21,8 @@ static void test_names(void **state)
 	test_open_fails("Bad Type:x", "bad table name \"Bad Type:x\"", NEEDLES_END);
 	test_open_fails("nosuch:x", "unsupported table type \"nosuch\" in \"nosuch:x\"",
 	                NEEDLES_END);
-	test_open_fails("hash:/etc/postfix/virtual",
-	                "unsupported table type \"hash\" in \"hash:/etc/postfix/virtual\"; use "
+	test_open_fails("dbm:/etc/postfix/virtual",
+	                "unsupported table type \"dbm\" in \"dbm:/etc/postfix/virtual\"; use "
 	                "texthash:/etc/postfix/virtual (postern reads the text file itself, no "
 	                "postmap needed)",
 	                NEEDLES_END);
