@@ -56,6 +56,7 @@ static const struct param_def params[] = {
 	STR("2bounce_notice_recipient", "postmaster", "who receives the postmaster copy of a bounce that could not be delivered"),
 	INT("access_map_defer_code", "450", 400, 599, "reply code for DEFER in an access table"),
 	INT("access_map_reject_code", "554", 400, 599, "reply code for REJECT in an access table"),
+	MAPS("alias_database", "hash:/etc/aliases", "the alias files `newaliases` (sendmail -bi) rebuilds, as postalias: hash, btree, lmdb or cdb"),
 	BOOL("allow_percent_hack", "yes", "rewrite user%domain@mydomain to user@domain for local domains only"),
 	BOOL("allow_untrusted_routing", "no", "relay sender-routed addresses (user%host@domain, host!user) from untrusted clients"),
 	BOOL("always_add_missing_headers", "no", "add missing From:, Date:, Message-ID: headers to all mail, not only local submissions"),

@@ -260,3 +260,28 @@ int postmap_delete(const char *spec, const strv_t *keys, const struct postmap_op
 		return -1;
 	return deleted;
 }
+
+int postmap_newaliases(const strv_t *specs, const char *hostname)
+{
+	struct postmap_options o = {
+	        .aliases = true, .nul = -1, .dup = INDEXED_DUP_WARN, .hostname = hostname};
+	int rc = 0;
+
+	for (size_t i = 0; i < specs->n; i++) {
+		const char *spec = specs->v[i];
+		size_t entries = 0;
+		str_t error;
+
+		if (strncmp(spec, "proxy:", 6) == 0)
+			spec += 6;
+		str_init(&error);
+		if (postmap_build(spec, &o, NULL, &entries, &error) < 0) {
+			log_error("%s", str_c(&error));
+			rc = -1;
+		} else {
+			log_debug(1, "%s: %zu aliases", spec, entries);
+		}
+		str_free(&error);
+	}
+	return rc;
+}

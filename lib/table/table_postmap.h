@@ -48,6 +48,13 @@ int postmap_build(const char *spec, const struct postmap_options *o, FILE *in, s
 int postmap_delete(const char *spec, const strv_t *keys, const struct postmap_options *o,
                    str_t *error);
 
+/* newaliases (sendmail -bi): rebuild every table of specs (the
+ * alias_database list) from its aliases(5) file, as postalias does, with
+ * hostname for the YP_MASTER_NAME record. "proxy:" is dropped; texthash:
+ * is only checked (postern reads the text itself); another type is an
+ * error. Every table is tried; -1 when one failed, its reason logged. */
+int postmap_newaliases(const strv_t *specs, const char *hostname);
+
 /* Split spec into its driver and file name (NAME without the suffix);
  * "texthash:" gives *drv_r NULL. -1 with a message for another type. */
 int postmap_spec(const char *spec, const struct indexed_driver **drv_r, const char **name_r,

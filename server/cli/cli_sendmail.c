@@ -15,7 +15,8 @@
  * Modes: -bm (default) message on stdin; -t extract recipients; -bs SMTP
  * on stdin/stdout (a small in-process server whose messages end in the
  * same maildrop files); -bp list the queue (= mailq, cli_queue_list.c); -bi
- * (= newaliases) has nothing to rebuild: aliases live in the database.
+ * (= newaliases) rebuilds each alias_database file from its aliases(5)
+ * text as postalias does (table_postmap.h; exit 1 when one failed).
  *
  * Exit status (sysexits): 0 only once postdrop said the maildrop file is
  * durable; 64 (EX_USAGE) for bad options or no recipients; 65
@@ -52,6 +53,7 @@
 #include "conf/config.h"
 #include "queue/maildrop.h"
 #include "daemon/daemon.h"
+#include "table/table_postmap.h"
 
 #define EX_DATAERR_ 65
 
@@ -737,6 +739,26 @@ static int context_init(struct sm_context *ctx, int *exit_r)
 	return 0;
 }
 
+/* -bi, newaliases: rebuild alias_database (Postfix: postalias on each). */
+static int newaliases(void)
+{
+	struct config *cfg = cli_config_load(cli_globals.config_dir, false);
+	const strv_t *specs = NULL;
+	const char *error = NULL;
+	int ret = CLI_EXIT_OK;
+
+	if (cfg == NULL)
+		return CLI_EXIT_FAIL;
+	if (config_get_list(cfg, "alias_database", &specs, &error) < 0) {
+		log_error("%s", error);
+		ret = CLI_EXIT_FAIL;
+	} else if (postmap_newaliases(specs, config_str(cfg, "myhostname")) < 0) {
+		ret = CLI_EXIT_FAIL;
+	}
+	config_destroy(&cfg);
+	return ret;
+}
+
 int cli_sendmail(int argc, char **argv)
 {
 	struct sm_options opt = {.mode = SM_MODE_DELIVER, .dot_ends = true};
@@ -758,8 +780,7 @@ int cli_sendmail(int argc, char **argv)
 		goto out;
 	}
 	if (opt.mode == SM_MODE_NEWALIASES) {
-		printf("newaliases: postern keeps aliases in its database; there is no alias file "
-		       "to rebuild\n");
+		ret = newaliases();
 		goto out;
 	}
 	if (context_init(&ctx, &ret) < 0)
