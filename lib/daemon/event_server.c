@@ -92,8 +92,10 @@ static void bind_by_hand(struct event_server *srv)
 	struct daemon *d = srv->d;
 	const struct event_server_spec *spec = srv->spec;
 
-	if (spec->mode == EVENT_SERVER_TRIGGER) {
+	if (spec->mode == EVENT_SERVER_TRIGGER ||
+	    (spec->default_socket != NULL && spec->default_port == NULL)) {
 		const char *queue = config_str(d->cfg, "queue_directory");
+		bool trigger = spec->mode == EVENT_SERVER_TRIGGER;
 		char *dir;
 		struct es_listener *l;
 		str_t error;
@@ -107,8 +109,10 @@ static void bind_by_hand(struct event_server *srv)
 		    (mkdir(dir, 0755) < 0 && errno != EEXIST))
 			log_fatal("cannot create %s: %m", dir);
 		free(dir);
-		/* Anyone may wake the daemon up: a wake-up only starts a scan. */
-		fd = unix_listen(srv->socket_path, 0666, ES_BACKLOG, &error);
+		/* Anyone may wake the daemon up: a wake-up only starts a scan.
+		 * A stream service under private/ (a delivery agent) is for
+		 * the queue owner only. */
+		fd = unix_listen(srv->socket_path, trigger ? 0666 : 0600, ES_BACKLOG, &error);
 		if (fd < 0)
 			log_fatal("%s", str_c(&error));
 		str_free(&error);

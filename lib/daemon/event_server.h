@@ -58,7 +58,8 @@ struct event_server_spec {
 	struct daemon_spec daemon; /* program, extra options */
 	enum event_server_mode mode;
 	const char *default_port; /* stream, by hand, no master.cf service: "smtp" */
-	const char *default_socket; /* trigger, by hand: "public/qmgr" under the queue */
+	const char *default_socket; /* trigger, by hand: "public/qmgr" under the queue;
+	                             * stream with no default_port: "private/smtp" */
 	bool needs_root; /* keep root even when unpriv says y (no event server does) */
 	bool long_lived; /* max_idle and max_use do not apply */
 	/* After the privilege drop: set the service up (fatal on error). */

@@ -31,12 +31,19 @@
  *                             that can tell (virtual: maildir.h once_key)
  *                             reports such a delivery as sent without
  *                             writing a second copy
+ *   cache=1                   optional: qmgr has more mail queued for
+ *                             this destination; the smtp client keeps
+ *                             the connection open for it
+ *                             (smtp_connection_cache_on_demand)
  *   then one block per recipient, in order, each starting with rcpt_id=:
  *   rcpt_id=K                 qmgr's handle, echoed in the reply
  *   recipient=ADDR            the final address to deliver to (after
  *                             virtual alias expansion)
  *   orig_recipient=ADDR       the queue file's recipient it came from
  *                             (logged as orig_to= when it differs)
+ *   rcpt_index=N              that recipient's index in the queue file
+ *                             (its DSN NOTIFY and ORCPT, for agents that
+ *                             pass them on: smtp, lmtp)
  *   At most DELIVERY_RCPT_MAX recipient blocks.
  *
  * REPLY (agent -> qmgr)
@@ -85,6 +92,8 @@
 #define DELIVERY_ATTR_RCPT_ID "rcpt_id"
 #define DELIVERY_ATTR_RECIPIENT "recipient"
 #define DELIVERY_ATTR_ORIG_RECIPIENT "orig_recipient"
+#define DELIVERY_ATTR_RCPT_INDEX "rcpt_index"
+#define DELIVERY_ATTR_CACHE "cache"
 #define DELIVERY_ATTR_ERROR ATTR_ERROR
 #define DELIVERY_ATTR_ACTION "action"
 #define DELIVERY_ATTR_STATUS "status"

@@ -248,7 +248,15 @@ void qmgr_deliver_final(struct qmgr *q, struct qmgr_final *f)
 	}
 	dest = dest_get(q, f->transport, nexthop);
 	TAILQ_INSERT_TAIL(&dest->queue, f, link);
-	dispatch(dest);
+	/* Why not dispatch() now: a message's finals are handed out in one
+	 * loop (qmgr_message.c hand_out); dispatching on the next turn of
+	 * the event loop lets all of them for this destination share one
+	 * delivery (one SMTP transaction) instead of one each. */
+	if (!evtimer_pending(dest->retry_ev, NULL)) {
+		static const struct timeval next_turn = {0, 0};
+
+		evtimer_add(dest->retry_ev, &next_turn);
+	}
 }
 
 /* ---- agent conversations ---- */
@@ -406,11 +414,17 @@ static void build_request(const struct agent_conn *c, str_t *out)
 	(void)attr_put_uint(out, DELIVERY_ATTR_TIME_ACTIVE, msg->active_usec, &err);
 	if (msg->redelivery)
 		(void)attr_put_str(out, DELIVERY_ATTR_REDELIVERY, "1", &err);
+	/* More for this destination behind this delivery: the smtp client
+	 * keeps its connection for it (smtp_connection_cache_on_demand). */
+	if (!TAILQ_EMPTY(&c->dest->queue))
+		(void)attr_put_str(out, DELIVERY_ATTR_CACHE, "1", &err);
 	for (size_t i = 0; i < c->n; i++) {
+		const struct qmgr_rcpt *r = &msg->rcpts[c->finals[i]->rcpt];
+
 		(void)attr_put_uint(out, DELIVERY_ATTR_RCPT_ID, i, &err);
 		(void)attr_put_str(out, DELIVERY_ATTR_RECIPIENT, c->finals[i]->address, &err);
-		(void)attr_put_str(out, DELIVERY_ATTR_ORIG_RECIPIENT,
-		                   msg->rcpts[c->finals[i]->rcpt].address, &err);
+		(void)attr_put_str(out, DELIVERY_ATTR_ORIG_RECIPIENT, r->address, &err);
+		(void)attr_put_uint(out, DELIVERY_ATTR_RCPT_INDEX, r->index, &err);
 	}
 	attr_end(out);
 }

@@ -170,6 +170,8 @@ class MailSystem:
         self.sd.main.setdefault("virtual_gid_maps", f"static:{self.gid}")
         self.sd.main.setdefault("virtual_minimum_uid", "0")
         self.services = services
+        # master.cf lines appended after the services (smtp, pipe ...).
+        self.extra_master = ""
         self.proc = None
         # `postern sendmail` runs the postdrop next to it: setgid, as installed.
         setgid_postdrop(os.path.join(build, "bin", "postdrop"))
@@ -199,7 +201,7 @@ class MailSystem:
         with open(os.path.join(self.sd.confdir, "master.cf"), "a") as f:
             for s in self.services:
                 f.write(lines[s] + "\n")
-            f.write(extra_master)
+            f.write(extra_master or self.extra_master)
         os.makedirs(self.sd.queue, exist_ok=True)
 
     # ---- running ----

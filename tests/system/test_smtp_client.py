@@ -1,0 +1,290 @@
+"""The outbound SMTP client (server/smtp) end to end: a whole postern
+(master, smtpd, qmgr, virtual, smtp) relays mail to SMTP servers on
+loopback (harness.smtpserver, Debian's smtp-sink, a second postern),
+found through relayhost, transport_maps or MX records served by a DNS
+server the test starts (harness.dnsserver).
+
+What a user sees is asserted: the message arriving at the remote server
+with its envelope, the delivery log line (relay=, dsn=, status= and the
+remote's text), the bounce the sender gets, the queue.
+"""
+
+import os
+import re
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from harness.dnsserver import DnsServer
+from harness.process import wait_until
+from harness.smtpserver import SmtpServer
+from harness.system import MailSystem
+
+SMTP_SERVICES = ("smtp      unix  -       -       n       -       -       smtp\n"
+                 "relay     unix  -       -       n       -       -       smtp\n")
+
+BODY = (b"From: alice@example.com\r\nTo: someone@remote.test\r\n"
+        b"Subject: outbound\r\n\r\nhello out there\r\n.leading dot line\r\n")
+
+
+def mail_system(build, postern, **main):
+    base = {"maximal_backoff_time": "2s", "minimal_backoff_time": "1s",
+            "queue_run_delay": "1s", "smtp_connect_timeout": "5s"}
+    base.update(main)
+    ms = MailSystem(build, postern, main_cf=base)
+    ms.extra_master = SMTP_SERVICES
+    ms.sd.sqlite_db(postern)
+    return ms
+
+
+def postmap_hash(tmpdir, path):
+    """Build path.db with Debian's postmap, as the seed guide does (a
+    private, empty Postfix configuration directory: postmap reads one)."""
+    conf = os.path.join(tmpdir, "postfix-conf")
+    os.makedirs(conf, exist_ok=True)
+    open(os.path.join(conf, "main.cf"), "a").close()
+    subprocess.run(["postmap", "-c", conf, f"hash:{path}"], check=True, capture_output=True)
+
+
+def delivery_lines(ms, rcpt):
+    return [l for l in ms.log().splitlines() if f"to=<{rcpt}>" in l and "status=" in l]
+
+
+def wait_status(ms, rcpt, status, timeout=30):
+    wait_until(lambda: any(f"status={status}" in l for l in delivery_lines(ms, rcpt)),
+               timeout=timeout, what=f"status={status} for {rcpt}")
+    return [l for l in delivery_lines(ms, rcpt) if f"status={status}" in l][-1]
+
+
+@pytest.fixture
+def sink():
+    with SmtpServer() as srv:
+        yield srv
+
+
+def test_relayhost_delivers_and_logs_like_postfix(postern_build, postern, sink):
+    with mail_system(postern_build, postern,
+                     relayhost=f"[127.0.0.1]:{sink.port}") as ms:
+        ms.start()
+        ms.send("alice@example.com", ["someone@remote.test"], BODY)
+        msgs = sink.wait_messages(1)
+        line = wait_status(ms, "someone@remote.test", "sent")
+    m = msgs[0]
+    assert m.sender == "alice@example.com"
+    assert m.rcpts == ["someone@remote.test"]
+    # Dot-stuffing undone by the server: the content is intact.
+    assert b"\r\n.leading dot line\r\n" in m.data
+    assert b"hello out there" in m.data
+    assert "SIZE=" in m.mail_params
+    assert re.search(r"postern/smtp\[\d+\]: [0-9A-Za-z]+: to=<someone@remote.test>, "
+                     rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{sink.port}, delay=[\d.]+, "
+                     r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, "
+                     r"status=sent \(250 2\.0\.0 Ok: queued as SINK1\)", line), line
+
+
+def test_pipelining_sends_mail_rcpt_data_together(postern_build, postern, sink):
+    with mail_system(postern_build, postern,
+                     relayhost=f"[127.0.0.1]:{sink.port}") as ms:
+        ms.start()
+        ms.send("alice@example.com", ["a@remote.test", "b@remote.test"], BODY)
+        sink.wait_messages(1)
+        wait_status(ms, "b@remote.test", "sent")
+    assert sorted(sink.messages[0].rcpts) == ["a@remote.test", "b@remote.test"]
+
+
+def test_rcpt_5xx_bounces_that_recipient_with_remote_text(postern_build, postern):
+    with SmtpServer(rcpt_replies={"nobody@remote.test": "550 5.1.1 <nobody@remote.test>: "
+                                                        "Recipient address rejected"}) as srv:
+        with mail_system(postern_build, postern,
+                         relayhost=f"[127.0.0.1]:{srv.port}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["nobody@remote.test", "ok@remote.test"], BODY)
+            line = wait_status(ms, "nobody@remote.test", "bounced")
+            wait_status(ms, "ok@remote.test", "sent")
+            # One DSN to the sender with the remote's words.
+            bounce = ms.wait_maildir("example.com/alice/", 1)
+            text = open(bounce[0], errors="replace").read()
+    assert "dsn=5.1.1" in line
+    assert (f"host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <nobody@remote.test>: Recipient "
+            "address rejected (in reply to RCPT TO command)") in line
+    assert "Recipient address rejected" in text
+    assert srv.messages[0].rcpts == ["ok@remote.test"]
+
+
+def test_refused_connection_defers_then_flush_delivers(postern_build, postern):
+    srv = SmtpServer()
+    with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{srv.port}",
+                     minimal_backoff_time="300s", maximal_backoff_time="600s") as ms:
+        ms.start()
+        ms.send("alice@example.com", ["later@remote.test"], BODY)
+        line = wait_status(ms, "later@remote.test", "deferred")
+        assert (f"connect to 127.0.0.1[127.0.0.1]:{srv.port}: Connection refused"
+                in line), line
+        assert "dsn=4.4.1" in line
+        assert ms.queue_ids("deferred")
+        with srv:
+            res = ms.run("queue", "flush")
+            assert res.returncode == 0, res.stderr
+            srv.wait_messages(1)
+            wait_status(ms, "later@remote.test", "sent")
+            wait_until(ms.queue_empty, timeout=20, what="queue empty")
+
+
+def test_mx_lookup_preference_and_null_mx(postern_build, postern):
+    with SmtpServer(hostname="mx1.test") as primary:
+        zone = {
+            "remote.test": {"MX": ["10 mx-dead.remote.test.", "20 mx-up.remote.test."]},
+            "mx-dead.remote.test": {"A": ["127.0.0.2"]},
+            "mx-up.remote.test": {"A": ["127.0.0.1"]},
+            "nullmx.test": {"MX": ["0 ."]},
+            "implicit.test": {"A": ["127.0.0.1"]},
+        }
+        with DnsServer(zone) as dns:
+            with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                             smtp_connect_timeout="3s") as ms:
+                # Every MX host listens on the sink's port in this test.
+                ms.set(transport_maps=f"inline:{{remote.test=smtp:remote.test:{primary.port}, "
+                                      f"implicit.test=smtp:implicit.test:{primary.port}}}")
+                ms.start()
+                ms.send("alice@example.com", ["x@remote.test"], BODY)
+                ms.send("alice@example.com", ["y@nullmx.test"], BODY)
+                ms.send("alice@example.com", ["z@implicit.test"], BODY)
+                sent = wait_status(ms, "x@remote.test", "sent")
+                null = wait_status(ms, "y@nullmx.test", "bounced")
+                implicit = wait_status(ms, "z@implicit.test", "sent")
+                queries = list(dns.queries)
+    # 127.0.0.2 refuses (nothing listens there), the second MX takes it.
+    assert f"relay=mx-up.remote.test[127.0.0.1]:{primary.port}" in sent, sent
+    assert "dsn=5.1.10" in null and "Domain nullmx.test does not accept mail (nullMX)" in null
+    assert f"relay=implicit.test[127.0.0.1]:{primary.port}" in implicit, implicit
+    assert ("remote.test", "MX") in queries
+    assert ("mx-dead.remote.test", "A") in queries
+
+
+def test_smarthost_recipe_starttls_then_auth(postern_build, postern, pki):
+    """The seed guide's smarthost recipe, unchanged but for the names:
+    relayhost [host]:587-style, encrypt, SASL from a hash: file built by
+    Debian's postmap, keyed by the relayhost as written."""
+    with SmtpServer(hostname="mx.test.example", tls=(pki.server_cert, pki.server_key),
+                    auth={"relayuser@example.com": "s3cret"}, auth_needs_tls=True,
+                    require_tls=True, require_auth=True) as srv:
+        with DnsServer({"mx.test.example": {"A": ["127.0.0.1"]}}) as dns:
+            ms = mail_system(postern_build, postern)
+            with ms:
+                relay = f"[mx.test.example]:{srv.port}"
+                passwd = os.path.join(ms.sd.confdir, "sasl_passwd")
+                with open(passwd, "w") as f:
+                    f.write(f"{relay} relayuser@example.com:s3cret\n")
+                postmap_hash(ms.sd.tmpdir, passwd)
+                ms.set(relayhost=relay, smtp_sasl_auth_enable="yes",
+                       smtp_sasl_password_maps=f"hash:{passwd}",
+                       smtp_sasl_security_options="noanonymous",
+                       smtp_sasl_tls_security_options="noanonymous",
+                       smtp_tls_security_level="encrypt", smtp_tls_loglevel="1",
+                       dns_servers=f"127.0.0.1:{dns.port}")
+                res = ms.run("check")
+                assert res.returncode == 0, res.stdout + res.stderr
+                ms.start()
+                ms.send("alice@example.com", ["friend@far.test"], BODY)
+                msgs = srv.wait_messages(1)
+                line = wait_status(ms, "friend@far.test", "sent")
+                log = ms.log()
+    assert msgs[0].tls and msgs[0].auth == "relayuser@example.com"
+    assert srv.auth_attempts[0][0] in ("PLAIN", "LOGIN")
+    assert f"relay=mx.test.example[127.0.0.1]:{srv.port}" in line
+    assert re.search(rf"(Untrusted|Anonymous) TLS connection established to "
+                     rf"mx\.test\.example\[127\.0\.0\.1\]:{srv.port}: TLSv1\.[23] with cipher",
+                     log), log
+    assert "s3cret" not in log
+
+
+def test_encrypt_without_starttls_defers(postern_build, postern):
+    with SmtpServer() as srv:
+        with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{srv.port}",
+                         smtp_tls_security_level="encrypt") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["p@remote.test"], BODY)
+            line = wait_status(ms, "p@remote.test", "deferred")
+    assert "dsn=4.7.4" in line
+    assert "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]" in line
+    assert srv.messages == []
+
+
+def test_verify_level_checks_chain_and_name(postern_build, postern, pki):
+    with SmtpServer(hostname="mx.test.example", tls=(pki.server_cert, pki.server_key)) as good, \
+            SmtpServer(hostname="rogue.test.example",
+                       tls=(pki.rogue_cert, pki.rogue_key)) as rogue:
+        zone = {"mx.test.example": {"A": ["127.0.0.1"]},
+                "rogue.test.example": {"A": ["127.0.0.1"]}}
+        with DnsServer(zone) as dns:
+            with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                             smtp_tls_security_level="verify", smtp_tls_CAfile=pki.ca_cert,
+                             smtp_tls_loglevel="1",
+                             transport_maps=f"inline:{{good.test=smtp:[mx.test.example]:"
+                                            f"{good.port}, bad.test=smtp:[rogue.test.example]:"
+                                            f"{rogue.port}}}") as ms:
+                ms.start()
+                ms.send("alice@example.com", ["v@good.test"], BODY)
+                ms.send("alice@example.com", ["v@bad.test"], BODY)
+                ok = wait_status(ms, "v@good.test", "sent")
+                bad = wait_status(ms, "v@bad.test", "deferred")
+                log = ms.log()
+    assert good.messages[0].tls
+    assert rogue.messages == []
+    assert re.search(rf"Verified TLS connection established to mx\.test\.example\[127\.0\.0\.1\]:"
+                     rf"{good.port}", log), log
+    assert "dsn=4.7.5" in bad and "Server certificate not verified" in bad, bad
+
+
+def test_data_5xx_bounces_and_size_limit_is_respected(postern_build, postern):
+    with SmtpServer(data_reply="554 5.7.1 Message content rejected") as rej, \
+            SmtpServer(features=("PIPELINING", "SIZE 100")) as small:
+        with mail_system(postern_build, postern,
+                         transport_maps=f"inline:{{rej.test=smtp:[127.0.0.1]:{rej.port}, "
+                                        f"small.test=smtp:[127.0.0.1]:{small.port}}}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["r@rej.test"], BODY)
+            ms.send("alice@example.com", ["s@small.test"], BODY + b"x" * 200 + b"\r\n")
+            rejected = wait_status(ms, "r@rej.test", "bounced")
+            too_big = wait_status(ms, "s@small.test", "bounced")
+    assert "dsn=5.7.1" in rejected
+    assert ("host 127.0.0.1[127.0.0.1] said: 554 5.7.1 Message content rejected (in reply to "
+            "end of DATA command)") in rejected
+    assert "dsn=5.3.4" in too_big and "exceeds size limit 100 of server 127.0.0.1[127.0.0.1]" \
+        in too_big, too_big
+    # Never sent what the server said it refuses.
+    assert not any(c.upper().startswith("MAIL") for c in small.commands)
+
+
+def test_alias_to_outside_address_is_relayed(postern_build, postern, sink):
+    # The demo data's forwarding alias: fwd@example.com -> someone@remote.example.
+    with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{sink.port}") as ms:
+        ms.start()
+        ms.send("someone@sender.test", ["fwd@example.com"], BODY)
+        msgs = sink.wait_messages(1)
+        line = wait_status(ms, "someone@remote.example", "sent")
+    assert msgs[0].rcpts == ["someone@remote.example"]
+    assert msgs[0].sender == "someone@sender.test"
+    assert "orig_to=<fwd@example.com>" in line
+    # DSN: the original recipient travels as ORCPT.
+    assert "ORCPT=rfc822;fwd@example.com" in msgs[0].rcpt_params[0]
+
+
+def test_lmtp_delivers_per_recipient(postern_build, postern, owner_tmp_path):
+    sock = os.path.join(str(owner_tmp_path), "lmtp.sock")
+    with SmtpServer(lmtp=True, lmtp_replies={"b@lm.test": "452 4.2.2 Mailbox full"}) as srv:
+        with mail_system(postern_build, postern,
+                         transport_maps=f"inline:{{lm.test=lmtp:inet:127.0.0.1:{srv.port}}}") as ms:
+            ms.extra_master = SMTP_SERVICES + \
+                "lmtp      unix  -       -       n       -       -       lmtp\n"
+            ms.start()
+            ms.send("alice@example.com", ["a@lm.test", "b@lm.test"], BODY)
+            a = wait_status(ms, "a@lm.test", "sent")
+            b = wait_status(ms, "b@lm.test", "deferred")
+    assert re.search(r"postern/lmtp\[\d+\]: .*to=<a@lm\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]"
+                     rf":{srv.port}, .*dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok delivered\)", a), a
+    assert "dsn=4.2.2" in b and "452 4.2.2 Mailbox full (in reply to end of DATA command)" in b
+    assert any(c.startswith("LHLO ") for c in srv.commands)
+    del sock
