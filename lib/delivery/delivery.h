@@ -57,6 +57,13 @@
  *   status=X.Y.Z              RFC 3463 code (2.x.x with sent, 4.x.x with
  *                             deferred, 5.x.x with bounced)
  *   reason=TEXT               "delivered to maildir", "unknown user: ..."
+ *   and, once, optionally:
+ *   dest_status=down          the agent reached no server of the
+ *                             destination (smtp, lmtp): qmgr narrows its
+ *                             concurrency and, after
+ *                             TRANSPORT_destination_concurrency_failed_cohort_limit
+ *                             such deliveries at concurrency 1, suspends
+ *                             it for minimal_backoff_time
  *
  * LOGGING. The agent logs each recipient's outcome itself, in Postfix's
  * format, as its own program ("virtual"):
@@ -98,6 +105,7 @@
 #define DELIVERY_ATTR_ACTION "action"
 #define DELIVERY_ATTR_STATUS "status"
 #define DELIVERY_ATTR_REASON "reason"
+#define DELIVERY_ATTR_DEST_STATUS "dest_status"
 
 /* Values of action=. */
 #define DELIVERY_ACTION_SENT "sent"

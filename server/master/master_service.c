@@ -14,6 +14,9 @@
  * serves thousands per process, so more processes than CPUs only cost
  * memory.
  *
+ * The event-driven delivery agents (smtp, lmtp) are counted like an
+ * inet service: min(maxproc, CPUs).
+ *
  * A unix service gets a stream socket bound here at
  * queue_directory/private/NAME (mode 0600), or public/NAME (mode 0666:
  * wake-up sockets such as public/pickup and public/qmgr) when its
@@ -199,6 +202,17 @@ static struct master_listener *listener_get(struct master *m, struct config *cfg
 	return l;
 }
 
+/* The smtp client (smtp, lmtp) serves many deliveries per process, like
+ * smtpd: one process per CPU is enough, and fewer processes keep more
+ * of its connection cache in one place. */
+static bool event_driven_agent(const char *command)
+{
+	const char *base = strrchr(command, '/');
+
+	base = base != NULL ? base + 1 : command;
+	return strcmp(base, "smtp") == 0 || strcmp(base, "lmtp") == 0;
+}
+
 /* Close listeners that no service in svcs uses. */
 static void listeners_gc(struct master *m)
 {
@@ -302,7 +316,7 @@ int master_services_load(struct master *m, struct config *cfg, const struct mast
 				listeners_gc(m);
 				return -1;
 			}
-			if (ms->type_id == MASTER_TYPE_INET)
+			if (ms->type_id == MASTER_TYPE_INET || event_driven_agent(ms->command))
 				n_slots = (size_t)(limit == 0 || limit > ncpu ? ncpu : limit);
 			else if (ms->maxproc > 0)
 				n_slots = (size_t)ms->maxproc;

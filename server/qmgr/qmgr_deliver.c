@@ -51,6 +51,18 @@ struct qmgr_dest {
 	unsigned limit;
 	unsigned rcpt_limit;
 	struct event *retry_ev;
+	/* Concurrency feedback (Postfix's qmgr: slow start, back off on
+	 * failures): deliveries at once may not exceed the window. */
+	double window;
+	unsigned failed_cohorts, cohort_limit;
+	/* A destination that failed cohort_limit times at window 1 is
+	 * throttled: what is queued and what comes is deferred with
+	 * "delivery temporarily suspended: REASON" until unthrottle_ev. */
+	char *throttle_reason;
+	struct event *unthrottle_ev;
+	/* TRANSPORT_destination_rate_delay: one delivery at a time, this
+	 * far apart. */
+	uint64_t rate_delay_usec, next_start_usec;
 };
 
 struct agent_conn {
@@ -61,10 +73,12 @@ struct agent_conn {
 	struct qmgr_final **finals;
 	size_t n;
 	uint64_t start_usec;
+	bool dest_down; /* the agent reached no server (dest_status=down) */
 };
 
 static void dispatch(struct qmgr_dest *dest);
 static void conn_free(struct agent_conn *c);
+static void feedback(struct qmgr_dest *dest, bool down, const char *reason);
 
 /* ---- outcomes ---- */
 
@@ -141,6 +155,37 @@ static unsigned transport_limit(struct config *cfg, const char *transport, const
 	return ret == 0 ? (unsigned)-1 : ret; /* 0 = no limit */
 }
 
+/* TRANSPORT_destination_rate_delay, else default_destination_rate_delay,
+ * in microseconds. */
+static uint64_t transport_rate_delay(struct config *cfg, const char *transport)
+{
+	char *name = xasprintf("%s_destination_rate_delay", transport);
+	const char *value, *err;
+	uint64_t seconds = config_time(cfg, "default_destination_rate_delay");
+
+	if (config_is_set(cfg, name) && config_expand(cfg, name, &value, &err) == 0 &&
+	    parse_time(value, 's', 86400 * 365, &seconds) < 0) {
+		log_warning("%s: bad time value \"%s\": using default_destination_rate_delay", name,
+		            value);
+		seconds = config_time(cfg, "default_destination_rate_delay");
+	}
+	free(name);
+	return seconds * 1000000u;
+}
+
+static void on_unthrottle(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr_dest *dest = arg;
+
+	(void)fd;
+	(void)what;
+	free(dest->throttle_reason);
+	dest->throttle_reason = NULL;
+	dest->failed_cohorts = 0;
+	dest->window = 1;
+	dispatch(dest);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -171,6 +216,17 @@ static struct qmgr_dest *dest_get(struct qmgr *q, const char *transport, const c
 	if (dest->rcpt_limit > DELIVERY_RCPT_MAX)
 		dest->rcpt_limit = DELIVERY_RCPT_MAX;
 	dest->retry_ev = evtimer_new(q->base, on_retry, dest);
+	dest->unthrottle_ev = evtimer_new(q->base, on_unthrottle, dest);
+	/* Slow start: initial_destination_concurrency, grown by each
+	 * success up to the limit. */
+	dest->window =
+	        transport_limit(q->cfg, transport, "_initial_destination_concurrency",
+	                        (unsigned)config_int(q->cfg, "initial_destination_concurrency"));
+	dest->cohort_limit = transport_limit(
+	        q->cfg, transport, "_destination_concurrency_failed_cohort_limit",
+	        (unsigned)config_int(q->cfg,
+	                             "default_destination_concurrency_failed_cohort_limit"));
+	dest->rate_delay_usec = transport_rate_delay(q->cfg, transport);
 	hash_put(q->dests, key, dest);
 	return dest;
 }
@@ -185,6 +241,8 @@ static void dest_free(void *p)
 		conn_free(LIST_FIRST(&dest->conns));
 
 	event_free(dest->retry_ev);
+	event_free(dest->unthrottle_ev);
+	free(dest->throttle_reason);
 	free(dest->key);
 	free(dest->transport);
 	free(dest->nexthop);
@@ -195,7 +253,7 @@ static void dest_free(void *p)
 static void dest_gc(struct qmgr_dest *dest)
 {
 	if (dest->active == 0 && TAILQ_EMPTY(&dest->queue) &&
-	    !evtimer_pending(dest->retry_ev, NULL))
+	    !evtimer_pending(dest->retry_ev, NULL) && !evtimer_pending(dest->unthrottle_ev, NULL))
 		hash_delete(dest->q->dests, dest->key); /* frees it */
 }
 
@@ -279,10 +337,12 @@ static void conn_finish(struct agent_conn *c, const char *reason)
 	struct qmgr_dest *dest = c->dest;
 	struct qmgr_final **finals = c->finals;
 	size_t n = c->n;
+	bool down = c->dest_down;
 
 	c->finals = NULL;
 	conn_free(c);
 	dest->active--;
+	feedback(dest, down, down && n > 0 ? finals[0]->reason : NULL);
 	/* Durable before counted: see qmgr_message_record_done(). */
 	qmgr_message_record_done(finals, n);
 	for (size_t i = 0; i < n; i++) {
@@ -293,6 +353,39 @@ static void conn_finish(struct agent_conn *c, const char *reason)
 	}
 	free(finals);
 	dispatch(dest);
+}
+
+/* Concurrency feedback after a delivery, as Postfix's qmgr: a success
+ * widens the window by 1/window (up to the limit); a delivery that
+ * reached no server narrows it by 1/window (down to 1), and at window 1
+ * each such failure is a failed cohort; cohort_limit of them in a row
+ * throttle the destination for minimal_backoff_time. Why not a wider
+ * step: a destination that fails under load recovers at a lower
+ * concurrency, and one that is down costs one connection attempt per
+ * backoff, not one per queued message. */
+static void feedback(struct qmgr_dest *dest, bool down, const char *reason)
+{
+	struct timeval tv = {dest->q->min_backoff > 0 ? dest->q->min_backoff : 1, 0};
+
+	if (!down) {
+		dest->failed_cohorts = 0;
+		if (dest->window < dest->limit)
+			dest->window += 1.0 / dest->window;
+		return;
+	}
+	if (dest->window > 1) {
+		dest->window -= 1.0 / dest->window;
+		if (dest->window < 1)
+			dest->window = 1;
+		return;
+	}
+	if (++dest->failed_cohorts < dest->cohort_limit || dest->throttle_reason != NULL ||
+	    dest->cohort_limit == (unsigned)-1)
+		return;
+	dest->throttle_reason = xstrdup(reason != NULL ? reason : "destination not responding");
+	log_info("%s: delivery temporarily suspended for %ld s: %s", dest->key, (long)tv.tv_sec,
+	         dest->throttle_reason);
+	evtimer_add(dest->unthrottle_ev, &tv);
 }
 
 /* Apply one reply; returns NULL or what was wrong with it. */
@@ -322,6 +415,8 @@ static const char *apply_reply(struct agent_conn *c, struct attr_list *reply)
 		} else if (cur != NULL && strcmp(name, DELIVERY_ATTR_REASON) == 0) {
 			free(cur->reason);
 			cur->reason = xstrdup(value);
+		} else if (strcmp(name, DELIVERY_ATTR_DEST_STATUS) == 0) {
+			c->dest_down = strcmp(value, "down") == 0;
 		}
 	}
 	/* The code must agree with the action: a 2xx bounce is nonsense
@@ -500,13 +595,52 @@ static bool start_delivery(struct qmgr_dest *dest)
 	return true;
 }
 
+/* A throttled destination: everything queued is deferred with the
+ * reason of the failure that throttled it. */
+static void suspend_queue(struct qmgr_dest *dest)
+{
+	static const struct queue_dsn tempfail = {4, 4, 1};
+	struct qmgr_final *f;
+	str_t why;
+
+	str_init(&why);
+	str_appendf(&why, "delivery temporarily suspended: %s", dest->throttle_reason);
+	while ((f = TAILQ_FIRST(&dest->queue)) != NULL) {
+		TAILQ_REMOVE(&dest->queue, f, link);
+		settle(f, dest->transport, QMGR_DEFERRED, &tempfail, str_c(&why));
+	}
+	str_free(&why);
+}
+
 static void dispatch(struct qmgr_dest *dest)
 {
 	struct timeval tv = {0, RETRY_CONNECT_MS * 1000};
 
 	if (dest->q->stopping)
 		return;
-	while (dest->active < dest->limit && !TAILQ_EMPTY(&dest->queue)) {
+	if (dest->throttle_reason != NULL) {
+		suspend_queue(dest);
+		dest_gc(dest);
+		return;
+	}
+	while (dest->active < dest->limit && dest->active < (unsigned)dest->window &&
+	       !TAILQ_EMPTY(&dest->queue)) {
+		if (dest->rate_delay_usec > 0) {
+			uint64_t now = delivery_now_usec();
+
+			/* One at a time, rate_delay apart. */
+			if (dest->active > 0)
+				break;
+			if (now < dest->next_start_usec) {
+				struct timeval wait = {
+				        (time_t)((dest->next_start_usec - now) / 1000000u),
+				        (suseconds_t)((dest->next_start_usec - now) % 1000000u)};
+
+				evtimer_add(dest->retry_ev, &wait);
+				return;
+			}
+			dest->next_start_usec = now + dest->rate_delay_usec;
+		}
 		if (!start_delivery(dest)) {
 			evtimer_add(dest->retry_ev, &tv);
 			return;

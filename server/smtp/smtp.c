@@ -159,6 +159,14 @@ static void reply_error(struct smtp_qconn *qc, uint64_t request_id, const char *
 	str_free(&out);
 }
 
+static bool smtp_job_deferred(const struct smtp_job *job)
+{
+	for (size_t i = 0; i < job->nrcpts; i++)
+		if (job->rcpts[i].action == 'd')
+			return true;
+	return false;
+}
+
 /* Every recipient has its outcome: reply to qmgr, forget the job. */
 static void job_reply(struct smtp_job *job)
 {
@@ -186,6 +194,9 @@ static void job_reply(struct smtp_job *job)
 			(void)attr_put_str(&out, DELIVERY_ATTR_REASON, "(reason not printable)",
 			                   &err);
 	}
+	/* No server answered: qmgr backs off this destination. */
+	if (!job->greeted && job->naddrs > 0 && smtp_job_deferred(job))
+		(void)attr_put_str(&out, DELIVERY_ATTR_DEST_STATUS, "down", &err);
 	attr_end(&out);
 	str_free(&code);
 	qc->job = NULL;

@@ -162,6 +162,7 @@ struct smtp_job {
 	struct smtp_addr *addrs;
 	size_t naddrs, next_addr;
 	unsigned sessions; /* that reached the greeting */
+	bool greeted; /* some server greeted with 2xx */
 	bool fallback_added;
 	bool plaintext_retry; /* the next session goes without TLS ("may") */
 	char *dest_key; /* "nexthop" as written, for the connection cache */

@@ -639,8 +639,10 @@ static void on_greeting(struct smtp_session *s)
 	str_t why;
 
 	if (s->code / 100 == 2) {
-		if (s->job != NULL)
+		if (s->job != NULL) {
 			s->job->sessions++;
+			s->job->greeted = true;
+		}
 		send_ehlo(s);
 		return;
 	}

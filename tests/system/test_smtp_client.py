@@ -288,3 +288,71 @@ def test_lmtp_delivers_per_recipient(postern_build, postern, owner_tmp_path):
     assert "dsn=4.2.2" in b and "452 4.2.2 Mailbox full (in reply to end of DATA command)" in b
     assert any(c.startswith("LHLO ") for c in srv.commands)
     del sock
+
+
+def test_connection_cache_reuses_one_connection(postern_build, postern, sink):
+    dest = f"[127.0.0.1]:{sink.port}"
+    with mail_system(postern_build, postern, relayhost=dest,
+                     smtp_connection_cache_destinations=dest,
+                     smtp_connection_cache_time_limit="5s") as ms:
+        # One smtp process: the cache lives in a process (README).
+        ms.extra_master = SMTP_SERVICES.replace("-       -       smtp\nrelay",
+                                                "-       1       smtp\nrelay", 1)
+        ms.start()
+        for i in range(3):
+            ms.send("alice@example.com", [f"c{i}@remote.test"], BODY)
+            wait_status(ms, f"c{i}@remote.test", "sent")
+    assert len(sink.messages) == 3
+    assert sink.connections == 1, sink.commands
+    assert sum(1 for c in sink.commands if c == "RSET") == 2
+
+
+def test_dead_destination_is_suspended(postern_build, postern):
+    srv = SmtpServer()  # never started: connections are refused
+    with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{srv.port}",
+                     initial_destination_concurrency="1", minimal_backoff_time="60s",
+                     maximal_backoff_time="120s") as ms:
+        ms.start()
+        ms.send("alice@example.com", ["d1@remote.test"], BODY)
+        first = wait_status(ms, "d1@remote.test", "deferred")
+        ms.wait_log("delivery temporarily suspended for")
+        ms.send("alice@example.com", ["d2@remote.test"], BODY)
+        second = wait_status(ms, "d2@remote.test", "deferred")
+    assert "Connection refused" in first
+    assert (f"delivery temporarily suspended: connect to 127.0.0.1[127.0.0.1]:{srv.port}: "
+            "Connection refused") in second, second
+
+
+def test_rate_delay_spaces_deliveries(postern_build, postern, sink):
+    with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{sink.port}",
+                     smtp_destination_rate_delay="2s") as ms:
+        ms.start()
+        ms.send("alice@example.com", ["r1@remote.test"], BODY)
+        ms.send("alice@example.com", ["r2@remote.test"], BODY)
+        for r in ("r1@remote.test", "r2@remote.test"):
+            wait_status(ms, r, "sent")
+        lines = [l for l in ms.log().splitlines() if "status=sent" in l]
+    # The log's own clock: the two deliveries are in different seconds,
+    # at least the delay apart (the log has one-second resolution).
+    stamps = [time.mktime(time.strptime("2000 " + l[:15], "%Y %b %d %H:%M:%S")) for l in lines]
+    assert len(stamps) == 2 and stamps[1] - stamps[0] >= 1, lines
+    assert len(sink.messages) == 2
+
+
+def test_fallback_relay_and_ipv6_only_host(postern_build, postern):
+    with SmtpServer(host="::1", hostname="v6.test") as v6, SmtpServer() as fallback:
+        zone = {"six.test": {"MX": ["10 mx.six.test."]}, "mx.six.test": {"AAAA": ["::1"]},
+                "down.test": {"MX": ["10 mx.down.test."]}, "mx.down.test": {"A": ["127.0.0.2"]}}
+        with DnsServer(zone) as dns:
+            with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                             smtp_fallback_relay=f"[127.0.0.1]:{fallback.port}",
+                             transport_maps=f"inline:{{six.test=smtp:six.test:{v6.port}, "
+                                            f"down.test=smtp:down.test:{v6.port}}}") as ms:
+                ms.start()
+                ms.send("alice@example.com", ["a@six.test"], BODY)
+                ms.send("alice@example.com", ["b@down.test"], BODY)
+                six = wait_status(ms, "a@six.test", "sent")
+                down = wait_status(ms, "b@down.test", "sent")
+    assert f"relay=mx.six.test[::1]:{v6.port}" in six, six
+    assert f"relay=127.0.0.1[127.0.0.1]:{fallback.port}" in down, down
+    assert fallback.messages[0].rcpts == ["b@down.test"]
