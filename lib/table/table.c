@@ -35,6 +35,11 @@ static const struct table_backend *const backends[] = {
         &table_backend_btree,
         &table_backend_lmdb,
         &table_backend_cdb,
+        &table_backend_unionmap,
+        &table_backend_pipemap,
+        &table_backend_unix,
+        &table_backend_socketmap,
+        &table_backend_tcp,
 #if HAVE_SQLITE
         &table_backend_sqlite,
 #endif

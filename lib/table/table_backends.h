@@ -24,6 +24,12 @@ extern const struct table_backend table_backend_hash; /* table_bdb.c */
 extern const struct table_backend table_backend_btree; /* table_bdb.c */
 extern const struct table_backend table_backend_lmdb; /* table_lmdb.c */
 extern const struct table_backend table_backend_cdb; /* table_cdb.c */
+/* Tables of tables, the system's accounts, and lookup servers. */
+extern const struct table_backend table_backend_unionmap; /* table_union.c */
+extern const struct table_backend table_backend_pipemap; /* table_union.c */
+extern const struct table_backend table_backend_unix; /* table_unix.c */
+extern const struct table_backend table_backend_socketmap; /* table_socketmap.c */
+extern const struct table_backend table_backend_tcp; /* table_tcp.c */
 
 #if HAVE_SQLITE
 extern const struct table_backend table_backend_sqlite; /* table_sqlite.c */
