@@ -53,6 +53,7 @@ struct resolve_ctx {
 	struct maps *alias_maps;
 	struct mailbox_lookup *mailbox; /* virtual_mailbox_maps and db:quota */
 	struct maps *transport_maps;
+	struct maps *local_rcpt_maps; /* local_recipient_maps */
 	struct dom_list mydestination, alias_domains, mailbox_domains, relay_domains;
 	struct table_cache *cache; /* the process's (table_cache_process()); may be NULL */
 };
@@ -192,6 +193,7 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
 	    mailbox_lookup_open_cached(cfg, config_dir, ctx->cache, &ctx->mailbox, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
+	    open_maps(ctx, "local_recipient_maps", &tctx, &ctx->local_rcpt_maps, error) < 0 ||
 	    dom_list_load(ctx, "mydestination", &tctx, &ctx->mydestination, error) < 0 ||
 	    dom_list_load(ctx, "virtual_alias_domains", &tctx, &ctx->alias_domains, error) < 0 ||
 	    dom_list_load(ctx, "virtual_mailbox_domains", &tctx, &ctx->mailbox_domains, error) <
@@ -213,6 +215,7 @@ void resolve_close(struct resolve_ctx **ctxp)
 	maps_close(&ctx->alias_maps);
 	mailbox_lookup_close(&ctx->mailbox);
 	maps_close(&ctx->transport_maps);
+	maps_close(&ctx->local_rcpt_maps);
 	dom_list_free(&ctx->mydestination);
 	dom_list_free(&ctx->alias_domains);
 	dom_list_free(&ctx->mailbox_domains);
@@ -418,6 +421,40 @@ static int mailbox_step(struct run *run, const char *address, unsigned depth,
 	return result;
 }
 
+/* local_recipient_maps for a local-domain address (Postfix's
+ * check_rcpt_maps: user+ext@domain, user@domain, user+ext, user): 1
+ * known (or the list is empty: Postfix then accepts every local part and
+ * the local agent answers "unknown user"), 0 unknown, -1 TEMPFAIL. */
+static int local_rcpt_step(struct run *run, const char *address, unsigned depth)
+{
+	struct resolve_ctx *ctx = run->ctx;
+	struct table_result tr;
+	struct maps_answer a;
+	int result = 0;
+
+	if (maps_count(ctx->local_rcpt_maps) == 0)
+		return 1;
+	table_result_init(&tr);
+	maps_answer_init(&a);
+	switch (maps_lookup_addr(ctx->local_rcpt_maps, address, ctx->delimiters,
+	                         MAPS_ADDR_LOCALPART, &tr, &a)) {
+	case TABLE_TEMPFAIL:
+		result = tempfail(run, "local_recipient_maps: %s%s", str_c(&tr.error), "");
+		break;
+	case TABLE_NOTFOUND:
+		break;
+	case TABLE_FOUND:
+		add_line(run->r, depth,
+		         xasprintf("local recipient: local_recipient_maps %s key %s", a.table->spec,
+		                   a.key));
+		result = 1;
+		break;
+	}
+	maps_answer_free(&a);
+	table_result_free(&tr);
+	return result;
+}
+
 /* Decide where the final address goes and record it. 0 or -1 (TEMPFAIL). */
 static int final_step(struct run *run, const char *address, unsigned depth)
 {
@@ -463,7 +500,15 @@ static int final_step(struct run *run, const char *address, unsigned depth)
 		         xasprintf("class: %s (no domain list matches)",
 		                   resolve_class_name(f.class)));
 
-	if (f.class == RESOLVE_CLASS_ALIAS) {
+	if (f.class == RESOLVE_CLASS_LOCAL) {
+		m = local_rcpt_step(run, address, depth);
+		if (m < 0)
+			goto fail;
+		if (m == 0) {
+			f.deliverable = false;
+			f.reason = xstrdup("User unknown in local recipient table");
+		}
+	} else if (f.class == RESOLVE_CLASS_ALIAS) {
 		f.deliverable = false;
 		f.reason = xstrdup("User unknown in virtual alias table");
 	} else if (f.class == RESOLVE_CLASS_VIRTUAL) {
