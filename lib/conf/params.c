@@ -223,6 +223,8 @@ static const struct param_def params[] = {
 	BOOL("resolve_dequoted_address", "yes", "resolve a quoted local part after removing the quotes"),
 	BOOL("resolve_null_domain", "no", "resolve user@ (empty domain) as if it were local"),
 	BOOL("resolve_numeric_domain", "no", "resolve user@ipaddress as local when the address is this machine's"),
+	MAPS("sender_dependent_default_transport_maps", "", "default_transport per envelope sender (sender address, then @domain; <> for the null sender)"),
+	MAPS("sender_dependent_relayhost_maps", "", "relayhost per envelope sender (sender address, then @domain; <> for the null sender)"),
 	TIME("service_throttle_time", "60s", 's', "how long master waits before restarting a service whose processes fail at startup"),
 	STR_R("setgid_group", "postdrop", "group of the setgid postdrop helper and of queue_directory/maildrop"),
 	STR("smtp_address_preference", "any", "IP version tried first when a host has both (any, ipv4, ipv6)"),

@@ -53,6 +53,9 @@ struct resolve_ctx {
 	struct maps *alias_maps;
 	struct mailbox_lookup *mailbox; /* virtual_mailbox_maps and db:quota */
 	struct maps *transport_maps;
+	struct maps *sender_relayhost_maps; /* sender_dependent_relayhost_maps */
+	struct maps *sender_transport_maps; /* sender_dependent_default_transport_maps */
+	char *sender; /* resolve_set_sender(): the envelope sender, or NULL */
 	struct maps *local_rcpt_maps; /* local_recipient_maps */
 	struct dom_list mydestination, alias_domains, mailbox_domains, relay_domains;
 	struct table_cache *cache; /* the process's (table_cache_process()); may be NULL */
@@ -193,6 +196,10 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 	if (open_maps(ctx, "virtual_alias_maps", &tctx, &ctx->alias_maps, error) < 0 ||
 	    mailbox_lookup_open_cached(cfg, config_dir, ctx->cache, &ctx->mailbox, error) < 0 ||
 	    open_maps(ctx, "transport_maps", &tctx, &ctx->transport_maps, error) < 0 ||
+	    open_maps(ctx, "sender_dependent_relayhost_maps", &tctx, &ctx->sender_relayhost_maps,
+	              error) < 0 ||
+	    open_maps(ctx, "sender_dependent_default_transport_maps", &tctx,
+	              &ctx->sender_transport_maps, error) < 0 ||
 	    open_maps(ctx, "local_recipient_maps", &tctx, &ctx->local_rcpt_maps, error) < 0 ||
 	    dom_list_load(ctx, "mydestination", &tctx, &ctx->mydestination, error) < 0 ||
 	    dom_list_load(ctx, "virtual_alias_domains", &tctx, &ctx->alias_domains, error) < 0 ||
@@ -215,6 +222,9 @@ void resolve_close(struct resolve_ctx **ctxp)
 	maps_close(&ctx->alias_maps);
 	mailbox_lookup_close(&ctx->mailbox);
 	maps_close(&ctx->transport_maps);
+	maps_close(&ctx->sender_relayhost_maps);
+	maps_close(&ctx->sender_transport_maps);
+	free(ctx->sender);
 	maps_close(&ctx->local_rcpt_maps);
 	dom_list_free(&ctx->mydestination);
 	dom_list_free(&ctx->alias_domains);
@@ -353,6 +363,41 @@ static int transport_lookup(struct run *run, const char *address, const char *do
 		result = 1;
 	}
 done:
+	maps_answer_free(&a);
+	return result;
+}
+
+void resolve_set_sender(struct resolve_ctx *ctx, const char *sender)
+{
+	free(ctx->sender);
+	ctx->sender = sender != NULL ? xstrdup(sender) : NULL;
+}
+
+/* A sender-dependent table (Postfix: the sender address, then its
+ * @domain; the null sender as empty_address_*_lookup_key "<>"). 1 found
+ * (value in tr), 0 not, -1 TEMPFAIL. */
+static int sender_lookup(struct run *run, struct maps *m, const char *param,
+                         struct table_result *tr, char **key_r)
+{
+	struct resolve_ctx *ctx = run->ctx;
+	const char *sender = ctx->sender;
+	struct maps_answer a;
+	enum table_status st;
+	int result = 0;
+
+	if (sender == NULL || maps_count(m) == 0)
+		return 0;
+	maps_answer_init(&a);
+	if (sender[0] == '\0')
+		st = maps_lookup(m, "<>", TABLE_F_FIXED_KEYS, tr, &a);
+	else
+		st = maps_lookup_addr(m, sender, ctx->delimiters, 0, tr, &a);
+	if (st == TABLE_TEMPFAIL)
+		result = tempfail(run, "%s: %s", param, str_c(&tr->error));
+	else if (st == TABLE_FOUND) {
+		*key_r = xstrdup(a.key);
+		result = 1;
+	}
 	maps_answer_free(&a);
 	return result;
 }
@@ -527,14 +572,44 @@ static int final_step(struct run *run, const char *address, unsigned depth)
 		goto record;
 	}
 
-	/* The class's transport and nexthop, then transport_maps. */
-	split_transport(config_str(ctx->cfg, class_param), &f.transport, &f.nexthop);
+	/* The class's transport and nexthop (default_transport may depend
+	 * on the sender), then transport_maps. */
+	m = f.class == RESOLVE_CLASS_DEFAULT
+	            ? sender_lookup(run, ctx->sender_transport_maps,
+	                            "sender_dependent_default_transport_maps", &tr, &tkey)
+	            : 0;
+	if (m < 0)
+		goto fail;
+	split_transport(m == 1 ? str_c(&tr.value) : config_str(ctx->cfg, class_param), &f.transport,
+	                &f.nexthop);
+	if (m == 1) {
+		add_line(r, depth,
+		         xasprintf("default transport: %s (sender_dependent_default_transport_maps "
+		                   "key %s)",
+		                   str_c(&tr.value), tkey));
+		free(tkey);
+		tkey = NULL;
+	}
 	if (f.nexthop[0] == '\0' &&
 	    (f.class == RESOLVE_CLASS_RELAY || f.class == RESOLVE_CLASS_DEFAULT)) {
 		const char *relayhost = config_str(ctx->cfg, "relayhost");
 
+		/* sender_dependent_relayhost_maps overrides relayhost. */
+		m = sender_lookup(run, ctx->sender_relayhost_maps,
+		                  "sender_dependent_relayhost_maps", &tr, &tkey);
+		if (m < 0)
+			goto fail;
 		free(f.nexthop);
-		f.nexthop = xstrdup(relayhost[0] != '\0' ? relayhost : domain);
+		if (m == 1) {
+			f.nexthop = xstrdup(str_c(&tr.value));
+			add_line(r, depth,
+			         xasprintf("relayhost: %s (sender_dependent_relayhost_maps key %s)",
+			                   f.nexthop, tkey));
+			free(tkey);
+			tkey = NULL;
+		} else {
+			f.nexthop = xstrdup(relayhost[0] != '\0' ? relayhost : domain);
+		}
 	}
 	m = transport_lookup(run, address, domain, &tr, &tkey, &ttable);
 	if (m < 0)

@@ -108,6 +108,11 @@ int resolve_open(struct config *cfg, const char *config_dir, struct resolve_ctx 
 /* Close every table; *ctxp set to NULL; no-op on NULL. */
 void resolve_close(struct resolve_ctx **ctxp);
 
+/* The envelope sender of the addresses resolved next (NULL: unknown, as
+ * for `postern trace` without -f), for sender_dependent_relayhost_maps
+ * and sender_dependent_default_transport_maps; "" is the null sender. */
+void resolve_set_sender(struct resolve_ctx *ctx, const char *sender);
+
 /* Resolve address (internal form, "user@domain"). r must have been
  * initialised (it is reset first). Returns r->status. */
 enum resolve_status resolve_recipient(struct resolve_ctx *ctx, const char *address,

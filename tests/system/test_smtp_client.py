@@ -356,3 +356,17 @@ def test_fallback_relay_and_ipv6_only_host(postern_build, postern):
     assert f"relay=mx.six.test[::1]:{v6.port}" in six, six
     assert f"relay=127.0.0.1[127.0.0.1]:{fallback.port}" in down, down
     assert fallback.messages[0].rcpts == ["b@down.test"]
+
+
+def test_sender_dependent_relayhost(postern_build, postern):
+    with SmtpServer() as default, SmtpServer() as special:
+        with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{default.port}",
+                         sender_dependent_relayhost_maps=f"inline:{{@special.test=[127.0.0.1]:"
+                                                         f"{special.port}}}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["x1@remote.test"], BODY)
+            ms.send("boss@special.test", ["x2@remote.test"], BODY)
+            wait_status(ms, "x1@remote.test", "sent")
+            wait_status(ms, "x2@remote.test", "sent")
+    assert [m.rcpts for m in default.messages] == [["x1@remote.test"]]
+    assert [m.rcpts for m in special.messages] == [["x2@remote.test"]]
