@@ -146,6 +146,17 @@ static bool is_name_char(char c)
 	       c == '_';
 }
 
+/* A character of a name set in main.cf. Why also '-' and '.': Postfix
+ * takes any name there, and per-service parameters are built from
+ * master.cf service names, which often hold them (policy-spf_time_limit,
+ * smtp-amavis_destination_concurrency_limit; config_validate() knows them
+ * by their service). $name expansion (is_name_char) still stops at them,
+ * as in Postfix. */
+static bool is_entry_name_char(char c)
+{
+	return is_name_char(c) || c == '-' || c == '.';
+}
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
@@ -183,11 +194,11 @@ static void parse_entry(struct config *cfg, str_t *logical, const char *filename
 		return;
 	}
 	for (const char *q = name_start; q < name_end; q++) {
-		if (!is_name_char(*q)) {
+		if (!is_entry_name_char(*q)) {
 			strv_add_owned(
 			        errors,
 			        xasprintf("%s, line %u: bad parameter name \"%.*s\": expected "
-			                  "letters, digits and '_'",
+			                  "letters, digits, '_', '-' and '.'",
 			                  filename, line, (int)(name_end - name_start),
 			                  name_start));
 			return;

@@ -95,7 +95,7 @@ static void test_syntax_errors(void **state)
 	} cases[] = {
 	        {"myhostname\n",
 	         "main.cf, line 1: missing '=' after parameter name \"myhostname\""},
-	        {"a = 1\nbad-name = 2\n", "main.cf, line 2: bad parameter name \"bad-name\""},
+	        {"a = 1\nbad/name = 2\n", "main.cf, line 2: bad parameter name \"bad/name\""},
 	        {"  indented = 1\n", "main.cf, line 1: continuation line"},
 	        {"= value\n", "main.cf, line 1: missing parameter name"},
 	        {"x = 1\ny = {\n", NULL}, /* braces are not checked at parse time */
@@ -309,11 +309,17 @@ static void test_validate(void **state)
 	                           "tpyo_parameter = 1\n"
 	                           "smtpd_timeout = forever\n"
 	                           "smtpd_forbid_bare_newline = maybe\n"
-	                           "smtpd_forbid_bare_newline_reject_code = 550\n",
+	                           "smtpd_forbid_bare_newline_reject_code = 550\n"
+	                           /* service names with '-' (Postfix accepts them) */
+	                           "policy-spf_time_limit = 3600s\n"
+	                           "smtp-amavis_destination_recipient_limit = 1\n",
 	                           &errors);
 
 	(void)state;
+	assert_int_equal(errors.n, 0);
 	strv_add(&services, "relay");
+	strv_add(&services, "policy-spf");
+	strv_add(&services, "smtp-amavis");
 	assert_int_equal(config_validate(cfg, &services, &errors, &warnings), 2);
 	assert_int_equal(errors.n, 2);
 	/* in the order of the parameter names */
