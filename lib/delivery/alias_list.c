@@ -181,7 +181,7 @@ int alias_list_parse_file(const char *text, size_t len, size_t max_items, struct
 	int rc = 0;
 
 	str_init(&logical);
-	while (pos <= len && rc == 0) {
+	while (rc == 0) {
 		const char *nl = pos < len ? memchr(text + pos, '\n', len - pos) : NULL;
 		size_t end = nl != NULL ? (size_t)(nl - text) : len;
 		bool eof = pos >= len;
