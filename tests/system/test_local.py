@@ -116,11 +116,11 @@ def users():
 class LocalSystem(MailSystem):
     """MailSystem with the local agent in master.cf."""
 
-    def __init__(self, build, postern, main_cf):
+    def __init__(self, build, postern, main_cf, services=("pickup", "qmgr")):
         main = {"virtual_mailbox_domains": "", "virtual_mailbox_maps": "",
                 "virtual_alias_maps": ""}
         main.update(main_cf)
-        super().__init__(build, postern, main_cf=main, services=("pickup", "qmgr"))
+        super().__init__(build, postern, main_cf=main, services=services)
 
     def write_config(self, extra_master=""):
         super().write_config(extra_master + "local unix - n n - - local\n")
@@ -467,3 +467,27 @@ def test_mailbox_command_and_spool(postern_build, postern, users):
         assert os.stat(path).st_uid == users.pw("carol").pw_uid
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+
+
+# ---- fallback_transport: the recipient handed to another agent -----------
+
+def test_fallback_transport_hands_over(postern_build, postern, tmp_path):
+    """A user without an account goes to fallback_transport (here the
+    virtual agent, which finds it in its own table): the other agent logs
+    and delivers, local reports its answer."""
+    main = {"fallback_transport": "virtual", "smtpd_reject_unlisted_recipient": "no",
+            "alias_maps": ""}
+    with LocalSystem(postern_build, postern, main,
+                     services=("pickup", "qmgr", "virtual")) as ms:
+        table = os.path.join(ms.sd.confdir, "vmailbox")
+        with open(table, "w") as f:
+            f.write(f"ghost@{HOSTNAME} ghost/\n")
+        ms.sd.main["virtual_mailbox_maps"] = f"texthash:{table}"
+        ms.start()
+        ms.send(SENDER, [f"ghost@{HOSTNAME}", f"nobody-at-all@{HOSTNAME}"], body("fallback"))
+        files = ms.wait_maildir("ghost/", 1)
+        assert b"Subject: fallback" in open(files[0], "rb").read()
+        ms.wait_log(f"to=<ghost@{HOSTNAME}>, relay=virtual")
+        # virtual's own answer for an address it does not know either.
+        ms.wait_log(f'to=<nobody-at-all@{HOSTNAME}>, relay=virtual')
+        assert 'status=bounced (unknown user: "nobody-at-all@' in ms.log()
