@@ -95,7 +95,6 @@ static int exchange(struct table_socketmap *s, const str_t *req, str_t *reply, b
 {
 	const char *data;
 	size_t len, used;
-	int rc;
 
 	*got_bytes = false;
 	if (table_net_connect(&s->net, error) < 0)
@@ -103,7 +102,8 @@ static int exchange(struct table_socketmap *s, const str_t *req, str_t *reply, b
 	if (table_net_write(&s->net, req->buf, req->len, error) < 0)
 		return -1;
 	for (;;) {
-		rc = netstring(&s->net.in, &data, &len, &used);
+		int rc = netstring(&s->net.in, &data, &len, &used);
+
 		if (rc > 0)
 			break;
 		if (rc < 0) {
