@@ -79,13 +79,15 @@ static int expand(const char *p, size_t len, const struct local_expand_vars *var
 		}
 		if (i + 1 < len && (p[i + 1] == '{' || p[i + 1] == '(')) {
 			char close = p[i + 1] == '{' ? '}' : ')';
-			size_t j = i + 2, level = 1;
+			size_t j = i + 2;
 
 			name = p + j;
 			while (j < len && name_char(p[j]))
 				j++;
 			nlen = (size_t)(p + j - name);
 			if (j < len && (p[j] == '?' || p[j] == ':')) {
+				size_t level = 1;
+
 				op = p[j++];
 				text = p + j;
 				for (; j < len; j++) {

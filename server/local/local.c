@@ -142,11 +142,14 @@ static void add_delivered(strv_t *set, const char *value, size_t len)
  * unfolded, at most LOCAL_HEADER_MAX bytes. -1 on a read error. */
 static int read_delivered(struct local_message *msg)
 {
-	uint64_t limit =
-	        msg->content_length < LOCAL_HEADER_MAX ? msg->content_length : LOCAL_HEADER_MAX;
-	char *buf = xmalloc(limit + 1);
+	uint64_t limit = msg->content_length;
 	size_t have = 0;
 	int rc = 0;
+	char *buf;
+
+	if (limit > LOCAL_HEADER_MAX)
+		limit = LOCAL_HEADER_MAX;
+	buf = xmalloc(limit + 1);
 
 	while (have < limit) {
 		ssize_t n = pread(msg->fd, buf + have, limit - have,

@@ -142,6 +142,7 @@ static void test_limits_and_refusals(void **state)
 	static const char msg[] = "Subject: big\n\n0123456789012345678901234567890123456789\n";
 	char *dir = tmpdir(), path[256], link_path[256], other[256];
 	struct mem m = {msg, sizeof(msg) - 1, 0, 4096, false};
+	struct mem bad = {msg, sizeof(msg) - 1, 0, 5, true};
 	struct mbox_request req;
 	struct mbox_result res;
 	struct stat st;
@@ -170,9 +171,7 @@ static void test_limits_and_refusals(void **state)
 	assert_int_equal(mbox_deliver(&req, &res), -1);
 	assert_string_equal(res.status, "5.2.2");
 	/* A failing content source: 4.3.0, nothing left behind. */
-	m.pos = 0;
-	m.fail = true;
-	m.chunk = 5;
+	req.copy.read_context = &bad;
 	req.size_limit = 0;
 	assert_int_equal(mbox_deliver(&req, &res), -1);
 	assert_string_equal(res.status, "4.3.0");
@@ -182,8 +181,8 @@ static void test_limits_and_refusals(void **state)
 	/* A symlink and a second hard link are refused. */
 	assert_int_equal(symlink(path, link_path), 0);
 	req.path = link_path;
+	req.copy.read_context = &m;
 	m.pos = 0;
-	m.fail = false;
 	assert_int_equal(mbox_deliver(&req, &res), -1);
 	assert_string_equal(res.status, "5.2.0");
 	assert_non_null(strstr(str_c(&res.text), "symbolic link"));
