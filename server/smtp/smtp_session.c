@@ -138,7 +138,8 @@ struct smtp_session {
 	unsigned lines;
 	/* What the server offered. */
 	bool esmtp, pipelining, dsn, eightbit, smtputf8, starttls, xforward;
-	uint64_t size_limit; /* 0: none announced */
+	bool size; /* SIZE offered (RFC 1870) */
+	uint64_t size_limit; /* 0: no limit announced */
 	char *auth_mechs;
 	strv_t xforward_names;
 	bool tls_active, authenticated;
@@ -586,6 +587,7 @@ static void parse_feature(struct smtp_session *s, const char *line)
 	else if (strcasecmp(word, "STARTTLS") == 0)
 		s->starttls = true;
 	else if (strcasecmp(word, "SIZE") == 0) {
+		s->size = true;
 		uint64_t n;
 
 		if (*args != '\0' && parse_uint64(args, 0, UINT64_MAX, &n) == 0)
@@ -609,6 +611,7 @@ static void features_reset(struct smtp_session *s)
 {
 	s->esmtp = s->pipelining = s->dsn = s->eightbit = s->smtputf8 = false;
 	s->starttls = s->xforward = false;
+	s->size = false;
 	s->size_limit = 0;
 	free(s->auth_mechs);
 	s->auth_mechs = NULL;
@@ -1177,10 +1180,8 @@ static void command_for(const struct smtp_session *s, const struct step *st, str
 		const char *utf8 = queue_file_attr(job->qf, QUEUE_ATTR_SMTPUTF8);
 
 		str_appendf(out, "MAIL FROM:<%s>", env->sender);
-		if (s->size_limit > 0 || s->esmtp)
-			if (s->esmtp)
-				str_appendf(out, " SIZE=%llu",
-				            (unsigned long long)env->content_length);
+		if (s->size)
+			str_appendf(out, " SIZE=%llu", (unsigned long long)env->content_length);
 		if (s->eightbit && enc != NULL && strcasecmp(enc, "8bitmime") == 0)
 			str_append(out, " BODY=8BITMIME");
 		if (s->smtputf8 && utf8 != NULL && strcmp(utf8, "yes") == 0)

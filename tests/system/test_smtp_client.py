@@ -29,9 +29,24 @@ BODY = (b"From: alice@example.com\r\nTo: someone@remote.test\r\n"
         b"Subject: outbound\r\n\r\nhello out there\r\n.leading dot line\r\n")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def empty_dns():
+    """Every name is NXDOMAIN unless a test gives its own DNS server: no
+    test asks the outside world (a bounce to sender.test must not)."""
+    global _EMPTY_DNS
+    with DnsServer({}) as dns:
+        _EMPTY_DNS = dns
+        yield dns
+    _EMPTY_DNS = None
+
+
+_EMPTY_DNS = None
+
+
 def mail_system(build, postern, **main):
     base = {"maximal_backoff_time": "2s", "minimal_backoff_time": "1s",
-            "queue_run_delay": "1s", "smtp_connect_timeout": "5s"}
+            "queue_run_delay": "1s", "smtp_connect_timeout": "5s",
+            "dns_servers": f"127.0.0.1:{_EMPTY_DNS.port}"}
     base.update(main)
     ms = MailSystem(build, postern, main_cf=base)
     ms.extra_master = SMTP_SERVICES
@@ -53,8 +68,11 @@ def delivery_lines(ms, rcpt):
 
 
 def wait_status(ms, rcpt, status, timeout=30):
-    wait_until(lambda: any(f"status={status}" in l for l in delivery_lines(ms, rcpt)),
-               timeout=timeout, what=f"status={status} for {rcpt}")
+    try:
+        wait_until(lambda: any(f"status={status}" in l for l in delivery_lines(ms, rcpt)),
+                   timeout=timeout, what=f"status={status} for {rcpt}")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; the log ends:\n" + "\n".join(ms.log().splitlines()[-25:]))
     return [l for l in delivery_lines(ms, rcpt) if f"status={status}" in l][-1]
 
 
@@ -370,3 +388,56 @@ def test_sender_dependent_relayhost(postern_build, postern):
             wait_status(ms, "x2@remote.test", "sent")
     assert [m.rcpts for m in default.messages] == [["x1@remote.test"]]
     assert [m.rcpts for m in special.messages] == [["x2@remote.test"]]
+
+
+def test_lmtp_into_dovecot_over_its_unix_socket(postern_build, postern):
+    """The Dovecot recipe's alternative to Maildir delivery:
+    virtual_transport = lmtp:unix:private/dovecot-lmtp, Dovecot's LMTP
+    listening in postern's queue directory; IMAP reads the message."""
+    import imaplib
+    import pwd
+
+    from harness.dovecot import Dovecot
+
+    ms = mail_system(postern_build, postern,
+                     virtual_transport="lmtp:unix:private/dovecot-lmtp")
+    ms.extra_master = SMTP_SERVICES + "lmtp      unix  -       -       n       -       -       lmtp\n"
+    owner = pwd.getpwnam("postern")
+    private = os.path.join(ms.sd.queue, "private")
+    os.makedirs(private, exist_ok=True)
+    os.chown(ms.sd.queue, owner.pw_uid, owner.pw_gid)
+    os.chown(private, owner.pw_uid, owner.pw_gid)
+    os.chmod(private, 0o700)
+    extra = f"""
+protocols = imap lmtp
+service lmtp {{
+  unix_listener {private}/dovecot-lmtp {{
+    mode = 0600
+    user = postern
+  }}
+}}
+"""
+    dc = Dovecot(extra_config=extra, user="alice@example.com", password="alice-pw")
+    try:
+        dc.start()
+        dc.add_user("alice@example.com", "alice-pw")
+        with ms:
+            ms.start()
+            ms.send("bob@sender.test", ["alice@example.com"], BODY)
+            line = wait_status(ms, "alice@example.com", "sent")
+            imap = imaplib.IMAP4(dc.host, dc.imap_port, timeout=10)
+            try:
+                imap.login("alice@example.com", "alice-pw")
+                imap.select("INBOX")
+                _, data = imap.search(None, "ALL")
+                ids = data[0].split()
+                _, fetched = imap.fetch(ids[-1], "(RFC822)")
+            finally:
+                imap.logout()
+    finally:
+        dc.cleanup()
+    assert re.search(r"postern/lmtp\[\d+\]: .*to=<alice@example\.com>, relay=[^ ]+\[private/"
+                     r"dovecot-lmtp\], .*dsn=2\.0\.0, status=sent \(250 2\.0\.0 <alice@example\.com> "
+                     r"\S+ Saved\)", line), line
+    raw = fetched[0][1]
+    assert b"hello out there" in raw and b"Subject: outbound" in raw

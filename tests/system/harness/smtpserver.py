@@ -248,7 +248,8 @@ class _Server6(_Server):
 
 
 class SmtpServer:
-    def __init__(self, features=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"),
+    def __init__(self, features=("PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
+                                 "DSN"),
                  host="127.0.0.1", port=None, hostname="sink.test", greeting=None,
                  tls=None, auth=None, auth_mechs=("PLAIN", "LOGIN"), auth_needs_tls=False,
                  require_tls=False, require_auth=False, rcpt_replies=None,
