@@ -74,6 +74,43 @@ static int get_bool(struct config *cfg, const char *name, bool *value_r, str_t *
 	return 0;
 }
 
+int cleanup_parse_overrides(const strv_t *names, unsigned *bits_r, str_t *error)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} known[] = {
+	        {"no_unknown_recipient_checks", CLEANUP_NO_UNKNOWN_RCPT_CHECKS},
+	        {"no_address_mappings", CLEANUP_NO_ADDRESS_MAPPINGS},
+	        {"no_header_body_checks", CLEANUP_NO_HEADER_BODY_CHECKS},
+	        {"no_milters", CLEANUP_NO_MILTERS},
+	};
+
+	*bits_r = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		size_t k = 0;
+
+		while (k < sizeof(known) / sizeof(known[0]) &&
+		       strcmp(known[k].name, names->v[i]) != 0)
+			k++;
+		if (k == sizeof(known) / sizeof(known[0])) {
+			str_appendf(error,
+			            "receive_override_options: unknown option \"%s\" (expected "
+			            "no_unknown_recipient_checks, no_address_mappings, "
+			            "no_header_body_checks or no_milters)",
+			            names->v[i]);
+			return -1;
+		}
+		*bits_r |= known[k].bit;
+	}
+	return 0;
+}
+
+unsigned cleanup_settings_overrides(const struct cleanup_settings *set)
+{
+	return set->overrides;
+}
+
 int cleanup_settings_new(struct config *cfg, const char *config_dir,
                          struct cleanup_settings **set_r, str_t *error)
 {
@@ -108,6 +145,22 @@ int cleanup_settings_new(struct config *cfg, const char *config_dir,
 	}
 	for (size_t i = 0; i < drop->n; i++)
 		strv_add(&set->drop_headers, drop->v[i]);
+	if (config_get_list(cfg, "receive_override_options", &drop, &err) < 0) {
+		str_append(error, err);
+		goto fail;
+	}
+	if (cleanup_parse_overrides(drop, &set->overrides, error) < 0)
+		goto fail;
+	if (set->overrides & CLEANUP_NO_MILTERS)
+		log_info(
+		        "receive_override_options: no_milters: nothing to disable (postern runs no "
+		        "milters yet)");
+	if (config_expand_dup(cfg, "content_filter", &set->content_filter, error) < 0)
+		goto fail;
+	if (set->content_filter[0] == '\0') {
+		free(set->content_filter);
+		set->content_filter = NULL;
+	}
 	if (open_maps(cfg, &ctx, "header_checks", &set->header_checks, error) < 0 ||
 	    open_maps(cfg, &ctx, "body_checks", &set->body_checks, error) < 0)
 		goto fail;
@@ -138,6 +191,7 @@ void cleanup_settings_destroy(struct cleanup_settings **setp)
 	free(set->mydomain);
 	free(set->undisclosed_recipients_header);
 	strv_free(&set->drop_headers);
+	free(set->content_filter);
 	free(set);
 	*setp = NULL;
 }
@@ -160,7 +214,10 @@ int cleanup_open(const struct cleanup_settings *set, const struct queue_dir *qd,
 	c->qd = qd;
 	memcpy(c->id, queue_writer_id(w), QUEUE_ID_SIZE);
 	c->status = CLEANUP_QUEUED;
-	c->checks_off = (flags & CLEANUP_F_NO_CHECKS) != 0;
+	c->checks_off = (flags & CLEANUP_F_NO_CHECKS) != 0 ||
+	                (set->overrides & CLEANUP_NO_HEADER_BODY_CHECKS) != 0;
+	/* A FILTER action replaces it (cleanup_filter). */
+	c->filter = set->content_filter != NULL ? xstrdup(set->content_filter) : NULL;
 	c->block = CLEANUP_BLOCK_PRIMARY;
 	str_init(&c->reply);
 	str_init(&c->hdr);
@@ -418,7 +475,11 @@ void cleanup_finish(struct cleanup **cp, struct cleanup_result *result)
 			cleanup_fail(c, CLEANUP_REJECTED, "550 5.1.0 no recipients specified");
 	}
 	if (c->status == CLEANUP_QUEUED && c->filter != NULL)
-		writer_call_failed(c, queue_writer_attr(c->w, "content_filter", c->filter, &error));
+		writer_call_failed(
+		        c, queue_writer_attr(c->w, QUEUE_ATTR_CONTENT_FILTER, c->filter, &error));
+	if (c->status == CLEANUP_QUEUED && (c->set->overrides & CLEANUP_NO_ADDRESS_MAPPINGS))
+		writer_call_failed(
+		        c, queue_writer_attr(c->w, QUEUE_ATTR_NO_ADDRESS_MAPPINGS, "yes", &error));
 	if (c->status == CLEANUP_QUEUED) {
 		uint64_t size = queue_writer_content_size(c->w);
 		if (queue_writer_commit(c->w, result->queue, &error) < 0) {

@@ -19,6 +19,11 @@
  *     append_dot_mydomain for local submissions;
  *   - sendmail -t: recipients taken from To/Cc/Bcc (and Resent-*), Bcc
  *     removed (CLEANUP_F_EXTRACT_RCPT);
+ *   - the receiver's content_filter (main.cf, or the service's -o) and
+ *     receive_override_options: the filter is recorded for qmgr unless a
+ *     FILTER action names another; no_header_body_checks turns the
+ *     checks above off, no_address_mappings is recorded for qmgr (which
+ *     then skips virtual alias expansion);
  *   - the queue file written through queue_writer (queue_file.h) and
  *     committed durably: only when cleanup_finish() says
  *     CLEANUP_QUEUED may the receiver answer 250.
@@ -44,6 +49,7 @@
 #include <stdint.h>
 
 #include "base/str.h"
+#include "base/strv.h"
 #include "queue/queue_dir.h"
 #include "queue/queue_file.h"
 
@@ -60,6 +66,15 @@ enum {
 	CLEANUP_F_NO_CHECKS = 1 << 3, /* skip header/body checks (a
 	                               * receive_override_options style switch for
 	                               * re-injection after a content filter) */
+};
+
+/* receive_override_options (Postfix's names), from
+ * cleanup_settings_overrides(). */
+enum {
+	CLEANUP_NO_UNKNOWN_RCPT_CHECKS = 1 << 0, /* smtpd: no reject_unlisted_recipient */
+	CLEANUP_NO_ADDRESS_MAPPINGS = 1 << 1, /* qmgr: no virtual alias expansion */
+	CLEANUP_NO_HEADER_BODY_CHECKS = 1 << 2, /* no header_checks, body_checks ... */
+	CLEANUP_NO_MILTERS = 1 << 3, /* accepted: postern runs no milters yet */
 };
 
 /* Outcome of a finished message. */
@@ -93,6 +108,11 @@ struct cleanup_settings;
 int cleanup_settings_new(struct config *cfg, const char *config_dir,
                          struct cleanup_settings **set_r, str_t *error);
 void cleanup_settings_destroy(struct cleanup_settings **setp);
+/* The receive_override_options bits of set (CLEANUP_NO_*). */
+unsigned cleanup_settings_overrides(const struct cleanup_settings *set);
+/* Parse a receive_override_options value (a list of the names above)
+ * into CLEANUP_NO_* bits: 0, or -1 with the unknown name in error. */
+int cleanup_parse_overrides(const strv_t *names, unsigned *bits_r, str_t *error);
 
 struct cleanup;
 

@@ -46,6 +46,8 @@ struct cleanup_settings {
 	char *mydomain;
 	char *undisclosed_recipients_header;
 	strv_t drop_headers;
+	char *content_filter; /* content_filter, NULL when empty */
+	unsigned overrides; /* receive_override_options: CLEANUP_NO_* */
 };
 
 struct cleanup_rcpt {

@@ -84,6 +84,10 @@
 #define MAILDROP_ATTR_SUBMIT_UID "submit_uid"
 #define MAILDROP_ATTR_LOGIN "login_name"
 #define MAILDROP_ATTR_EXTRACT_RCPT "extract_rcpt" /* "yes" for sendmail -t */
+/* "remote" for sendmail -G (gateway submission: a content filter
+ * re-injecting mail): pickup then rewrites no header addresses and adds
+ * no missing headers, as Postfix's cleanup in the remote context. */
+#define MAILDROP_ATTR_REWRITE_CONTEXT "rewrite_context"
 
 enum maildrop_status {
 	MAILDROP_OK = 0,

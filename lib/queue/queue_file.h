@@ -101,6 +101,12 @@
 #define QUEUE_ATTR_SERVICE "service" /* master.cf service that received it */
 #define QUEUE_ATTR_ENCODING "encoding" /* 7bit, 8bitmime */
 #define QUEUE_ATTR_SMTPUTF8 "smtputf8" /* "yes" when requested */
+/* What cleanup decided for qmgr: the content filter every recipient goes
+ * to ("transport" or "transport:nexthop", from content_filter or a FILTER
+ * action), and "yes" when receive_override_options said
+ * no_address_mappings (qmgr then skips virtual alias expansion). */
+#define QUEUE_ATTR_CONTENT_FILTER "content_filter"
+#define QUEUE_ATTR_NO_ADDRESS_MAPPINGS "no_address_mappings"
 /* The upstream client and message as a content filter names them with
  * XFORWARD (smtpd; Postfix's names). For logging only, never for policy;
  * absent when there was no XFORWARD: the client_* attributes above then

@@ -320,6 +320,16 @@ static int engine_load(struct restrict_engine *e, str_t *error)
 	GETBOOL("smtpd_reject_unlisted_sender", e->reject_unlisted_sender);
 	GETBOOL("allow_untrusted_routing", e->allow_untrusted_routing);
 #undef GETBOOL
+	{
+		const strv_t *overrides;
+
+		if (config_get_list(cfg, "receive_override_options", &overrides, &why) < 0) {
+			str_append(error, why);
+			return -1;
+		}
+		e->no_unknown_rcpt_checks =
+		        strv_find(overrides, "no_unknown_recipient_checks") >= 0;
+	}
 	if (config_expand(cfg, "smtpd_null_access_lookup_key", &e->null_access_key, &why) < 0 ||
 	    config_expand(cfg, "recipient_delimiter", &e->delimiter, &why) < 0) {
 		str_append(error, why);

@@ -654,6 +654,8 @@ enum rr restrict_unlisted(struct eval *ev, bool sender)
 
 	if (addr == NULL || addr[0] == '\0')
 		return RR_DUNNO;
+	if (!sender && e->no_unknown_rcpt_checks)
+		return RR_DUNNO;
 	if (sender)
 		ev->sender_checked = true;
 	else

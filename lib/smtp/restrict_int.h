@@ -100,6 +100,10 @@ struct restrict_engine {
 	struct table_async *pool;
 	bool delay_reject;
 	bool reject_unlisted_rcpt, reject_unlisted_sender;
+	/* receive_override_options = no_unknown_recipient_checks: the
+	 * service after a content filter takes any recipient (Postfix's
+	 * INPUT_TRANSP_UNKNOWN_RCPT). */
+	bool no_unknown_rcpt_checks;
 	bool allow_untrusted_routing;
 	bool access_parent_style; /* smtpd_access_maps in parent_domain_... */
 	int access_reject_code, access_defer_code, defer_code, reject_code;

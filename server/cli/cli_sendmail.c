@@ -14,7 +14,9 @@
  *
  * Modes: -bm (default) message on stdin; -t extract recipients; -bs SMTP
  * on stdin/stdout (a small in-process server whose messages end in the
- * same maildrop files); -bp list the queue (= mailq, cli_queue_list.c); -bi
+ * same maildrop files); -G marks the message as relayed, not written by
+ * the user (a content filter re-injecting: `sendmail -G -i -f SENDER --
+ * RCPT...`), so that pickup leaves its headers alone; -bp list the queue (= mailq, cli_queue_list.c); -bi
  * (= newaliases) rebuilds each alias_database file from its aliases(5)
  * text as postalias does (table_postmap.h; exit 1 when one failed).
  *
@@ -71,6 +73,7 @@ enum sm_mode {
 struct sm_options {
 	enum sm_mode mode;
 	bool extract; /* -t */
+	bool gateway; /* -G: relayed mail, not a user's submission */
 	bool dot_ends; /* false after -i / -oi */
 	const char *sender; /* -f / -r, NULL for the login name */
 	const char *full_name; /* -F */
@@ -307,6 +310,9 @@ static int drop_open(const struct sm_context *ctx, const char *sender, const str
 		goto fail;
 	if (opt->extract &&
 	    maildrop_writer_attr(d->w, MAILDROP_ATTR_EXTRACT_RCPT, "yes", &error) < 0)
+		goto fail;
+	if (opt->gateway &&
+	    maildrop_writer_attr(d->w, MAILDROP_ATTR_REWRITE_CONTEXT, "remote", &error) < 0)
 		goto fail;
 	str_free(&error);
 	return 0;
@@ -669,6 +675,9 @@ static int parse_options(int argc, char **argv, struct sm_options *opt)
 		case 't':
 			opt->extract = true;
 			break;
+		case 'G':
+			opt->gateway = true;
+			break;
 		case 'v':
 			cli_globals.verbose++;
 			log_set_verbose(cli_globals.verbose);
@@ -693,7 +702,7 @@ static int parse_options(int argc, char **argv, struct sm_options *opt)
 		case '?':
 			sendmail_usage();
 			return -1;
-		default: /* B G L N O R U V X e h m n p x: accepted, ignored */
+		default: /* B L N O R U V X e h m n p x: accepted, ignored */
 			break;
 		}
 	}

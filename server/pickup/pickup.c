@@ -11,8 +11,9 @@
  * lost wake-up only delays a message.
  *
  * For each maildrop file: validate it (maildrop.h), hand the envelope and
- * the content to cleanup (cleanup.h, CLEANUP_F_LOCAL, plus
- * CLEANUP_F_EXTRACT_RCPT for sendmail -t), log "ID: uid=N from=<sender>"
+ * the content to cleanup (cleanup.h, CLEANUP_F_LOCAL unless sendmail -G
+ * said the mail is relayed, plus CLEANUP_F_EXTRACT_RCPT for sendmail -t;
+ * cleanup applies pickup's content_filter and receive_override_options), log "ID: uid=N from=<sender>"
  * as Postfix's pickup does, and remove the maildrop file only after
  * cleanup_finish() said CLEANUP_QUEUED or CLEANUP_DISCARDED. Why in that
  * order: a crash between the queue commit and the unlink delivers the
@@ -304,6 +305,11 @@ static enum pickup_result pickup_file(struct pickup *p, const char *name)
 	value = maildrop_attr(m, MAILDROP_ATTR_EXTRACT_RCPT);
 	if (value != NULL && strcmp(value, "yes") == 0)
 		flags |= CLEANUP_F_EXTRACT_RCPT;
+	/* sendmail -G: mail relayed by a program (a content filter), not
+	 * written by a local user: headers are left as they are. */
+	value = maildrop_attr(m, MAILDROP_ATTR_REWRITE_CONTEXT);
+	if (value != NULL && strcmp(value, "remote") == 0)
+		flags &= ~(unsigned)CLEANUP_F_LOCAL;
 	if (cleanup_open(p->cleanup, p->qd, flags, &c, &error) < 0) {
 		log_warning("maildrop/%s: %s", name, str_c(&error));
 		goto out;

@@ -96,6 +96,19 @@ struct qmgr_msg {
 	 * from active/ (qmgr restarted), deferred/ or hold/, not incoming/.
 	 * Sent to agents as redelivery=1 (delivery.h). */
 	bool redelivery;
+	/* The queue file's content_filter: every final goes to this
+	 * transport (and nexthop, "" for the recipient's domain or
+	 * default_filter_nexthop) instead of its own; NULL for none. */
+	char *filter_transport;
+	char *filter_nexthop;
+	/* receive_override_options = no_address_mappings when it was
+	 * received: no virtual alias expansion here. */
+	bool no_address_mappings;
+	/* Recipients the resolver has not answered for yet: finals are
+	 * handed to their transports only once every recipient is resolved,
+	 * so that recipients of one message for one destination can travel
+	 * in one delivery (qmgr_message.c hand_out()). */
+	size_t unresolved;
 	TAILQ_ENTRY(qmgr_msg) link;
 };
 TAILQ_HEAD(qmgr_msg_list, qmgr_msg);

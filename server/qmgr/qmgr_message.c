@@ -9,8 +9,12 @@
  *      (queue active)", close the file, ask the resolver about each
  *      recipient;
  *   2. resolved: each recipient expands to final addresses (virtual
- *      aliases); finals already done in an earlier round (status log) are
- *      skipped, unknown ones bounce, the rest go to their transport;
+ *      aliases, unless the message was received with
+ *      receive_override_options = no_address_mappings); finals already
+ *      done in an earlier round (status log) are skipped, unknown ones
+ *      bounce, and once every recipient is resolved the rest go to their
+ *      transport together (hand_out), or all to the message's content
+ *      filter when it has one (content_filter, FILTER);
  *   3. complete, once every recipient is settled: expired recipients
  *      (maximal_queue_lifetime; bounce_queue_lifetime for the null sender)
  *      turn into bounces; bounces, success notices and delay warnings are
@@ -38,6 +42,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "conf/config.h"
 #include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
 #include "queue/queue_log.h"
@@ -73,6 +78,8 @@ void qmgr_message_free(struct qmgr_msg *msg)
 	}
 	free(msg->rcpts);
 	free(msg->sender);
+	free(msg->filter_transport);
+	free(msg->filter_nexthop);
 	queue_log_destroy(&msg->log);
 	hash_destroy(&msg->finals_seen);
 	free(msg);
@@ -112,6 +119,26 @@ static void log_own(struct qmgr_msg *msg, const char *to, const char *orig_to,
 }
 
 /* ---- 1. activation ---- */
+
+/* The content filter cleanup recorded, as Postfix's qmgr reads it:
+ * "transport" or "transport:nexthop"; a filter without a nexthop takes
+ * default_filter_nexthop, and when that is empty too the recipient's
+ * domain (qmgr_deliver.c does that for an empty nexthop). */
+static void read_filter(struct qmgr_msg *msg, const struct queue_file *qf)
+{
+	const char *value = queue_file_attr(qf, QUEUE_ATTR_CONTENT_FILTER);
+	const char *colon;
+
+	if (value == NULL || value[0] == '\0')
+		return;
+	colon = strchr(value, ':');
+	msg->filter_transport =
+	        colon != NULL ? xstrndup(value, (size_t)(colon - value)) : xstrdup(value);
+	if (colon != NULL && colon[1] != '\0')
+		msg->filter_nexthop = xstrdup(colon + 1);
+	else
+		msg->filter_nexthop = xstrdup(config_str(msg->q->cfg, "default_filter_nexthop"));
+}
 
 static void move_corrupt(struct qmgr *q, const char *id, const char *why)
 {
@@ -164,6 +191,12 @@ void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from)
 	msg->arrival = env->arrival;
 	msg->active_usec = delivery_now_usec();
 	msg->redelivery = from != QUEUE_INCOMING;
+	read_filter(msg, qf);
+	{
+		const char *v = queue_file_attr(qf, QUEUE_ATTR_NO_ADDRESS_MAPPINGS);
+
+		msg->no_address_mappings = v != NULL && strcmp(v, "yes") == 0;
+	}
 	msg->rcpts = xcalloc(env->rcpt_count, sizeof(*msg->rcpts));
 	msg->finals_seen = hash_new(NULL);
 	queue_rcpt_init(&rcpt);
@@ -200,6 +233,7 @@ void qmgr_message_activate(struct qmgr *q, const char *id, enum queue_name from)
 	q->nmsgs++;
 	hash_put(q->active_ids, id, msg);
 	msg->rcpts_left = msg->nrcpts;
+	msg->unresolved = msg->nrcpts;
 	if (msg->nrcpts == 0) {
 		/* Every recipient was done (a crash before the removal). */
 		msg->rcpts_left = 1;
@@ -239,8 +273,10 @@ static bool final_seen(struct qmgr_msg *msg, const char *address)
 	return seen;
 }
 
-static void settle_own(struct qmgr_msg *msg, size_t rcpt, enum qmgr_outcome outcome,
-                       const struct queue_dsn *dsn, const char *reason)
+/* A recipient's own outcome (no finals): logged now, settled in
+ * hand_out() with the others. */
+static void own_outcome(struct qmgr_msg *msg, size_t rcpt, enum qmgr_outcome outcome,
+                        const struct queue_dsn *dsn, const char *reason)
 {
 	struct qmgr_rcpt *r = &msg->rcpts[rcpt];
 
@@ -249,7 +285,56 @@ static void settle_own(struct qmgr_msg *msg, size_t rcpt, enum qmgr_outcome outc
 	free(r->own_reason);
 	r->own_reason = xstrdup(reason);
 	log_own(msg, r->address, NULL, outcome, dsn, reason);
-	qmgr_rcpt_settle(msg, rcpt);
+}
+
+/* Every recipient is resolved: settle the ones without finals and hand
+ * the finals to their transports, all in one go. Why all at once and not
+ * as each answer comes: recipients of one message for the same
+ * destination can then share one delivery (up to
+ * TRANSPORT_destination_recipient_limit), as in Postfix, where qmgr
+ * resolves a message's recipients before it schedules any; a content
+ * filter then runs once per message, not once per recipient.
+ *
+ * The extra count on rcpts_left (and the one on each recipient's
+ * finals_left from qmgr_message_resolved) keeps the message alive while
+ * the loop runs: an outcome known at once (error, discard) must not
+ * complete and free it half way. */
+static void hand_out(struct qmgr_msg *msg)
+{
+	msg->rcpts_left++;
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		struct qmgr_rcpt *r = &msg->rcpts[i];
+
+		if (r->finals == NULL) { /* an own outcome */
+			qmgr_rcpt_settle(msg, i);
+			continue;
+		}
+		for (size_t j = 0; j < r->nfinals; j++) {
+			struct qmgr_final *f = r->finals[j];
+
+			if (f->outcome == QMGR_BOUNCED) {
+				log_own(msg, f->address, r->address, f->outcome, &f->dsn,
+				        f->reason);
+				qmgr_final_done(f);
+			} else {
+				qmgr_deliver_final(msg->q, f);
+			}
+		}
+		if (--r->finals_left == 0)
+			qmgr_rcpt_settle(msg, i);
+	}
+	qmgr_rcpt_settle(msg, 0); /* the extra count: may complete msg */
+}
+
+/* A final of a filtered message: it goes to the filter, whatever its own
+ * transport (or its lookup, unknown recipients included: the mail comes
+ * back after filtering and is judged then, as in Postfix). */
+static void filter_final(const struct qmgr_msg *msg, struct qmgr_final *f)
+{
+	free(f->transport);
+	free(f->nexthop);
+	f->transport = xstrdup(msg->filter_transport);
+	f->nexthop = xstrdup(msg->filter_nexthop);
 }
 
 void qmgr_message_resolved(struct qmgr_msg *msg, size_t rcpt, struct resolve_result *res)
@@ -261,53 +346,42 @@ void qmgr_message_resolved(struct qmgr_msg *msg, size_t rcpt, struct resolve_res
 	r->resolved = true;
 	if (res->status == RESOLVE_TEMPFAIL) {
 		r->lookup_failed = true;
-		settle_own(msg, rcpt, QMGR_DEFERRED, &dsn_tempfail, str_c(&res->error));
-		return;
-	}
-	if (res->nfinals == 0) {
+		own_outcome(msg, rcpt, QMGR_DEFERRED, &dsn_tempfail, str_c(&res->error));
+	} else if (res->nfinals == 0) {
 		str_init(&reason);
 		str_appendf(&reason, "mail forwarding loop for %s", r->address);
-		settle_own(msg, rcpt, QMGR_BOUNCED, &dsn_loop, str_c(&reason));
+		own_outcome(msg, rcpt, QMGR_BOUNCED, &dsn_loop, str_c(&reason));
 		str_free(&reason);
-		return;
-	}
-	r->finals = xcalloc(res->nfinals, sizeof(*r->finals));
-	for (size_t i = 0; i < res->nfinals; i++) {
-		const struct resolve_final *rf = &res->finals[i];
-		struct qmgr_final *f;
+	} else {
+		r->finals = xcalloc(res->nfinals, sizeof(*r->finals));
+		for (size_t i = 0; i < res->nfinals; i++) {
+			const struct resolve_final *rf = &res->finals[i];
+			struct qmgr_final *f;
 
-		if (final_done_before(msg, r, rf->address) || final_seen(msg, rf->address))
-			continue;
-		f = xcalloc(1, sizeof(*f));
-		f->msg = msg;
-		f->rcpt = rcpt;
-		f->address = xstrdup(rf->address);
-		f->transport = xstrdup(rf->transport != NULL ? rf->transport : "");
-		f->nexthop = xstrdup(rf->nexthop != NULL ? rf->nexthop : "");
-		if (!rf->deliverable) {
-			f->outcome = QMGR_BOUNCED;
-			f->dsn = dsn_unknown;
-			f->reason = xstrdup(rf->reason != NULL ? rf->reason : "User unknown");
+			if (final_done_before(msg, r, rf->address) || final_seen(msg, rf->address))
+				continue;
+			f = xcalloc(1, sizeof(*f));
+			f->msg = msg;
+			f->rcpt = rcpt;
+			f->address = xstrdup(rf->address);
+			f->transport = xstrdup(rf->transport != NULL ? rf->transport : "");
+			f->nexthop = xstrdup(rf->nexthop != NULL ? rf->nexthop : "");
+			if (msg->filter_transport != NULL) {
+				filter_final(msg, f);
+			} else if (!rf->deliverable) {
+				f->outcome = QMGR_BOUNCED;
+				f->dsn = dsn_unknown;
+				f->reason =
+				        xstrdup(rf->reason != NULL ? rf->reason : "User unknown");
+			}
+			r->finals[n++] = f;
 		}
-		r->finals[n++] = f;
+		r->nfinals = n;
+		/* One extra count until hand_out() has handed them all. */
+		r->finals_left = n + 1;
 	}
-	r->nfinals = n;
-	/* One extra count while the finals are handed out: an outcome known
-	 * at once must not complete the recipient (and free the message)
-	 * before the loop is over. */
-	r->finals_left = n + 1;
-	for (size_t i = 0; i < n; i++) {
-		struct qmgr_final *f = r->finals[i];
-
-		if (f->outcome == QMGR_BOUNCED) {
-			log_own(msg, f->address, r->address, f->outcome, &f->dsn, f->reason);
-			qmgr_final_done(f);
-		} else {
-			qmgr_deliver_final(msg->q, f);
-		}
-	}
-	if (--r->finals_left == 0)
-		qmgr_rcpt_settle(msg, rcpt);
+	if (--msg->unresolved == 0)
+		hand_out(msg);
 }
 
 void qmgr_final_done(struct qmgr_final *f)

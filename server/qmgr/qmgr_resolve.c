@@ -10,6 +10,14 @@
  * A job holds a pointer to its message: a message is never freed while it
  * has recipients being resolved (qmgr_message.c keeps it until every
  * recipient is settled).
+ *
+ * Messages received with receive_override_options = no_address_mappings
+ * (the re-injection after a content filter that saw the expanded
+ * recipients) are resolved without virtual alias expansion: a second
+ * context whose configuration has an empty virtual_alias_maps, opened by
+ * the thread the first time such a message comes. One that also goes to
+ * a content filter is not resolved at all: the filter gets the address as
+ * it is, as Postfix's qmgr does (no transport lookup for filtered mail).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -21,12 +29,20 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "conf/config.h"
 #include "daemon/daemon.h"
 #include "qmgr.h"
+
+enum resolve_mode {
+	RESOLVE_FULL, /* alias expansion, class, transport */
+	RESOLVE_NO_ALIASES, /* no_address_mappings */
+	RESOLVE_NONE, /* no_address_mappings and a content filter */
+};
 
 struct resolve_job {
 	struct qmgr_msg *msg;
 	size_t rcpt;
+	enum resolve_mode mode;
 	char *address;
 	struct resolve_result res;
 	struct resolve_job *next;
@@ -39,6 +55,12 @@ struct job_queue {
 struct qmgr_resolver {
 	struct qmgr *q;
 	struct resolve_ctx *ctx;
+	/* Without virtual_alias_maps: its own configuration copy, opened in
+	 * the thread on first use (noalias_failed: could not, said so). */
+	struct config *noalias_cfg;
+	struct resolve_ctx *noalias_ctx;
+	bool noalias_failed;
+	char *config_dir;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -66,6 +88,52 @@ static struct resolve_job *queue_take_all(struct job_queue *jq)
 	return all;
 }
 
+/* The address as its own final, unresolved (RESOLVE_NONE). */
+static void unresolved_final(const char *address, struct resolve_result *res)
+{
+	res->status = RESOLVE_OK;
+	res->finals = xcalloc(1, sizeof(*res->finals));
+	res->nfinals = 1;
+	res->finals[0].address = xstrdup(address);
+	res->finals[0].class = RESOLVE_CLASS_DEFAULT;
+	res->finals[0].deliverable = true;
+	res->finals[0].quota = -1;
+}
+
+/* In the thread: answer one job. */
+static void resolve_job(struct qmgr_resolver *r, struct resolve_job *job)
+{
+	struct resolve_ctx *ctx = r->ctx;
+
+	if (job->mode == RESOLVE_NONE) {
+		unresolved_final(job->address, &job->res);
+		return;
+	}
+	if (job->mode == RESOLVE_NO_ALIASES) {
+		if (r->noalias_ctx == NULL && !r->noalias_failed) {
+			str_t error;
+
+			str_init(&error);
+			if (resolve_open(r->noalias_cfg, r->config_dir, &r->noalias_ctx, &error) <
+			    0) {
+				log_warning("no_address_mappings: %s", str_c(&error));
+				r->noalias_failed = true;
+			}
+			str_free(&error);
+		}
+		if (r->noalias_ctx == NULL) {
+			job->res.status = RESOLVE_TEMPFAIL;
+			str_append(&job->res.error,
+			           "cannot resolve without virtual alias expansion: see the log");
+			return;
+		}
+		ctx = r->noalias_ctx;
+	}
+	/* msg->sender does not change while the message is in memory. */
+	resolve_set_sender(ctx, job->msg->sender);
+	(void)resolve_recipient(ctx, job->address, &job->res);
+}
+
 static void *resolver_main(void *arg)
 {
 	struct qmgr_resolver *r = arg;
@@ -85,7 +153,7 @@ static void *resolver_main(void *arg)
 			r->todo.tail = NULL;
 		pthread_mutex_unlock(&r->lock);
 
-		(void)resolve_recipient(r->ctx, job->address, &job->res);
+		resolve_job(r, job);
 
 		pthread_mutex_lock(&r->lock);
 		was_empty = r->done.head == NULL;
@@ -129,9 +197,15 @@ int qmgr_resolver_start(struct qmgr *q, str_t *error)
 		free(r);
 		return -1;
 	}
+	r->config_dir = xstrdup(q->d->config_dir);
+	r->noalias_cfg = config_clone(q->cfg);
+	config_set(r->noalias_cfg, "virtual_alias_maps", "",
+	           "receive_override_options = no_address_mappings");
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
 		str_appendf(error, "pipe: %s", strerror(errno));
 		resolve_close(&r->ctx);
+		config_destroy(&r->noalias_cfg);
+		free(r->config_dir);
 		free(r);
 		return -1;
 	}
@@ -147,6 +221,8 @@ int qmgr_resolver_start(struct qmgr *q, str_t *error)
 		close(r->pipe_r);
 		close(r->pipe_w);
 		resolve_close(&r->ctx);
+		config_destroy(&r->noalias_cfg);
+		free(r->config_dir);
 		free(r);
 		return -1;
 	}
@@ -161,6 +237,9 @@ void qmgr_resolver_submit(struct qmgr_resolver *r, struct qmgr_msg *msg, size_t 
 	job->msg = msg;
 	job->rcpt = rcpt;
 	job->address = xstrdup(msg->rcpts[rcpt].address);
+	job->mode = !msg->no_address_mappings       ? RESOLVE_FULL
+	            : msg->filter_transport != NULL ? RESOLVE_NONE
+	                                            : RESOLVE_NO_ALIASES;
 	resolve_result_init(&job->res);
 	pthread_mutex_lock(&r->lock);
 	queue_push(&r->todo, job);
@@ -199,6 +278,9 @@ void qmgr_resolver_stop(struct qmgr_resolver **rp)
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	resolve_close(&r->ctx);
+	resolve_close(&r->noalias_ctx);
+	config_destroy(&r->noalias_cfg);
+	free(r->config_dir);
 	free(r);
 	*rp = NULL;
 }
