@@ -251,7 +251,8 @@ def test_amavis_smtp_recipe(postern_build, postern):
         "smtpd_recipient_restrictions": "permit_mynetworks,reject",
         "mynetworks": "127.0.0.0/8",
         "strict_rfc821_envelopes": "yes",
-        "receive_override_options": "no_address_mappings",
+        "receive_override_options": "no_unknown_recipient_checks,no_header_body_checks,"
+                                    "no_milters,no_address_mappings",
         "smtpd_authorized_xforward_hosts": "127.0.0.0/8",
     }
     ms = MailSystem(postern_build, postern, main_cf={
@@ -287,6 +288,7 @@ def test_amavis_smtp_recipe(postern_build, postern):
             assert m.xforward.get("ADDR") == "127.0.0.1"
             assert len(alice) == 1 and len(bob) == 1
             log = ms.log()
+            assert "receive_override_options: no_milters: nothing to disable" in log
             assert re.search(r"to=<alice@example\.com>, orig_to=<info@example\.com>, "
                              r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent", log)
     finally:
