@@ -5,7 +5,8 @@
  * Covers every header/body action, MIME part vs message headers, nested
  * message/rfc822, folding and overlong headers, lines in pieces, missing
  * headers (local only), sendmail -t with Bcc removal, REDIRECT, HOLD,
- * DISCARD, FILTER, table failure, size limit and disk full. */
+ * DISCARD, FILTER, content_filter and receive_override_options, table
+ * failure, size limit and disk full. */
 #include "queue_test.h"
 #include "table_test.h"
 
@@ -884,6 +885,75 @@ static void test_settings_errors(void **state)
 	ct_destroy(&t);
 }
 
+/* content_filter and receive_override_options: the filter recorded for
+ * qmgr (a FILTER action replaces it), no_header_body_checks switching the
+ * checks off, no_address_mappings recorded, an unknown option refused. */
+static void test_content_filter_and_overrides(void **state)
+{
+	(void)state;
+	struct ct *t = ct_new();
+	char *hc = ct_table(t, "regexp", "hc",
+	                    "/^Subject: reject me/ REJECT no\n"
+	                    "/^Subject: elsewhere/ FILTER other:[127.0.0.1]:10026\n");
+	char *cf = xasprintf("content_filter = smtp-amavis:[127.0.0.1]:10024\nheader_checks = %s\n",
+	                     hc);
+	ct_config(t, cf);
+	assert_int_equal(cleanup_settings_overrides(t->set), 0);
+	ct_send(t, 0, "a@example.org", "b@example.com", "Subject: plain\n\nbody\n");
+	assert_queued(t);
+	ct_read(t, QUEUE_INCOMING);
+	assert_string_equal(queue_file_attr(t->f, QUEUE_ATTR_CONTENT_FILTER),
+	                    "smtp-amavis:[127.0.0.1]:10024");
+	assert_null(queue_file_attr(t->f, QUEUE_ATTR_NO_ADDRESS_MAPPINGS));
+	queue_file_close(&t->f);
+	ct_send(t, 0, "a@example.org", "b@example.com", "Subject: elsewhere\n\nbody\n");
+	assert_queued(t);
+	ct_read(t, QUEUE_INCOMING);
+	assert_string_equal(queue_file_attr(t->f, QUEUE_ATTR_CONTENT_FILTER),
+	                    "other:[127.0.0.1]:10026");
+	queue_file_close(&t->f);
+	cleanup_settings_destroy(&t->set);
+	config_destroy(&t->cfg);
+	free(cf);
+
+	/* The re-injection service: no filter, no checks, no mappings. */
+	cf = xasprintf("content_filter =\nheader_checks = %s\nreceive_override_options = "
+	               "no_header_body_checks, no_address_mappings no_milters\n",
+	               hc);
+	ct_config(t, cf);
+	assert_int_equal(cleanup_settings_overrides(t->set), CLEANUP_NO_HEADER_BODY_CHECKS |
+	                                                             CLEANUP_NO_ADDRESS_MAPPINGS |
+	                                                             CLEANUP_NO_MILTERS);
+	assert_log(t, "receive_override_options: no_milters: nothing to disable");
+	ct_send(t, 0, "a@example.org", "b@example.com", "Subject: reject me\n\nbody\n");
+	assert_queued(t);
+	ct_read(t, QUEUE_INCOMING);
+	assert_null(queue_file_attr(t->f, QUEUE_ATTR_CONTENT_FILTER));
+	assert_string_equal(queue_file_attr(t->f, QUEUE_ATTR_NO_ADDRESS_MAPPINGS), "yes");
+	queue_file_close(&t->f);
+	cleanup_settings_destroy(&t->set);
+	config_destroy(&t->cfg);
+	free(cf);
+
+	/* A name Postfix does not know is a configuration error. */
+	{
+		strv_t errors = STRV_INIT;
+		str_t error;
+		const char *text = "receive_override_options = no_address_mapping\n";
+
+		str_init(&error);
+		assert_int_equal(
+		        config_parse_text(text, strlen(text), "main.cf", t->dir, &t->cfg, &errors),
+		        0);
+		assert_int_equal(cleanup_settings_new(t->cfg, t->dir, &t->set, &error), -1);
+		assert_non_null(strstr(str_c(&error), "unknown option \"no_address_mapping\""));
+		str_free(&error);
+		strv_free(&errors);
+	}
+	free(hc);
+	ct_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +982,7 @@ int main(void)
 	        cmocka_unit_test(test_hops),
 	        cmocka_unit_test(test_disk_full),
 	        cmocka_unit_test(test_settings_errors),
+	        cmocka_unit_test(test_content_filter_and_overrides),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
