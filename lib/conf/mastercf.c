@@ -75,10 +75,12 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
+/* A parameter name of "-o name=value": as in main.cf, '-' and '.' too
+ * (per-service names such as smtp-amavis_destination_recipient_limit). */
 static bool is_param_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_';
+	       c == '_' || c == '-' || c == '.';
 }
 
 /* ---- tokens --------------------------------------------------------------- */
@@ -300,7 +302,7 @@ static int add_override(struct master_service *svc, const struct line_ctx *ctx, 
 		if (!is_param_char(*p)) {
 			line_error(ctx,
 			           "\"-o %s\": bad parameter name \"%.*s\": expected letters, "
-			           "digits and '_'",
+			           "digits, '_', '-' and '.'",
 			           text, (int)(name_end - text), text);
 			free(text);
 			return -1;

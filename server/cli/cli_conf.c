@@ -132,7 +132,7 @@ static bool valid_name(const char *name)
 		return false;
 	for (const char *p = name; *p != '\0'; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_'))
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
 			return false;
 	return true;
 }
@@ -174,10 +174,10 @@ static int edit(struct config *cfg, bool unset, int argc, char **argv)
 			goto done;
 		}
 		if (!valid_name(name) || (value != NULL && strpbrk(value, "\r\n") != NULL)) {
-			log_error(
-			        "conf %s: \"%s\": expected a parameter name (letters, digits, '_') "
-			        "and a one-line value",
-			        unset ? "unset" : "set", argv[i]);
+			log_error("conf %s: \"%s\": expected a parameter name (letters, digits, "
+			          "'_', '-', '.') "
+			          "and a one-line value",
+			          unset ? "unset" : "set", argv[i]);
 			status = CLI_EXIT_USAGE;
 			free(name);
 			free(value);

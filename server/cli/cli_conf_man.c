@@ -38,6 +38,23 @@ static void roff_text(FILE *out, const char *text, bool at_line_start)
 	}
 }
 
+/* A default value: roff_text() with a break point (\\:) after every 24
+ * characters without a space, so that a long list of characters
+ * (forward_expansion_filter) still fits the page. */
+static void roff_breakable(FILE *out, const char *text)
+{
+	size_t run = 0;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		roff_text(out, (char[]){*p, '\0'}, false);
+		run = *p == ' ' ? 0 : run + 1;
+		if (run == 24) {
+			fputs("\\:", out);
+			run = 0;
+		}
+	}
+}
+
 static void describe(FILE *out, const struct param_def *def)
 {
 	char expect[160];
@@ -69,7 +86,7 @@ static void describe(FILE *out, const struct param_def *def)
 			fputs("empty.\n", out);
 		} else {
 			fputs("\\fB", out);
-			roff_text(out, def->defval, false);
+			roff_breakable(out, def->defval);
 			fputs("\\fR\n", out);
 		}
 		break;

@@ -127,7 +127,10 @@ static const struct command {
         {"map", cli_map, false, "look keys up in a table (postmap)",
          "query KEY... TABLE               look keys up in a table (postmap -q)\n"
          "query - TABLE                    keys from standard input (postmap -q -)\n"
-         "dump TABLE                       list a texthash: or inline: table (postmap -s)\n",
+         "dump TABLE                       list a table (postmap -s)\n"
+         "build [-A] [-N|-n] [-f] [-i] [-r|-w] TYPE:FILE...\n"
+         "                                 build .db/.lmdb/.cdb files (postmap, postalias -A)\n"
+         "build -d KEY TYPE:FILE           delete a key (postmap -d)\n",
          "a key starting with '-' follows \"--\"\n"},
         {"db", cli_db, false, "create, upgrade or fill the database",
          "init                             create the schema in the database\n"

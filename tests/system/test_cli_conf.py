@@ -290,10 +290,10 @@ def test_not_yet_implemented_parameters_are_warned_about(postern, tmp_path):
     file and line when set to anything but its default, in main.cf or as a
     master.cf -o override; at its default (written differently) it is
     not. conf -d and conf NAME still print plain `name = value`."""
-    main = ("smtp_tls_security_level = may\n"
+    main = ("debug_peer_list = 10.0.0.1\n"
             "smtpd_client_connection_count_limit = 50\n"
-            "smtp_sasl_auth_enable = No\n"
-            "inet_protocols = ipv4\n"
+            "smtpd_client_recipient_rate_limit = 0\n"
+            "notify_classes = resource, software, bounce\n"
             "anvil_rate_time_unit = 1m\n")
     master = ("smtp inet n - n - - smtpd\n"
               "  -o milter_macro_daemon_name=ORIGINATING\n"
@@ -302,22 +302,22 @@ def test_not_yet_implemented_parameters_are_warned_about(postern, tmp_path):
     mc = os.path.join(d, "main.cf")
     ms = os.path.join(d, "master.cf")
     expected = [
-        f"warning: {mc}, line 1: smtp_tls_security_level is accepted but not implemented yet",
-        f"warning: {mc}, line 4: inet_protocols is accepted but not implemented yet",
+        f"warning: {mc}, line 1: debug_peer_list is accepted but not implemented yet",
+        f"warning: {mc}, line 4: notify_classes is accepted but not implemented yet",
         f"warning: {ms}, line 1 (service smtp/inet): milter_macro_daemon_name is accepted but "
         "not implemented yet",
     ]
     for args in (("check", "-c", d), ("conf", "-c", d, "-n"),
-                 ("conf", "-c", d, "smtp_tls_security_level")):
+                 ("conf", "-c", d, "debug_peer_list")):
         r = postern(*args)
         assert r.returncode == 0, (args, r.stderr)
         for line in expected:
             assert line in r.stderr, (args, r.stderr)
         assert r.stderr.count("not implemented yet") == 3, (args, r.stderr)
-    r = postern("conf", "-c", d, "smtp_tls_security_level")
-    assert r.stdout == "smtp_tls_security_level = may\n"
+    r = postern("conf", "-c", d, "debug_peer_list")
+    assert r.stdout == "debug_peer_list = 10.0.0.1\n"
     r = postern("conf", "-d", "-c", d)
-    assert "\nsmtp_tls_security_level =\n" in r.stdout
+    assert "\ndebug_peer_list =\n" in r.stdout
     assert "queue_minfree = 0\n" in r.stdout
 
 

@@ -284,10 +284,10 @@ static void test_errors(void **state)
 	         "master.cf, line 1: \"-o = x\": missing parameter name before '='\n"},
 	        {"s unix - - n - - smtpd -o { a b = x }\n",
 	         "master.cf, line 1: \"-o a b = x\": bad parameter name \"a b\": expected "
-	         "letters, digits and '_'\n"},
-	        {"s unix - - n - - smtpd -o my-name=x\n",
-	         "master.cf, line 1: \"-o my-name=x\": bad parameter name \"my-name\": expected "
-	         "letters, digits and '_'\n"},
+	         "letters, digits, '_', '-' and '.'\n"},
+	        {"s unix - - n - - smtpd -o my/name=x\n",
+	         "master.cf, line 1: \"-o my/name=x\": bad parameter name \"my/name\": expected "
+	         "letters, digits, '_', '-' and '.'\n"},
 	        /* Braces. */
 	        {"s unix - - n - - smtpd -o { a = b\n",
 	         "master.cf, line 1: missing '}' in \"{ a = b\"\n"},
