@@ -441,3 +441,27 @@ service lmtp {{
                      r"\S+ Saved\)", line), line
     raw = fetched[0][1]
     assert b"hello out there" in raw and b"Subject: outbound" in raw
+
+
+def test_tls_policy_map_and_may_falls_back_to_plaintext(postern_build, postern, pki):
+    import ssl
+
+    with SmtpServer() as plain, \
+            SmtpServer(tls=(pki.server_cert, pki.server_key),
+                       tls_min_version=ssl.TLSVersion.TLSv1_3) as modern:
+        with mail_system(postern_build, postern, smtp_tls_security_level="may",
+                         smtp_tls_protocols="<=TLSv1.2",
+                         smtp_tls_policy_maps=f"inline:{{[127.0.0.1]:{plain.port}=encrypt}}",
+                         transport_maps=f"inline:{{plain.test=smtp:[127.0.0.1]:{plain.port}, "
+                                        f"modern.test=smtp:[127.0.0.1]:{modern.port}}}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["p@plain.test"], BODY)
+            ms.send("alice@example.com", ["m@modern.test"], BODY)
+            policy = wait_status(ms, "p@plain.test", "deferred")
+            fallback = wait_status(ms, "m@modern.test", "sent")
+    # The policy table asks for TLS where main.cf says may.
+    assert "dsn=4.7.4" in policy and "TLS is required, but was not offered" in policy
+    # "may": a failed handshake is retried in plaintext, as Postfix does.
+    assert modern.messages and not modern.messages[0].tls
+    assert sum(1 for c in modern.commands if c == "STARTTLS") == 1
+    assert f"relay=127.0.0.1[127.0.0.1]:{modern.port}" in fallback

@@ -115,6 +115,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.send("220 2.0.0 Ready to start TLS")
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(*s.tls)
+                if s.tls_min_version is not None:
+                    ctx.minimum_version = s.tls_min_version
                 try:
                     conn = ctx.wrap_socket(self.request, server_side=True)
                 except (ssl.SSLError, OSError):
@@ -255,13 +257,14 @@ class SmtpServer:
                  require_tls=False, require_auth=False, rcpt_replies=None,
                  mail_reply="250 2.1.0 Ok", data_reply="250 2.0.0 Ok: queued as SINK1",
                  data_init_reply=None, ehlo_reply=None, starttls_reply=None, lmtp=False,
-                 lmtp_replies=None, hang_after=None, hang_seconds=5):
+                 lmtp_replies=None, hang_after=None, hang_seconds=5, tls_min_version=None):
         self.features = list(features)
         self.host = host
         self.port = port or free_port()
         self.hostname = hostname
         self.greeting = greeting or f"220 {hostname} ESMTP test"
         self.tls = tls
+        self.tls_min_version = tls_min_version
         self.auth = auth or {}
         self.auth_mechs = list(auth_mechs)
         self.auth_needs_tls = auth_needs_tls
