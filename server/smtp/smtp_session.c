@@ -265,7 +265,31 @@ static void session_fail(struct smtp_session *s, const struct queue_dsn *dsn, co
 	session_close(s);
 }
 
-static void lost(struct smtp_session *s, const char *what)
+/* What the session was doing, as Postfix says it ("sending RCPT TO"). */
+static const char *doing(const struct smtp_session *s)
+{
+	if (s->state == S_TRANSACTION && s->next_reply < s->nsteps) {
+		switch (s->steps[s->next_reply].kind) {
+		case STEP_MAIL:
+			return "sending MAIL FROM";
+		case STEP_RCPT:
+			return "sending RCPT TO";
+		case STEP_DATA:
+			return "sending DATA command";
+		}
+	}
+	return state_doing(s->state);
+}
+
+enum lost_kind {
+	LOST_CLOSED, /* "lost connection with H[A] while ..." */
+	LOST_TIMEOUT, /* "conversation with H[A] timed out while ..." */
+	LOST_PROTOCOL, /* "WHAT from H[A] while ..." */
+};
+
+/* The connection failed (what: connect's error, or the protocol error):
+ * the recipients left are kept for the next server. */
+static void lost(struct smtp_session *s, enum lost_kind kind, const char *what)
 {
 	str_t why;
 	struct smtp_job *job = s->job;
@@ -273,9 +297,14 @@ static void lost(struct smtp_session *s, const char *what)
 	str_init(&why);
 	if (s->state == S_CONNECTING)
 		str_appendf(&why, "connect to %s[%s]:%u: %s", s->host, s->addr, s->port, what);
+	else if (kind == LOST_TIMEOUT)
+		str_appendf(&why, "conversation with %s[%s] timed out while %s", s->host, s->addr,
+		            doing(s));
+	else if (kind == LOST_CLOSED)
+		str_appendf(&why, "lost connection with %s[%s] while %s", s->host, s->addr,
+		            doing(s));
 	else
-		str_appendf(&why, "%s with %s[%s] while %s", what, s->host, s->addr,
-		            state_doing(s->state));
+		str_appendf(&why, "%s from %s[%s] while %s", what, s->host, s->addr, doing(s));
 	/* After the content went out, the message may have arrived:
 	 * the recipients are still deferred (at least once). */
 	if (job != NULL && (s->state == S_DOT || s->state == S_CONTENT)) {
@@ -480,12 +509,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 		if (eol.pos < 0) {
 			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX) {
 				s->state = s->state == S_CONNECTING ? S_GREETING : s->state;
-				lost(s, "reply line too long: conversation ended");
+				lost(s, LOST_PROTOCOL, "reply line too long");
 			}
 			return;
 		}
 		if ((size_t)eol.pos > SMTP_REPLY_LINE_MAX) {
-			lost(s, "reply line too long: conversation ended");
+			lost(s, LOST_PROTOCOL, "reply line too long");
 			return;
 		}
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -497,7 +526,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 		    (len > 3 && line[3] != ' ' && line[3] != '-')) {
 			free(line);
 			str_reset(&s->reply);
-			lost(s, "malformed server reply: conversation ended");
+			lost(s, LOST_PROTOCOL, "malformed reply");
 			return;
 		}
 		if (s->lines == 0) {
@@ -514,7 +543,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 		last = len == 3 || line[3] == ' ';
 		free(line);
 		if (++s->lines > SMTP_REPLY_LINES) {
-			lost(s, "server reply too long: conversation ended");
+			lost(s, LOST_PROTOCOL, "reply too long");
 			return;
 		}
 		if (!last)
@@ -527,7 +556,6 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
-	char buf[256];
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
@@ -543,9 +571,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->state == S_CONNECTING)
-			lost(s, "Connection timed out");
+			lost(s, LOST_TIMEOUT, "Connection timed out");
 		else
-			lost(s, "conversation timed out");
+			lost(s, LOST_TIMEOUT, NULL);
 		return;
 	}
 	if (s->state == S_HANDSHAKE) {
@@ -555,11 +583,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (s->state == S_CONNECTING) {
 		int err = EVUTIL_SOCKET_ERROR();
 
-		lost(s, evutil_socket_error_to_string(err != 0 ? err : ECONNREFUSED));
+		lost(s, LOST_CLOSED, evutil_socket_error_to_string(err != 0 ? err : ECONNREFUSED));
 		return;
 	}
-	(void)snprintf(buf, sizeof(buf), "lost connection");
-	lost(s, buf);
+	lost(s, LOST_CLOSED, "lost connection");
 }
 
 /* ---- EHLO ---- */
@@ -1538,7 +1565,7 @@ static void on_reply(struct smtp_session *s)
 	case S_IDLE:
 		break;
 	}
-	lost(s, "unexpected server reply: conversation ended");
+	lost(s, LOST_PROTOCOL, "unexpected reply");
 }
 
 /* ---- starting ---- */
@@ -1632,7 +1659,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 		(void)snprintf(msg, sizeof(msg), "%s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		lost(s, msg);
+		lost(s, LOST_CLOSED, msg);
 		return;
 	}
 	s->bev = bufferevent_socket_new(agent->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -465,3 +465,32 @@ def test_tls_policy_map_and_may_falls_back_to_plaintext(postern_build, postern, 
     assert modern.messages and not modern.messages[0].tls
     assert sum(1 for c in modern.commands if c == "STARTTLS") == 1
     assert f"relay=127.0.0.1[127.0.0.1]:{modern.port}" in fallback
+
+
+def test_xforward_passes_the_original_client(postern_build, postern):
+    feats = ("PIPELINING", "XFORWARD NAME ADDR PROTO HELO IDENT SOURCE PORT")
+    with SmtpServer(features=feats) as filt:
+        with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{filt.port}",
+                         smtp_send_xforward_command="yes") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["xf@remote.test"], BODY)
+            msgs = filt.wait_messages(1)
+            wait_status(ms, "xf@remote.test", "sent")
+            qid = re.search(r"postern/smtp\[\d+\]: (\w+): to=<xf@remote\.test>", ms.log()).group(1)
+    xf = msgs[0].xforward
+    assert xf["ADDR"] == "127.0.0.1" and xf["HELO"] == "client.test.example", xf
+    assert xf["PROTO"] == "ESMTP" and xf["NAME"] in ("unknown", "localhost"), xf
+    assert xf["IDENT"] == qid and xf["SOURCE"] in ("LOCAL", "REMOTE"), xf
+    assert xf["PORT"].isdigit(), xf
+
+
+def test_timeouts_defer_with_postfix_wording(postern_build, postern):
+    with SmtpServer(hang_after="DATA", hang_seconds=8) as slow:
+        with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{slow.port}",
+                         smtp_data_init_timeout="2s") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["t@remote.test"], BODY)
+            line = wait_status(ms, "t@remote.test", "deferred")
+    assert ("conversation with 127.0.0.1[127.0.0.1] timed out while sending DATA command"
+            in line), line
+    assert slow.messages == []
