@@ -7,9 +7,11 @@
  *   smtp_settings.c  the smtp_* / lmtp_* parameters of the service
  *   smtp_dest.c      nexthop syntax, MX / A / AAAA lookups (c-ares), the
  *                    ordered list of server addresses to try
- *   smtp_session.c   one connection: connect, greeting, EHLO/LHLO,
- *                    STARTTLS, AUTH, XFORWARD, MAIL/RCPT/DATA with or
- *                    without PIPELINING, the content, QUIT
+ *   smtp_session.c   one connection: connect, replies, failures, QUIT,
+ *                    the connection cache (smtp_session.h: its state)
+ *   smtp_greet.c     greeting, EHLO/LHLO, STARTTLS, AUTH, XFORWARD
+ *   smtp_xact.c      MAIL/RCPT/DATA with or without PIPELINING, the
+ *                    content, the replies to its end, RSET
  *   smtp_tls.c       TLS policy (security levels, smtp_tls_policy_maps),
  *                    client contexts, the handshake's verdict
  *   smtp_sasl.c      the SASL client: smtp_sasl_password_maps, mechanism

@@ -312,7 +312,8 @@ static void finish(struct smtp_dest_lookup *l)
 	const struct smtp_settings *s = &job->agent->set;
 	size_t before = job->naddrs;
 
-	qsort(l->hosts, l->nhosts, sizeof(*l->hosts), host_order);
+	if (l->nhosts > 1)
+		qsort(l->hosts, l->nhosts, sizeof(*l->hosts), host_order);
 	for (size_t i = 0; i < l->ndirect; i++)
 		append_addr(job, l->direct[i].host, l->direct[i].addr, l->direct[i].family,
 		            l->direct[i].port, 0);
