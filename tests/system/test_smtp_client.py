@@ -143,7 +143,8 @@ def test_refused_connection_defers_then_flush_delivers(postern_build, postern):
         assert "dsn=4.4.1" in line
         assert ms.queue_ids("deferred")
         with srv:
-            res = ms.run("queue", "flush")
+            # postqueue -s: only this destination's deferred mail.
+            res = ms.run("queue", "flush", "remote.test")
             assert res.returncode == 0, res.stderr
             srv.wait_messages(1)
             wait_status(ms, "later@remote.test", "sent")
@@ -494,3 +495,60 @@ def test_timeouts_defer_with_postfix_wording(postern_build, postern):
     assert ("conversation with 127.0.0.1[127.0.0.1] timed out while sending DATA command"
             in line), line
     assert slow.messages == []
+
+
+def test_backup_mx_relay_domains(postern_build, postern, sink):
+    """relay_domains with relay_recipient_maps: listed recipients are
+    accepted and relayed through the relay transport, others refused at
+    RCPT; `postern trace` says so."""
+    with mail_system(postern_build, postern, relay_domains="backup.test",
+                     relay_recipient_maps="inline:{ok@backup.test=x}",
+                     transport_maps=f"inline:{{backup.test=relay:[127.0.0.1]:{sink.port}}}") as ms:
+        ms.start()
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            ms.send("someone@sender.test", ["nobody@backup.test"], BODY)
+        ms.send("someone@sender.test", ["ok@backup.test"], BODY)
+        line = wait_status(ms, "ok@backup.test", "sent")
+        trace = ms.run("trace", "ok@backup.test")
+    code, text = refused.value.recipients["nobody@backup.test"]
+    assert code == 550 and b"User unknown in relay recipient table" in text
+    assert re.search(r"postern/relay\[\d+\]|postern/smtp\[\d+\]", line), line
+    assert sink.messages[0].rcpts == ["ok@backup.test"]
+    assert trace.returncode == 0, trace.stdout + trace.stderr
+    assert "relay domain" in trace.stdout and "transport: relay" in trace.stdout, trace.stdout
+
+
+def test_relay_to_a_second_postern_and_to_smtp_sink(postern_build, postern, owner_tmp_path):
+    """Real peers: a second postern (its smtpd, qmgr, virtual) receives
+    what the first relays, into its own Maildir; Debian's smtp-sink takes
+    the rest."""
+    from harness.ports import free_port
+
+    sink_port = free_port()
+    user = ["-u", "nobody"] if os.getuid() == 0 else []
+    sink = subprocess.Popen(["smtp-sink", *user, f"127.0.0.1:{sink_port}", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with mail_system(postern_build, postern) as other:
+            other.start()
+            with mail_system(postern_build, postern,
+                             transport_maps=f"inline:{{example.com=smtp:[127.0.0.1]:"
+                                            f"{other.sd.port}, sink.test=smtp:[127.0.0.1]:"
+                                            f"{sink_port}}}",
+                             mydestination="first.test", virtual_mailbox_domains="",
+                             virtual_alias_maps="") as first:
+                first.start()
+                first.send("carol@first.test", ["alice@example.com"], BODY)
+                first.send("carol@first.test", ["x@sink.test"], BODY)
+                line = wait_status(first, "alice@example.com", "sent")
+                wait_status(first, "x@sink.test", "sent")
+                got = other.wait_maildir("example.com/alice/", 1)
+                msg = other.read_message(got[0])
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+    assert re.search(rf"relay=127\.0\.0\.1\[127\.0\.0\.1\]:{other.sd.port}, .*status=sent "
+                     r"\(250 2\.0\.0 Ok: queued as \w+\)", line), line
+    assert "hello out there" in msg.get_content()
+    # The second postern's Received header names the first as its client.
+    assert "from " in msg["Received"] and "with ESMTP" in str(msg["Received"])
