@@ -65,6 +65,7 @@ struct smtp_settings {
 	char *helo_name;
 	bool never_send_ehlo, skip_5xx_greeting;
 	bool send_xforward;
+	strv_t discard_ehlo; /* smtp_discard_ehlo_keywords */
 	unsigned mx_address_limit, mx_session_limit;
 	unsigned line_length_limit;
 	bool ipv4, ipv6; /* inet_protocols */

@@ -38,6 +38,10 @@ static void parse_feature(struct smtp_session *s, const char *line)
 		return;
 	memcpy(word, line, len);
 	word[len] = '\0';
+	/* smtp_discard_ehlo_keywords: as if the server had not said it. */
+	for (size_t i = 0; i < s->agent->set.discard_ehlo.n; i++)
+		if (strcasecmp(s->agent->set.discard_ehlo.v[i], word) == 0)
+			return;
 	if (strcasecmp(word, "PIPELINING") == 0)
 		s->pipelining = true;
 	else if (strcasecmp(word, "8BITMIME") == 0)
@@ -46,6 +50,8 @@ static void parse_feature(struct smtp_session *s, const char *line)
 		s->smtputf8 = true;
 	else if (strcasecmp(word, "DSN") == 0)
 		s->dsn = true;
+	else if (strcasecmp(word, "CHUNKING") == 0)
+		s->chunking = true;
 	else if (strcasecmp(word, "STARTTLS") == 0)
 		s->starttls = true;
 	else if (strcasecmp(word, "SIZE") == 0) {
@@ -72,7 +78,7 @@ static void parse_feature(struct smtp_session *s, const char *line)
 static void features_reset(struct smtp_session *s)
 {
 	s->esmtp = s->pipelining = s->dsn = s->eightbit = s->smtputf8 = false;
-	s->starttls = s->xforward = false;
+	s->starttls = s->xforward = s->chunking = false;
 	s->size = false;
 	s->size_limit = 0;
 	free(s->auth_mechs);

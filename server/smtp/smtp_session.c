@@ -181,6 +181,8 @@ static const char *doing(const struct smtp_session *s)
 			return "sending RCPT TO";
 		case STEP_DATA:
 			return "sending DATA command";
+		case STEP_BDAT:
+			return "sending message body";
 		}
 	}
 	return state_doing(s->state);
@@ -250,6 +252,7 @@ static void session_free(struct smtp_session *s)
 	free(s->peer);
 	free(s->dest_key);
 	str_free(&s->reply);
+	str_free(&s->bdat_fail_reply);
 	strv_free(&s->reply_lines);
 	free(s);
 }
@@ -521,15 +524,23 @@ static void on_reply(struct smtp_session *s)
 		smtp_xact_on_reply(s);
 		return;
 	case S_DOT:
-		smtp_xact_on_dot(s);
+		if (s->bdat)
+			smtp_xact_on_bdat(s);
+		else
+			smtp_xact_on_dot(s);
 		return;
 	case S_DOT_EMPTY:
 		smtp_session_done(s);
 		return;
+	case S_CONTENT:
+		if (s->bdat) {
+			smtp_xact_on_bdat(s);
+			return;
+		}
+		break;
 	case S_CONNECTING:
 	case S_HANDSHAKE:
 	case S_AUTH_LOOKUP:
-	case S_CONTENT:
 	case S_QUIT:
 	case S_IDLE:
 		break;
@@ -586,6 +597,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 	s->no_tls = job->plaintext_retry;
 	job->plaintext_retry = false;
 	str_init(&s->reply);
+	str_init(&s->bdat_fail_reply);
 	memset(&ss, 0, sizeof(ss));
 	if (a->family == AF_UNIX) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;

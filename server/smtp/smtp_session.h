@@ -40,7 +40,12 @@ enum sstate {
 };
 
 /* The command a reply answers, for "(in reply to X command)". */
-enum step_kind { STEP_MAIL, STEP_RCPT, STEP_DATA };
+enum step_kind {
+	STEP_MAIL,
+	STEP_RCPT,
+	STEP_DATA,
+	STEP_BDAT, /* no command: the content goes in BDAT chunks (RFC 3030) */
+};
 
 struct step {
 	enum step_kind kind;
@@ -67,7 +72,7 @@ struct smtp_session {
 	int code;
 	unsigned lines;
 	/* What the server offered. */
-	bool esmtp, pipelining, dsn, eightbit, smtputf8, starttls, xforward;
+	bool esmtp, pipelining, dsn, eightbit, smtputf8, starttls, xforward, chunking;
 	bool size; /* SIZE offered (RFC 1870) */
 	uint64_t size_limit; /* 0: no limit announced */
 	char *auth_mechs;
@@ -86,6 +91,12 @@ struct smtp_session {
 	size_t *accepted; /* indices of recipients RCPT accepted, in order */
 	size_t naccepted, lmtp_next;
 	unsigned xforward_pending;
+	/* BDAT: this transaction sends its content in chunks; replies still
+	 * owed; the first failed chunk's reply. */
+	bool bdat, bdat_failed;
+	unsigned bdat_pending;
+	int bdat_fail_code;
+	str_t bdat_fail_reply;
 	/* Content streaming. */
 	uint64_t content_pos;
 	size_t line_len;
@@ -133,5 +144,7 @@ void smtp_xact_start(struct smtp_session *s);
 void smtp_xact_on_reply(struct smtp_session *s);
 void smtp_xact_on_dot(struct smtp_session *s);
 void smtp_xact_on_rset(struct smtp_session *s);
+/* A reply to a BDAT chunk (the last one's as smtp_xact_on_dot()). */
+void smtp_xact_on_bdat(struct smtp_session *s);
 
 #endif

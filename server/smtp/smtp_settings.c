@@ -139,6 +139,9 @@ void smtp_settings_read(struct config *cfg, struct event_base *base, bool lmtp,
 	        cfg, pick(s, (struct pair){"smtp_skip_5xx_greeting", "lmtp_skip_5xx_greeting"}));
 	s->send_xforward = config_bool(cfg, pick(s, (struct pair){"smtp_send_xforward_command",
 	                                                          "lmtp_send_xforward_command"}));
+	copy_list(&s->discard_ehlo,
+	          config_list(cfg, pick(s, (struct pair){"smtp_discard_ehlo_keywords",
+	                                                 "lmtp_discard_lhlo_keywords"})));
 	s->mx_address_limit =
 	        lmtp ? 0
 	             : get_uint(cfg, s,
@@ -262,6 +265,7 @@ void smtp_settings_free(struct smtp_settings *s)
 	free(s->bind_address);
 	free(s->bind_address6);
 	strv_free(&s->fallback_relay);
+	strv_free(&s->discard_ehlo);
 	free(s->queue_dir);
 	queue_dir_destroy(&s->qd);
 	free(s->myhostname);

@@ -7,7 +7,9 @@
  *
  * Used by smtp_session.c and smtp_greet.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/un.h>
 
 #include "address/xtext.h"
@@ -104,7 +106,8 @@ static void send_steps(struct smtp_session *s)
 	str_t line;
 
 	str_init(&line);
-	while (s->next_send < s->nsteps && (s->pipelining || s->next_send == s->next_reply)) {
+	while (s->next_send < s->nsteps && s->steps[s->next_send].kind != STEP_BDAT &&
+	       (s->pipelining || s->next_send == s->next_reply)) {
 		command_for(s, &s->steps[s->next_send++], &line);
 		smtp_session_send(s, str_c(&line));
 	}
@@ -160,7 +163,14 @@ void smtp_xact_start(struct smtp_session *s)
 		job->rcpts[i].soft = false;
 		s->steps[s->nsteps++] = (struct step){STEP_RCPT, i};
 	}
-	s->steps[s->nsteps++] = (struct step){STEP_DATA, 0};
+	/* BDAT (RFC 3030) where offered: no dot-stuffing, and the server
+	 * knows each chunk's size. Not with LMTP: its per-recipient replies
+	 * then follow BDAT LAST, which Dovecot and Cyrus do, but DATA is
+	 * what every LMTP server takes. */
+	s->bdat = s->chunking && !s->agent->set.lmtp;
+	s->bdat_failed = false;
+	s->bdat_pending = 0;
+	s->steps[s->nsteps++] = (struct step){s->bdat ? STEP_BDAT : STEP_DATA, 0};
 	s->state = S_TRANSACTION;
 	smtp_session_set_timeout(s, s->agent->set.mail_timeout);
 	send_steps(s);
@@ -177,7 +187,26 @@ static void on_content_written(struct bufferevent *bev, void *arg)
 		send_content(s);
 }
 
-/* Queue the next part of the content; "." after the last. */
+/* The content is all out: the final dot, or BDAT's LAST chunk (with
+ * the line end the content lacked, if it lacked one). */
+static void content_end(struct smtp_session *s)
+{
+	if (s->bdat) {
+		const char *last = s->at_line_start ? "BDAT 0 LAST\r\n" : "BDAT 2 LAST\r\n\r\n";
+
+		bufferevent_write(s->bev, last, strlen(last));
+		s->bdat_pending++;
+	} else {
+		/* The last line of the content ends with LF (cleanup); if
+		 * not, end it here before the dot. */
+		bufferevent_write(s->bev, s->at_line_start ? ".\r\n" : "\r\n.\r\n",
+		                  s->at_line_start ? 3 : 5);
+	}
+	s->state = S_DOT;
+	smtp_session_set_timeout(s, s->agent->set.data_done_timeout);
+}
+
+/* Queue the next part of the content; "." (or BDAT LAST) after the last. */
 static void send_content(struct smtp_session *s)
 {
 	const struct smtp_job *job = s->job;
@@ -188,12 +217,7 @@ static void send_content(struct smtp_session *s)
 	ssize_t n;
 
 	if (s->content_pos >= env->content_length) {
-		/* The last line of the content ends with LF (cleanup); if not,
-		 * end it here before the dot. */
-		bufferevent_write(s->bev, s->at_line_start ? ".\r\n" : "\r\n.\r\n",
-		                  s->at_line_start ? 3 : 5);
-		s->state = S_DOT;
-		smtp_session_set_timeout(s, s->agent->set.data_done_timeout);
+		content_end(s);
 		return;
 	}
 	str_init(&why);
@@ -231,7 +255,7 @@ static void send_content(struct smtp_session *s)
 		}
 		if (c == '\r' && i + 1 < n && in[i + 1] == '\n')
 			continue; /* a CRLF in the queue file: one line end */
-		if (s->at_line_start && c == '.')
+		if (s->at_line_start && c == '.' && !s->bdat)
 			str_append_c(&out, '.');
 		if (limit > 0 && s->line_len >= limit) {
 			str_append(&out, "\r\n ");
@@ -242,8 +266,27 @@ static void send_content(struct smtp_session *s)
 		s->line_len++;
 	}
 	s->content_pos += (uint64_t)n;
+	if (s->bdat) {
+		char head[40];
+
+		(void)snprintf(head, sizeof(head), "BDAT %zu\r\n", out.len);
+		bufferevent_write(s->bev, head, strlen(head));
+		s->bdat_pending++;
+	}
 	bufferevent_write(s->bev, out.buf, out.len);
 	str_free(&out);
+}
+
+static void start_content(struct smtp_session *s)
+{
+	s->state = S_CONTENT;
+	s->content_pos = 0;
+	s->at_line_start = true;
+	s->line_len = 0;
+	smtp_session_set_timeout(s, s->agent->set.data_xfer_timeout);
+	bufferevent_setcb(s->bev, smtp_session_on_read, on_content_written, smtp_session_on_event,
+	                  s);
+	send_content(s);
 }
 
 /* A reply to MAIL, RCPT or DATA. */
@@ -273,14 +316,25 @@ void smtp_xact_on_reply(struct smtp_session *s)
 		break;
 	case STEP_RCPT:
 		if (s->mail_failed)
-			break;
-		if (s->code / 100 == 2)
+			;
+		else if (s->code / 100 == 2)
 			s->accepted[s->naccepted++] = st->rcpt;
 		else
 			smtp_session_rcpt_fail(s, st->rcpt, "RCPT TO");
 		if (s->next_reply + 1 == s->nsteps)
 			smtp_session_set_timeout(s, s->agent->set.data_init_timeout);
+		if (s->bdat && s->next_reply + 1 == s->nsteps) {
+			/* Every RCPT answered: the chunks go if anyone is
+			 * left to receive them. */
+			if (s->naccepted == 0 || s->mail_failed)
+				smtp_session_done(s);
+			else
+				start_content(s);
+			return;
+		}
 		break;
+	case STEP_BDAT:
+		break; /* never sent: no reply comes for it */
 	case STEP_DATA:
 		if (s->code == 354 && (s->naccepted == 0 || s->mail_failed)) {
 			/* Pipelined DATA accepted although nobody can receive
@@ -299,20 +353,14 @@ void smtp_xact_on_reply(struct smtp_session *s)
 			smtp_session_done(s);
 			return;
 		}
-		s->state = S_CONTENT;
-		s->content_pos = 0;
-		s->at_line_start = true;
-		s->line_len = 0;
-		smtp_session_set_timeout(s, s->agent->set.data_xfer_timeout);
-		bufferevent_setcb(s->bev, smtp_session_on_read, on_content_written,
-		                  smtp_session_on_event, s);
-		send_content(s);
+		start_content(s);
 		return;
 	}
 	/* Without PIPELINING, one command per reply; stop early when
 	 * nothing can come of the rest. */
 	if (!s->pipelining) {
-		if (s->mail_failed || (s->next_reply + 1 == s->nsteps && s->naccepted == 0)) {
+		if (s->mail_failed ||
+		    (s->next_reply + 1 == s->nsteps && s->naccepted == 0 && !s->bdat)) {
 			smtp_session_done(s);
 			return;
 		}
@@ -336,13 +384,41 @@ void smtp_xact_on_dot(struct smtp_session *s)
 
 			smtp_rcpt_set(job, &job->rcpts[k], 's', &dsn, str_c(&s->reply));
 		} else
-			smtp_session_rcpt_fail(s, k, "end of DATA");
+			smtp_session_rcpt_fail(s, k, s->bdat ? "BDAT" : "end of DATA");
 	}
 	s->lmtp_next = last;
 	if (s->lmtp_next < s->naccepted)
 		return;
 	bufferevent_setcb(s->bev, smtp_session_on_read, NULL, smtp_session_on_event, s);
 	smtp_session_done(s);
+}
+
+void smtp_xact_on_bdat(struct smtp_session *s)
+{
+	if (s->bdat_pending > 0)
+		s->bdat_pending--;
+	if (s->code / 100 != 2 && !s->bdat_failed) {
+		/* A refused chunk refuses the message: stop sending, wait
+		 * for the replies still owed, then report this one. */
+		s->bdat_failed = true;
+		s->bdat_fail_code = s->code;
+		str_set(&s->bdat_fail_reply, str_c(&s->reply));
+		if (s->state == S_CONTENT)
+			s->state = S_DOT;
+	}
+	if (s->state != S_DOT || s->bdat_pending > 0)
+		return;
+	if (s->bdat_failed) {
+		s->code = s->bdat_fail_code;
+		str_set(&s->reply, str_c(&s->bdat_fail_reply));
+		for (size_t i = 0; i < s->naccepted; i++)
+			smtp_session_rcpt_fail(s, s->accepted[i], "BDAT");
+		s->failed = true; /* the server holds half a message: QUIT */
+		bufferevent_setcb(s->bev, smtp_session_on_read, NULL, smtp_session_on_event, s);
+		smtp_session_done(s);
+		return;
+	}
+	smtp_xact_on_dot(s);
 }
 
 void smtp_xact_on_rset(struct smtp_session *s)

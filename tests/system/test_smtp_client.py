@@ -552,3 +552,36 @@ def test_relay_to_a_second_postern_and_to_smtp_sink(postern_build, postern, owne
     assert "hello out there" in msg.get_content()
     # The second postern's Received header names the first as its client.
     assert "from " in msg["Received"] and "with ESMTP" in str(msg["Received"])
+
+
+def test_bdat_chunks_when_offered(postern_build, postern):
+    """CHUNKING (RFC 3030): the content goes in BDAT chunks, no
+    dot-stuffing; a refused chunk bounces with the server's words;
+    smtp_discard_ehlo_keywords turns it off."""
+    feats = ("PIPELINING", "CHUNKING", "8BITMIME", "ENHANCEDSTATUSCODES")
+    big = BODY + b"".join(b"line %06d of a long message\r\n" % i for i in range(5000))
+    with SmtpServer(features=feats) as chunky, \
+            SmtpServer(features=feats, bdat_reply="552 5.3.4 Message too big") as refusing, \
+            SmtpServer(features=feats) as plain:
+        with mail_system(postern_build, postern,
+                         transport_maps=f"inline:{{chunky.test=smtp:[127.0.0.1]:{chunky.port}, "
+                                        f"refusing.test=smtp:[127.0.0.1]:{refusing.port}, "
+                                        f"plain.test=plain:[127.0.0.1]:{plain.port}}}") as ms:
+            ms.extra_master = SMTP_SERVICES + (
+                "plain     unix  -       -       n       -       -       smtp\n"
+                "  -o smtp_discard_ehlo_keywords=chunking\n")
+            ms.start()
+            ms.send("alice@example.com", ["c@chunky.test"], big)
+            ms.send("alice@example.com", ["r@refusing.test"], BODY)
+            ms.send("alice@example.com", ["p@plain.test"], BODY)
+            sent = wait_status(ms, "c@chunky.test", "sent")
+            bounced = wait_status(ms, "r@refusing.test", "bounced")
+            wait_status(ms, "p@plain.test", "sent")
+    data = chunky.messages[0].data
+    assert b"\r\n.leading dot line\r\n" in data and b"line 004999 of a long message" in data
+    assert len(chunky.bdat_chunks) >= 3 and chunky.bdat_chunks[-1][1] is True
+    assert not any(c.upper() == "DATA" for c in chunky.commands)
+    assert "status=sent (250 2.0.0 Ok: queued as SINK1)" in sent
+    assert "dsn=5.3.4" in bounced and "said: 552 5.3.4 Message too big (in reply to BDAT command)" \
+        in bounced, bounced
+    assert "DATA" in plain.commands and plain.bdat_chunks == []

@@ -56,6 +56,8 @@ class _Handler(socketserver.StreamRequestHandler):
         self.reset()
 
     def reset(self):
+        self.bdat_data = b""
+        self.bdat_failed = False
         self.sender = None
         self.mail_params = ""
         self.rcpts = []
@@ -183,6 +185,8 @@ class _Handler(socketserver.StreamRequestHandler):
                     with s.lock:
                         s.messages.append(msg)
                 self.reset()
+            elif verb == "BDAT":
+                self.do_bdat(arg)
             elif verb == "RSET":
                 self.reset()
                 self.send("250 2.0.0 Ok")
@@ -193,6 +197,33 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             else:
                 self.send("502 5.5.2 Error: command not recognized")
+
+    def do_bdat(self, arg):
+        s = self.srv
+        parts = arg.split()
+        size = int(parts[0])
+        last = len(parts) > 1 and parts[1].upper() == "LAST"
+        chunk = self.rfile.read(size) if size else b""
+        with s.lock:
+            s.bdat_chunks.append((size, last))
+        if s.bdat_reply and not self.bdat_failed:
+            self.bdat_failed = True
+            self.send(s.bdat_reply)
+            return
+        if self.bdat_failed:
+            self.send("503 5.5.1 Error: previous chunk refused")
+            return
+        self.bdat_data += chunk
+        if not last:
+            self.send(f"250 2.0.0 {size} bytes received")
+            return
+        msg = Message(self.sender, self.mail_params, list(self.rcpts), list(self.rcpt_params),
+                      self.bdat_data, self.tls, self.auth_user, dict(self.xforward))
+        self.send(s.data_reply)
+        if s.data_reply.startswith("2"):
+            with s.lock:
+                s.messages.append(msg)
+        self.reset()
 
     def read_data(self):
         lines = []
@@ -257,7 +288,8 @@ class SmtpServer:
                  require_tls=False, require_auth=False, rcpt_replies=None,
                  mail_reply="250 2.1.0 Ok", data_reply="250 2.0.0 Ok: queued as SINK1",
                  data_init_reply=None, ehlo_reply=None, starttls_reply=None, lmtp=False,
-                 lmtp_replies=None, hang_after=None, hang_seconds=5, tls_min_version=None):
+                 lmtp_replies=None, hang_after=None, hang_seconds=5, tls_min_version=None,
+                 bdat_reply=None):
         self.features = list(features)
         self.host = host
         self.port = port or free_port()
@@ -280,6 +312,8 @@ class SmtpServer:
         self.lmtp_replies = {k.lower(): v for k, v in (lmtp_replies or {}).items()}
         self.hang_after = hang_after
         self.hang_seconds = hang_seconds
+        self.bdat_reply = bdat_reply
+        self.bdat_chunks = []
         self.messages = []
         self.commands = []
         self.auth_attempts = []
