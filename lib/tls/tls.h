@@ -258,6 +258,15 @@ void tls_client_free(struct tls_client **clip);
 SSL *tls_client_ssl_new(struct tls_client *cli, const char *peer, const char *sni,
                         const char *verify_name);
 
+/* Offer the session kept under key (if any, and not expired) on ssl, and
+ * keep the session this connection gets under key, for the next
+ * connection (session resumption). key names the server and what the
+ * session must match: "host[addr]:port" and the SNI name, say. The
+ * SSL must come from cli, and the cache must not outlive cli: a live
+ * SSL whose cli was freed does not cache (the SSLs keep working).
+ * tls_info_get()'s resumed says whether it was used. */
+void tls_client_ssl_resume(struct tls_client *cli, SSL *ssl, const char *key);
+
 /* Postfix's client line after the handshake (smtp_tls_loglevel >= 1):
  * "Verified TLS connection established to mx.example.com[192.0.2.1]:25:
  * TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)

@@ -16,26 +16,36 @@
  *     fails the handshake: the verify callback records and accepts, and
  *     the caller applies its security level (Postfix does the same);
  *   - SNI when asked for;
- *   - no session resumption yet (the smtp client has no session cache).
+ *   - session resumption: the sessions (TLS 1.3 tickets, TLS 1.2 IDs or
+ *     tickets) servers give are kept in memory under the key the caller
+ *     names (tls_client_ssl_resume()), at most TLS_CLIENT_SESSIONS of
+ *     them, and offered on the next connection with the same key, as
+ *     Postfix's smtp_tls_session_cache does (in memory: one smtp process
+ *     serves many connections, so no database is needed).
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "tls/tls.h"
 #include "tls/tls_int.h"
 
+#define TLS_CLIENT_SESSIONS 1000
+
 struct tls_client {
 	SSL_CTX *ctx;
 	int loglevel;
 	char *cipher_list; /* for loglevel 2 */
+	hash_t *sessions; /* cache key -> SSL_SESSION */
 };
 
 /* Per-connection verification state, in the SSL's ex_data. */
@@ -43,6 +53,8 @@ struct client_conn {
 	int loglevel;
 	bool chain_failed;
 	long chain_error; /* the first error other than the name's */
+	struct tls_client *cli; /* for the session cache */
+	char *cache_key; /* tls_client_ssl_resume(); NULL: no caching */
 };
 
 static int conn_index = -1;
@@ -55,7 +67,58 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 	(void)idx;
 	(void)argl;
 	(void)argp;
+	if (ptr != NULL)
+		free(((struct client_conn *)ptr)->cache_key);
 	free(ptr);
+}
+
+static void session_free(void *p)
+{
+	SSL_SESSION_free(p);
+}
+
+/* OpenSSL has a new session for this connection (after the handshake,
+ * or a TLS 1.3 ticket later): keep it under the connection's key.
+ * Returning 1 keeps OpenSSL's reference. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct client_conn *conn = SSL_get_ex_data(ssl, conn_index);
+
+	if (conn == NULL || conn->cache_key == NULL || conn->cli == NULL ||
+	    !SSL_SESSION_is_resumable(sess))
+		return 0;
+	/* Bounded: when full, start again (the cache is an optimisation). */
+	if (hash_count(conn->cli->sessions) >= TLS_CLIENT_SESSIONS &&
+	    !hash_contains(conn->cli->sessions, conn->cache_key)) {
+		hash_destroy(&conn->cli->sessions);
+		conn->cli->sessions = hash_new(session_free);
+	}
+	hash_put(conn->cli->sessions, conn->cache_key, sess);
+	return 1;
+}
+
+void tls_client_ssl_resume(struct tls_client *cli, SSL *ssl, const char *key)
+{
+	struct client_conn *conn = SSL_get_ex_data(ssl, conn_index);
+	SSL_SESSION *sess;
+
+	if (conn == NULL)
+		return;
+	free(conn->cache_key);
+	conn->cache_key = xstrdup(key);
+	conn->cli = cli;
+	sess = hash_get(cli->sessions, key);
+	if (sess == NULL)
+		return;
+	if ((uint64_t)SSL_SESSION_get_time(sess) + (uint64_t)SSL_SESSION_get_timeout(sess) <=
+	            (uint64_t)time(NULL) ||
+	    SSL_set_session(ssl, sess) != 1) {
+		hash_delete(cli->sessions, key);
+		return;
+	}
+	/* A session is offered once: a failed resumption must not be
+	 * retried with it, and a new one replaces it anyway. */
+	hash_delete(cli->sessions, key);
 }
 
 static void conn_index_init(void)
@@ -118,7 +181,11 @@ static int configure(struct tls_client *cli, const struct tls_client_settings *s
 	if (tls_ctx_load_cas(ctx, set->ca_file, set->ca_path, false, error) < 0)
 		return -1;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* Client-side caching through on_new_session() only: OpenSSL's
+	 * internal store is for servers. */
+	SSL_CTX_set_session_cache_mode(ctx,
+	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 	if (set->loglevel >= 2)
 		SSL_CTX_set_info_callback(ctx, tls_info_cb);
 	return 0;
@@ -137,6 +204,7 @@ int tls_client_new(const struct tls_client_settings *set, struct tls_client **cl
 	}
 	cli = xcalloc(1, sizeof(*cli));
 	cli->loglevel = set->loglevel;
+	cli->sessions = hash_new(session_free);
 	ERR_clear_error();
 	cli->ctx = SSL_CTX_new(TLS_client_method());
 	if (cli->ctx == NULL) {
@@ -161,6 +229,7 @@ void tls_client_free(struct tls_client **clip)
 		return;
 	SSL_CTX_free(cli->ctx); /* live SSLs keep their reference */
 	free(cli->cipher_list);
+	hash_destroy(&cli->sessions);
 	free(cli);
 	*clip = NULL;
 }

@@ -224,12 +224,24 @@ void smtp_greet_on_starttls(struct smtp_session *s)
 	    inet_pton(AF_INET6, str_c(&name), (unsigned char[16]){0}) != 1)
 		sni = str_c(&name);
 	ssl = tls_client_ssl_new(tls_context(s, job->tls.level), s->peer, sni, NULL);
-	str_free(&name);
 	if (ssl == NULL) {
+		str_free(&name);
 		smtp_session_fail(s, &(struct queue_dsn){4, 7, 5},
 		                  "cannot start TLS: out of memory", false);
 		return;
 	}
+	/* Resume the session of the last connection to this server (same
+	 * address, SNI name and level): a shorter handshake. The
+	 * certificate checks of tls_done() still run on a resumed session
+	 * (OpenSSL keeps the peer's certificate and verify result in it). */
+	{
+		char *key = xasprintf("%s/%s/%s", s->peer, name.len > 0 ? str_c(&name) : "",
+		                      smtp_tls_level_name(job->tls.level));
+
+		tls_client_ssl_resume(tls_context(s, job->tls.level), ssl, key);
+		free(key);
+	}
+	str_free(&name);
 	filter = bufferevent_openssl_filter_new(s->agent->base, s->bev, ssl,
 	                                        BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (filter == NULL) {

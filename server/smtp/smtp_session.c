@@ -25,7 +25,9 @@
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -238,6 +240,16 @@ static void session_free(struct smtp_session *s)
 {
 	if (s->idle_ev != NULL)
 		event_free(s->idle_ev);
+	if (s->bev != NULL && s->tls_active && s->state == S_QUIT) {
+		/* A clean end (QUIT said): OpenSSL must not think the session
+		 * broken, or it marks it not resumable and the next
+		 * connection cannot resume it. A session that failed keeps
+		 * OpenSSL's default: not resumed. */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+		if (ssl != NULL)
+			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	}
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	table_async_cancel(&s->sasl_req);

@@ -585,3 +585,22 @@ def test_bdat_chunks_when_offered(postern_build, postern):
     assert "dsn=5.3.4" in bounced and "said: 552 5.3.4 Message too big (in reply to BDAT command)" \
         in bounced, bounced
     assert "DATA" in plain.commands and plain.bdat_chunks == []
+
+
+def test_tls_sessions_are_resumed(postern_build, postern, pki):
+    with SmtpServer(hostname="mx.test.example", tls=(pki.server_cert, pki.server_key)) as srv:
+        with DnsServer({"mx.test.example": {"A": ["127.0.0.1"]}}) as dns:
+            with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                             relayhost=f"[mx.test.example]:{srv.port}",
+                             smtp_tls_security_level="verify", smtp_tls_CAfile=pki.ca_cert,
+                             smtp_tls_loglevel="1") as ms:
+                ms.extra_master = SMTP_SERVICES.replace("-       -       smtp\nrelay",
+                                                        "-       1       smtp\nrelay", 1)
+                ms.start()
+                for i in range(2):
+                    ms.send("alice@example.com", [f"s{i}@remote.test"], BODY)
+                    wait_status(ms, f"s{i}@remote.test", "sent")
+                log = ms.log()
+    assert srv.tls_resumed == [False, True], srv.tls_resumed
+    # A resumed session is still checked: both connections are Verified.
+    assert log.count("Verified TLS connection established to mx.test.example") == 2, log

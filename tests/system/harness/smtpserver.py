@@ -115,18 +115,16 @@ class _Handler(socketserver.StreamRequestHandler):
                     self.send(s.starttls_reply)
                     continue
                 self.send("220 2.0.0 Ready to start TLS")
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(*s.tls)
-                if s.tls_min_version is not None:
-                    ctx.minimum_version = s.tls_min_version
                 try:
-                    conn = ctx.wrap_socket(self.request, server_side=True)
+                    conn = s.tls_context().wrap_socket(self.request, server_side=True)
                 except (ssl.SSLError, OSError):
                     return
                 self.request = conn
                 self.rfile = conn.makefile("rb")
                 self.wfile = conn.makefile("wb")
                 self.tls = True
+                with s.lock:
+                    s.tls_resumed.append(conn.session_reused)
                 self.reset()
             elif verb == "AUTH" and s.auth:
                 self.do_auth(arg)
@@ -314,6 +312,7 @@ class SmtpServer:
         self.hang_seconds = hang_seconds
         self.bdat_reply = bdat_reply
         self.bdat_chunks = []
+        self.tls_resumed = []  # per handshake: was the session resumed?
         self.messages = []
         self.commands = []
         self.auth_attempts = []
@@ -321,6 +320,7 @@ class SmtpServer:
         self.lock = threading.Lock()
         self._server = None
         self._thread = None
+        self._tls_ctx = None
 
     def start(self):
         cls = _Server6 if ":" in self.host else _Server
@@ -343,6 +343,18 @@ class SmtpServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def tls_context(self):
+        """One server context for every connection, so that its session
+        tickets resume (a client's session resumption is testable)."""
+        with self.lock:
+            if self._tls_ctx is None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.tls)
+                if self.tls_min_version is not None:
+                    ctx.minimum_version = self.tls_min_version
+                self._tls_ctx = ctx
+            return self._tls_ctx
 
     def wait_messages(self, count, timeout=30):
         deadline = time.monotonic() + timeout
