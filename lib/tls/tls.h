@@ -224,6 +224,7 @@ struct tls_client_settings {
 	const char *grade, *grade_param;
 	struct tls_cipher_grades grades;
 	const char *exclude_ciphers;
+	const char *exclude_param; /* its parameter's name, for messages */
 	/* Trust anchors for server certificates (smtp_tls_CAfile,
 	 * smtp_tls_CApath); either may be NULL or empty. */
 	const char *ca_file, *ca_path;

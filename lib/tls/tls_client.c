@@ -164,9 +164,8 @@ static int configure(struct tls_client *cli, const struct tls_client_settings *s
 	        .grade = set->grade,
 	        .grades = &set->grades,
 	        .exclude = set->exclude_ciphers,
-	        /* Why not the parameter's name: the table marks the smtp_tls_*
-	         * parameters "not yet" until the smtp client reads them. */
-	        .exclude_param = "excluded ciphers",
+	        .exclude_param =
+	                set->exclude_param != NULL ? set->exclude_param : "excluded ciphers",
 	};
 
 	SSL_CTX_set_options(ctx, SSL_OP_ALL | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);

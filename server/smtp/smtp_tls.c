@@ -162,6 +162,10 @@ static int build(struct config *cfg, struct smtp_settings *s, bool mandatory,
 		str_append(&exclude, mexcl);
 	}
 	set.exclude_ciphers = str_c(&exclude);
+	set.exclude_param =
+	        mandatory ? NAME(s, "smtp_tls_mandatory_exclude_ciphers",
+	                         "lmtp_tls_mandatory_exclude_ciphers")
+	                  : NAME(s, "smtp_tls_exclude_ciphers", "lmtp_tls_exclude_ciphers");
 	set.ca_file = config_str(cfg, NAME(s, "smtp_tls_CAfile", "lmtp_tls_CAfile"));
 	set.ca_path = config_str(cfg, NAME(s, "smtp_tls_CApath", "lmtp_tls_CApath"));
 	set.cert_file = config_str(cfg, NAME(s, "smtp_tls_cert_file", "lmtp_tls_cert_file"));
