@@ -101,6 +101,7 @@ static const struct param_def params[] = {
 	INT("defer_code", "450", 400, 599, "reply code for the defer restriction"),
 	TIME("delay_warning_time", "0h", 'h', "send a delay warning after mail is queued this long (0 = never)"),
 	BOOL("disable_mime_input_processing", "no", "do not track MIME parts in received mail (all headers are message headers)"),
+	BOOL("disable_mime_output_conversion", "no", "send 8-bit MIME mail as it is to servers without 8BITMIME instead of converting its 8-bit parts to quoted-printable"),
 	BOOL("disable_vrfy_command", "yes", "refuse VRFY (postern's default is yes, unlike Postfix)"),
 	LIST_R("dns_servers", "", "DNS servers postern asks (ip or [ip]:port, e.g. 127.0.0.1:5353); empty: those of /etc/resolv.conf"),
 	STR("double_bounce_sender", "double-bounce", "sender of bounces about undeliverable bounces"),

@@ -68,6 +68,8 @@ struct smtp_settings {
 	strv_t discard_ehlo; /* smtp_discard_ehlo_keywords */
 	unsigned mx_address_limit, mx_session_limit;
 	unsigned line_length_limit;
+	bool mime_output_conversion; /* !disable_mime_output_conversion */
+	unsigned mime_nesting_limit;
 	bool ipv4, ipv6; /* inet_protocols */
 	int address_preference; /* 0 any, 4 ipv4, 6 ipv6 */
 	char *bind_address, *bind_address6;

@@ -265,6 +265,7 @@ static void session_free(struct smtp_session *s)
 	free(s->dest_key);
 	str_free(&s->reply);
 	str_free(&s->bdat_fail_reply);
+	str_destroy(&s->converted);
 	strv_free(&s->reply_lines);
 	free(s);
 }

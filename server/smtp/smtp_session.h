@@ -97,7 +97,9 @@ struct smtp_session {
 	unsigned bdat_pending;
 	int bdat_fail_code;
 	str_t bdat_fail_reply;
-	/* Content streaming. */
+	/* Content streaming: from the queue file, or from converted (the
+	 * 7-bit form for a server without 8BITMIME) when not NULL. */
+	str_t *converted;
 	uint64_t content_pos;
 	size_t line_len;
 	bool at_line_start;

@@ -152,6 +152,8 @@ void smtp_settings_read(struct config *cfg, struct event_base *base, bool lmtp,
 	                        (struct pair){"smtp_mx_session_limit", "smtp_mx_session_limit"});
 	s->line_length_limit =
 	        get_uint(cfg, s, (struct pair){"smtp_line_length_limit", "lmtp_line_length_limit"});
+	s->mime_output_conversion = !config_bool(cfg, "disable_mime_output_conversion");
+	s->mime_nesting_limit = (unsigned)config_int(cfg, "mime_nesting_limit");
 	s->ipv4 = strstr(protocols, "all") != NULL || strstr(protocols, "ipv4") != NULL;
 	s->ipv6 = strstr(protocols, "all") != NULL || strstr(protocols, "ipv6") != NULL;
 	if (!s->ipv4 && !s->ipv6)

@@ -9,10 +9,13 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 
 #include "address/xtext.h"
+#include "message/mime_downgrade.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -216,16 +219,24 @@ static void send_content(struct smtp_session *s)
 	str_t out, why;
 	ssize_t n;
 
-	if (s->content_pos >= env->content_length) {
+	uint64_t length = s->converted != NULL ? s->converted->len : env->content_length;
+
+	if (s->content_pos >= length) {
 		content_end(s);
 		return;
 	}
 	str_init(&why);
-	n = queue_file_read_content(job->qf, s->content_pos, in,
-	                            env->content_length - s->content_pos < sizeof(in)
-	                                    ? (size_t)(env->content_length - s->content_pos)
-	                                    : sizeof(in),
-	                            &why);
+	if (s->converted != NULL) {
+		n = (ssize_t)(length - s->content_pos < sizeof(in) ? length - s->content_pos
+		                                                   : sizeof(in));
+		memcpy(in, s->converted->buf + s->content_pos, (size_t)n);
+	} else {
+		n = queue_file_read_content(job->qf, s->content_pos, in,
+		                            length - s->content_pos < sizeof(in)
+		                                    ? (size_t)(length - s->content_pos)
+		                                    : sizeof(in),
+		                            &why);
+	}
 	if (n <= 0) {
 		str_t msg;
 
@@ -277,8 +288,58 @@ static void send_content(struct smtp_session *s)
 	str_free(&out);
 }
 
+/* 8-bit mail for a server without 8BITMIME: the 7-bit form, made in
+ * memory (the message is at most message_size_limit). -1 when the queue
+ * file cannot be read (the session fails). */
+static int convert_8bit(struct smtp_session *s)
+{
+	const struct smtp_job *job = s->job;
+	const char *enc = queue_file_attr(job->qf, QUEUE_ATTR_ENCODING);
+	uint64_t len = job->env->content_length;
+	str_t raw, why;
+	int rc = 0;
+
+	str_destroy(&s->converted);
+	if (s->eightbit || !s->agent->set.mime_output_conversion || enc == NULL ||
+	    strcasecmp(enc, "8bitmime") != 0 || len > SIZE_MAX / 4)
+		return 0;
+	str_init(&raw);
+	str_init(&why);
+	str_reserve(&raw, (size_t)len + 1);
+	for (uint64_t pos = 0; pos < len;) {
+		ssize_t n = queue_file_read_content(job->qf, pos, raw.buf + pos,
+		                                    (size_t)(len - pos), &why);
+
+		if (n <= 0) {
+			log_warning("%s: cannot read the queue file: %s", job->queue_id,
+			            n < 0 ? str_c(&why) : "unexpected end of content");
+			rc = -1;
+			goto out;
+		}
+		pos += (uint64_t)n;
+	}
+	raw.len = (size_t)len;
+	raw.buf[raw.len] = '\0';
+	if (mime_has_8bit(raw.buf, raw.len)) {
+		s->converted = str_new();
+		if (!mime_downgrade(raw.buf, raw.len, s->agent->set.mime_nesting_limit,
+		                    s->converted))
+			str_destroy(&s->converted); /* not MIME: sent as it is */
+	}
+out:
+	str_free(&why);
+	str_free(&raw);
+	return rc;
+}
+
 static void start_content(struct smtp_session *s)
 {
+	if (convert_8bit(s) < 0) {
+		s->state = S_GREETING; /* no final dot: nothing half sent */
+		smtp_session_fail(s, &(struct queue_dsn){4, 3, 0}, "cannot read the queue file",
+		                  false);
+		return;
+	}
 	s->state = S_CONTENT;
 	s->content_pos = 0;
 	s->at_line_start = true;

@@ -242,6 +242,7 @@ struct smtpd_session {
 	char *envid;
 	unsigned ret;
 	bool smtputf8;
+	bool body_8bitmime; /* MAIL FROM ... BODY=8BITMIME */
 	uint64_t size_declared;
 	struct restrict_actions actions;
 	struct cleanup *cleanup;

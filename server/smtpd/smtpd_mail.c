@@ -61,7 +61,11 @@ static int mail_params(struct smtpd_session *s, const struct mail_path *path)
 		} else if (strcmp(p->key, "BODY") == 0 && p->value != NULL &&
 		           (strcasecmp(v, "8BITMIME") == 0 || strcasecmp(v, "7BIT") == 0)) {
 			/* Postfix does not offer BINARYMIME; neither does postern.
-			 * Any other value is an unsupported option (555). */
+			 * Any other value is an unsupported option (555). The
+			 * declaration travels in the queue file: the smtp client
+			 * passes it on, or converts to 7 bit for a server without
+			 * 8BITMIME. */
+			s->body_8bitmime = strcasecmp(v, "8BITMIME") == 0;
 		} else if (strcmp(p->key, "SMTPUTF8") == 0 && s->set->smtputf8 &&
 		           p->value == NULL) {
 			s->smtputf8 = true;

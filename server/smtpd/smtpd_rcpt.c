@@ -141,6 +141,8 @@ void smtpd_rcpt_accept(struct smtpd_session *s)
 		cleanup_attr(s->cleanup, QUEUE_ATTR_SERVICE, s->lis->service);
 		if (s->smtputf8)
 			cleanup_attr(s->cleanup, QUEUE_ATTR_SMTPUTF8, "yes");
+		if (s->body_8bitmime)
+			cleanup_attr(s->cleanup, QUEUE_ATTR_ENCODING, "8bitmime");
 		/* XCLIENT LOGIN and XFORWARD values (smtpd_xclient.c): their
 		 * attributes, and what Postfix adds to this log line. */
 		str_init(&orig);

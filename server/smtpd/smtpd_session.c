@@ -199,6 +199,7 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 	s->envid = NULL;
 	s->ret = 0;
 	s->smtputf8 = false;
+	s->body_8bitmime = false;
 	s->size_declared = 0;
 	s->nrcpt = 0;
 	free(s->first_rcpt);

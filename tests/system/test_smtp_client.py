@@ -604,3 +604,37 @@ def test_tls_sessions_are_resumed(postern_build, postern, pki):
     assert srv.tls_resumed == [False, True], srv.tls_resumed
     # A resumed session is still checked: both connections are Verified.
     assert log.count("Verified TLS connection established to mx.test.example") == 2, log
+
+
+MIME8 = ("From: alice@example.com\r\nTo: x@remote.test\r\nSubject: 8bit\r\n"
+         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+         "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 = cr\u00e8me\r\n").encode()
+
+
+def test_8bitmime_passed_on_or_downgraded(postern_build, postern):
+    """BODY=8BITMIME travels to a server that offers 8BITMIME; a server
+    without it gets the 8-bit parts as quoted-printable (Postfix's
+    default), or the bytes as they are with
+    disable_mime_output_conversion = yes."""
+    with SmtpServer(features=("PIPELINING", "8BITMIME")) as modern, \
+            SmtpServer(features=("PIPELINING",)) as old, \
+            SmtpServer(features=("PIPELINING",)) as raw:
+        with mail_system(postern_build, postern,
+                         transport_maps=f"inline:{{modern.test=smtp:[127.0.0.1]:{modern.port}, "
+                                        f"old.test=smtp:[127.0.0.1]:{old.port}, "
+                                        f"raw.test=raw:[127.0.0.1]:{raw.port}}}") as ms:
+            ms.extra_master = SMTP_SERVICES + (
+                "raw       unix  -       -       n       -       -       smtp\n"
+                "  -o disable_mime_output_conversion=yes\n")
+            ms.start()
+            for rcpt in ("m@modern.test", "o@old.test", "r@raw.test"):
+                ms.send("alice@example.com", [rcpt], MIME8, mail_options=["BODY=8BITMIME"])
+                wait_status(ms, rcpt, "sent")
+    m, o, r = modern.messages[0], old.messages[0], raw.messages[0]
+    assert "BODY=8BITMIME" in m.mail_params
+    assert "caf\u00e9".encode() in m.data
+    assert "BODY=" not in o.mail_params
+    assert b"Content-Transfer-Encoding: quoted-printable\r\n" in o.data
+    assert b"caf=C3=A9 =3D cr=C3=A8me\r\n" in o.data
+    assert not any(b >= 0x80 for b in o.data)
+    assert "caf\u00e9".encode() in r.data
