@@ -185,7 +185,8 @@ def test_mx_lookup_preference_and_null_mx(postern_build, postern):
 def test_smarthost_recipe_starttls_then_auth(postern_build, postern, pki):
     """The seed guide's smarthost recipe, unchanged but for the names:
     relayhost [host]:587-style, encrypt, SASL from a hash: file built by
-    Debian's postmap, keyed by the relayhost as written."""
+    Debian's postmap, keyed by the relayhost as written. The mail is a
+    user's, submitted with AUTH (refused for relay without it)."""
     with SmtpServer(hostname="mx.test.example", tls=(pki.server_cert, pki.server_key),
                     auth={"relayuser@example.com": "s3cret"}, auth_needs_tls=True,
                     require_tls=True, require_auth=True) as srv:
@@ -202,11 +203,19 @@ def test_smarthost_recipe_starttls_then_auth(postern_build, postern, pki):
                        smtp_sasl_security_options="noanonymous",
                        smtp_sasl_tls_security_options="noanonymous",
                        smtp_tls_security_level="encrypt", smtp_tls_loglevel="1",
-                       dns_servers=f"127.0.0.1:{dns.port}")
+                       dns_servers=f"127.0.0.1:{dns.port}",
+                       # The mail is a user's: relaying needs their login.
+                       mynetworks="127.0.0.2/32", smtpd_sasl_auth_enable="yes",
+                       smtpd_relay_restrictions="permit_sasl_authenticated, reject")
                 res = ms.run("check")
                 assert res.returncode == 0, res.stdout + res.stderr
                 ms.start()
-                ms.send("alice@example.com", ["friend@far.test"], BODY)
+                with smtplib.SMTP(ms.sd.host, ms.sd.port, timeout=30) as c:
+                    c.ehlo("laptop.test")
+                    with pytest.raises(smtplib.SMTPRecipientsRefused):
+                        c.sendmail("alice@example.com", ["friend@far.test"], BODY)
+                    c.login("alice@example.com", "demo")
+                    c.sendmail("alice@example.com", ["friend@far.test"], BODY)
                 msgs = srv.wait_messages(1)
                 line = wait_status(ms, "friend@far.test", "sent")
                 log = ms.log()
