@@ -74,7 +74,7 @@ struct smtp_settings {
 	int address_preference; /* 0 any, 4 ipv4, 6 ipv6 */
 	char *bind_address, *bind_address6;
 	strv_t fallback_relay;
-	bool dns_lookup; /* smtp_host_lookup includes dns */
+	bool dns_lookup; /* false: smtp_host_lookup = native (no MX, getaddrinfo) */
 	char *queue_dir;
 	struct queue_dir *qd;
 	char *myhostname;

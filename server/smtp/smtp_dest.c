@@ -42,6 +42,7 @@
 #include "base/parse.h"
 #include "dns/dns.h"
 #include "smtp.h"
+#include "table/table_async.h"
 
 struct dest_host {
 	char *name;
@@ -57,6 +58,7 @@ struct dest_host {
 struct query {
 	struct smtp_dest_lookup *l;
 	struct dns_req *req;
+	struct table_async_request *native; /* getaddrinfo() in a worker */
 	size_t host; /* index, for A/AAAA */
 	unsigned dest_index, port; /* for MX */
 	char *name; /* for MX */
@@ -154,11 +156,108 @@ static void start_query(struct smtp_dest_lookup *l, const char *name, enum dns_t
 	q->req = dns_query(l->job->agent->set.dns, name, type, on_answer, q);
 }
 
+/* A getaddrinfo() in a worker thread (table_async_job): it blocks. */
+struct native_job {
+	char *name;
+	strv_t v4, v6;
+	int error; /* EAI_* or 0 */
+};
+
+static void native_run(void *p)
+{
+	struct native_job *nj = p;
+	struct addrinfo hints, *res = NULL;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	nj->error = getaddrinfo(nj->name, NULL, &hints, &res);
+	for (struct addrinfo *ai = res; nj->error == 0 && ai != NULL; ai = ai->ai_next) {
+		char text[INET6_ADDRSTRLEN];
+		const void *a =
+		        ai->ai_family == AF_INET
+		                ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+		                : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    inet_ntop(ai->ai_family, a, text, sizeof(text)) != NULL &&
+		    strv_find(ai->ai_family == AF_INET ? &nj->v4 : &nj->v6, text) < 0)
+			strv_add(ai->ai_family == AF_INET ? &nj->v4 : &nj->v6, text);
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+}
+
+static void native_free(void *p)
+{
+	struct native_job *nj = p;
+
+	free(nj->name);
+	strv_free(&nj->v4);
+	strv_free(&nj->v6);
+	free(nj);
+}
+
+static void native_done(void *p, const char *error, void *ctx)
+{
+	struct native_job *nj = p;
+	struct query *q = ctx;
+	struct smtp_dest_lookup *l = q->l;
+	struct dest_host *h = &l->hosts[q->host];
+	const struct smtp_settings *s = &l->job->agent->set;
+
+	q->native = NULL;
+	if (error == NULL && nj->error == 0) {
+		for (size_t i = 0; s->ipv4 && i < nj->v4.n; i++)
+			strv_add(&h->v4, nj->v4.v[i]);
+		for (size_t i = 0; s->ipv6 && i < nj->v6.n; i++)
+			strv_add(&h->v6, nj->v6.v[i]);
+	} else if (error == NULL && (nj->error == EAI_NONAME || nj->error == EAI_NODATA)) {
+		if (l->hard_error.len == 0) {
+			str_appendf(&l->hard_error,
+			            "Host or domain name not found. Name service error "
+			            "for name=%s type=A: Host not found",
+			            h->name);
+			l->hard_dsn = (struct queue_dsn){5, 4, 4};
+		}
+	} else {
+		str_reset(&l->soft_error);
+		str_appendf(&l->soft_error,
+		            "Host or domain name not found. Name service error for "
+		            "name=%s type=A: %s",
+		            h->name, error != NULL ? error : gai_strerror(nj->error));
+	}
+	if (--l->pending == 0)
+		finish(l);
+}
+
+static void native_lookup(struct smtp_dest_lookup *l, size_t host)
+{
+	struct query *q = xcalloc(1, sizeof(*q));
+	struct native_job *nj = xcalloc(1, sizeof(*nj));
+
+	q->l = l;
+	q->host = host;
+	q->type = DNS_T_A;
+	q->name = xstrdup(l->hosts[host].name);
+	nj->name = xstrdup(l->hosts[host].name);
+	l->queries = xreallocarray(l->queries, l->nqueries + 1, sizeof(*l->queries));
+	l->queries[l->nqueries++] = q;
+	l->pending++;
+	q->native = table_async_job(l->job->agent->set.tables, native_run, native_done, native_free,
+	                            nj, q);
+}
+
 static void lookup_host_addresses(struct smtp_dest_lookup *l, size_t host)
 {
 	const struct smtp_settings *s = &l->job->agent->set;
-	char *name = xstrdup(l->hosts[host].name);
+	char *name;
 
+	if (!s->dns_lookup) {
+		native_lookup(l, host);
+		return;
+	}
+	name = xstrdup(l->hosts[host].name);
 	if (s->ipv6)
 		start_query(l, name, DNS_T_AAAA, host, 0, 0);
 	if (s->ipv4)
@@ -423,7 +522,7 @@ static int parse_one(struct smtp_dest_lookup *l, const char *dest, unsigned inde
 	} else if (!dns_hostname_valid(host)) {
 		str_appendf(why, "malformed destination \"%s\": bad host name", dest);
 		goto out;
-	} else if (bracket || s->lmtp) {
+	} else if (bracket || s->lmtp || !s->dns_lookup) {
 		lookup_host_addresses(l, add_host(l, host, index, 0, port));
 	} else {
 		start_query(l, host, DNS_T_MX, 0, index, port);
@@ -501,6 +600,7 @@ void smtp_dest_cancel(struct smtp_dest_lookup **lp)
 	*lp = NULL;
 	for (size_t i = 0; i < l->nqueries; i++) {
 		dns_cancel(&l->queries[i]->req);
+		table_async_cancel(&l->queries[i]->native);
 		free(l->queries[i]->name);
 		free(l->queries[i]);
 	}

@@ -178,11 +178,11 @@ void smtp_settings_read(struct config *cfg, struct event_base *base, bool lmtp,
 	        cfg, pick(s, (struct pair){"smtp_bind_address6", "lmtp_bind_address6"})));
 	if (!lmtp)
 		copy_list(&s->fallback_relay, config_list(cfg, "smtp_fallback_relay"));
-	s->dns_lookup = lmtp || strstr(config_str(cfg, "smtp_host_lookup"), "dns") != NULL;
-	if (!lmtp && !s->dns_lookup)
-		log_warning("smtp_host_lookup = %s: only dns is implemented yet: using dns",
-		            config_str(cfg, "smtp_host_lookup"));
-	s->dns_lookup = true;
+	/* smtp_host_lookup = native, or the obsolete disable_dns_lookups:
+	 * no MX lookups, host names through getaddrinfo() (/etc/hosts, then
+	 * the resolver), as Postfix. "dns, native" is dns here. */
+	s->dns_lookup = lmtp || (strstr(config_str(cfg, "smtp_host_lookup"), "dns") != NULL &&
+	                         !config_bool(cfg, "disable_dns_lookups"));
 	s->queue_dir = xstrdup(config_str(cfg, "queue_directory"));
 	{
 		unsigned mask = 0;

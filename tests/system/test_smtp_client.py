@@ -647,3 +647,18 @@ def test_8bitmime_passed_on_or_downgraded(postern_build, postern):
     assert b"caf=C3=A9 =3D cr=C3=A8me\r\n" in o.data
     assert not any(b >= 0x80 for b in o.data)
     assert "caf\u00e9".encode() in r.data
+
+
+def test_native_host_lookup(postern_build, postern, sink):
+    """smtp_host_lookup = native (and the seed guide's -o
+    disable_dns_lookups=yes): no DNS query, hosts from getaddrinfo()."""
+    with DnsServer({}) as dns:
+        with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                         smtp_host_lookup="native",
+                         relayhost=f"localhost:{sink.port}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["n@remote.test"], BODY)
+            line = wait_status(ms, "n@remote.test", "sent")
+            asked = list(dns.queries)
+    assert f"relay=localhost[127.0.0.1]:{sink.port}" in line, line
+    assert not any(name == "localhost" for name, _ in asked), asked
