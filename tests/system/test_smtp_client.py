@@ -662,3 +662,24 @@ def test_native_host_lookup(postern_build, postern, sink):
             asked = list(dns.queries)
     assert f"relay=localhost[127.0.0.1]:{sink.port}" in line, line
     assert not any(name == "localhost" for name, _ in asked), asked
+
+
+def test_per_domain_transport_column(postern_build, postern):
+    """conf/main.cf's transport_maps = db:transport: a hosted domain whose
+    mailboxes live behind LMTP (`postern domain add --transport`)."""
+    with SmtpServer(lmtp=True) as lm:
+        with mail_system(postern_build, postern, transport_maps="db:transport") as ms:
+            ms.extra_master = SMTP_SERVICES + \
+                "lmtp      unix  -       -       n       -       -       lmtp\n"
+            r = ms.run("domain", "add", "behind.test", "--transport",
+                       f"lmtp:inet:127.0.0.1:{lm.port}")
+            assert r.returncode == 0, r.stdout + r.stderr
+            r = ms.run("user", "add", "u@behind.test", input="pw-pw-pw-pw\n")
+            assert r.returncode == 0, r.stdout + r.stderr
+            trace = ms.run("trace", "u@behind.test")
+            ms.start()
+            ms.send("alice@example.com", ["u@behind.test"], BODY)
+            line = wait_status(ms, "u@behind.test", "sent")
+    assert "transport: lmtp" in trace.stdout and "db:transport" in trace.stdout, trace.stdout
+    assert f"relay=127.0.0.1[127.0.0.1]:{lm.port}" in line, line
+    assert lm.messages[0].rcpts == ["u@behind.test"]
