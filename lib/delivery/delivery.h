@@ -57,6 +57,12 @@
  *   status=X.Y.Z              RFC 3463 code (2.x.x with sent, 4.x.x with
  *                             deferred, 5.x.x with bounced)
  *   reason=TEXT               "delivered to maildir", "unknown user: ..."
+ *   dsn_action=relayed|none   optional, with sent: the success notice
+ *                             (NOTIFY=SUCCESS) says "relayed" (the next
+ *                             server takes no DSN), or none is sent (the
+ *                             next server took NOTIFY and reports itself)
+ *   remote_mta=HOST           optional: the server that answered, for the
+ *                             notices' Remote-MTA field (smtp, lmtp)
  *   and, once, optionally:
  *   dest_status=down          the agent reached no server of the
  *                             destination (smtp, lmtp): qmgr narrows its
@@ -106,6 +112,8 @@
 #define DELIVERY_ATTR_STATUS "status"
 #define DELIVERY_ATTR_REASON "reason"
 #define DELIVERY_ATTR_DEST_STATUS "dest_status"
+#define DELIVERY_ATTR_DSN_ACTION "dsn_action"
+#define DELIVERY_ATTR_REMOTE_MTA "remote_mta"
 
 /* Values of action=. */
 #define DELIVERY_ACTION_SENT "sent"

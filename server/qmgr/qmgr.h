@@ -56,6 +56,11 @@ struct qmgr_final {
 	enum qmgr_outcome outcome;
 	struct queue_dsn dsn;
 	char *reason;
+	/* From the agent (delivery.h): the success notice's action when not
+	 * "delivered" ("relayed"; "none": the next MTA reports it), and the
+	 * server that answered, for the notices' Remote-MTA. May be NULL. */
+	char *dsn_action;
+	char *remote_mta;
 	bool recorded; /* its outcome is in the status log already */
 	TAILQ_ENTRY(qmgr_final) link; /* in its destination's queue */
 };

@@ -415,6 +415,15 @@ static const char *apply_reply(struct agent_conn *c, struct attr_list *reply)
 		} else if (cur != NULL && strcmp(name, DELIVERY_ATTR_REASON) == 0) {
 			free(cur->reason);
 			cur->reason = xstrdup(value);
+		} else if (cur != NULL && strcmp(name, DELIVERY_ATTR_DSN_ACTION) == 0) {
+			free(cur->dsn_action);
+			cur->dsn_action =
+			        strcmp(value, "relayed") == 0 || strcmp(value, "none") == 0
+			                ? xstrdup(value)
+			                : NULL;
+		} else if (cur != NULL && strcmp(name, DELIVERY_ATTR_REMOTE_MTA) == 0) {
+			free(cur->remote_mta);
+			cur->remote_mta = xasprintf("dns; %s", value);
 		} else if (strcmp(name, DELIVERY_ATTR_DEST_STATUS) == 0) {
 			c->dest_down = strcmp(value, "down") == 0;
 		}

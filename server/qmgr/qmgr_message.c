@@ -69,6 +69,8 @@ void qmgr_message_free(struct qmgr_msg *msg)
 			free(f->transport);
 			free(f->nexthop);
 			free(f->reason);
+			free(f->dsn_action);
+			free(f->remote_mta);
 			free(f);
 		}
 		free(r->finals);

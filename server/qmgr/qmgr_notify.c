@@ -40,8 +40,8 @@ static const char *original_of(struct notice *nt, const struct qmgr_rcpt *r, con
 	return nt->orcpts.v[nt->orcpts.n - 1];
 }
 
-static void add(struct notice *nt, const struct qmgr_rcpt *r, const char *final,
-                const struct queue_dsn *dsn, const char *reason)
+static struct bounce_rcpt *add(struct notice *nt, const struct qmgr_rcpt *r, const char *final,
+                               const struct queue_dsn *dsn, const char *reason)
 {
 	struct bounce_rcpt *b;
 
@@ -55,6 +55,7 @@ static void add(struct notice *nt, const struct qmgr_rcpt *r, const char *final,
 	b->original_recipient = original_of(nt, r, final);
 	b->dsn = *dsn;
 	b->reason = reason;
+	return b;
 }
 
 static void collect(struct qmgr_msg *msg, enum bounce_kind kind, struct notice *nt)
@@ -78,10 +79,22 @@ static void collect(struct qmgr_msg *msg, enum bounce_kind kind, struct notice *
 		}
 		if (r->own_outcome == want && r->own_outcome != QMGR_PENDING)
 			add(nt, r, r->address, &r->own_dsn, r->own_reason);
-		for (size_t j = 0; j < r->nfinals; j++)
-			if (r->finals[j]->outcome == want)
-				add(nt, r, r->finals[j]->address, &r->finals[j]->dsn,
-				    r->finals[j]->reason);
+		for (size_t j = 0; j < r->nfinals; j++) {
+			const struct qmgr_final *f = r->finals[j];
+			struct bounce_rcpt *b;
+
+			if (f->outcome != want)
+				continue;
+			/* Relayed to a server that takes NOTIFY: its success
+			 * notice is the next MTA's to send (RFC 3461 5.2.2). */
+			if (kind == BOUNCE_DELIVERED && f->dsn_action != NULL &&
+			    strcmp(f->dsn_action, "none") == 0)
+				continue;
+			b = add(nt, r, f->address, &f->dsn, f->reason);
+			if (kind == BOUNCE_DELIVERED && f->dsn_action != NULL)
+				b->action = f->dsn_action;
+			b->remote_mta = f->remote_mta;
+		}
 	}
 }
 

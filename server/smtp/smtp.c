@@ -93,6 +93,8 @@ void smtp_rcpt_set(struct smtp_job *job, struct smtp_rcpt *r, char action,
 	r->dsn = *dsn;
 	free(r->reason);
 	r->reason = xstrdup(reason);
+	free(r->remote_mta);
+	r->remote_mta = job->session != NULL ? xstrdup(smtp_session_host(job->session)) : NULL;
 	t.arrival = env != NULL ? (uint64_t)env->arrival.tv_sec * 1000000u +
 	                                  (uint64_t)env->arrival.tv_usec
 	                        : 0;
@@ -131,6 +133,7 @@ static void job_free(struct smtp_job *job)
 		free(job->rcpts[i].orig);
 		free(job->rcpts[i].orcpt);
 		free(job->rcpts[i].reason);
+		free(job->rcpts[i].remote_mta);
 	}
 	free(job->rcpts);
 	for (size_t i = 0; i < job->naddrs; i++)
@@ -193,6 +196,14 @@ static void job_reply(struct smtp_job *job)
 		if (attr_put_str(&out, DELIVERY_ATTR_REASON, r->reason, &err) < 0)
 			(void)attr_put_str(&out, DELIVERY_ATTR_REASON, "(reason not printable)",
 			                   &err);
+		/* NOTIFY=SUCCESS: a server that took NOTIFY reports success
+		 * itself; otherwise the notice says "relayed" (RFC 3461 5.2.2).
+		 * LMTP delivers: the notice says "delivered". */
+		if (r->action == 's' && !agent->set.lmtp)
+			(void)attr_put_str(&out, DELIVERY_ATTR_DSN_ACTION,
+			                   r->dsn_passed ? "none" : "relayed", &err);
+		if (r->remote_mta != NULL)
+			(void)attr_put_str(&out, DELIVERY_ATTR_REMOTE_MTA, r->remote_mta, &err);
 	}
 	/* No server answered: qmgr backs off this destination. */
 	if (!job->greeted && job->naddrs > 0 && smtp_job_deferred(job))
@@ -204,7 +215,16 @@ static void job_reply(struct smtp_job *job)
 	str_free(&out);
 	job_free(job);
 	agent->njobs--;
-	if (agent->njobs == 0 && agent->ncached == 0)
+	smtp_agent_check_idle(agent);
+}
+
+void smtp_agent_check_idle(struct smtp_agent *agent)
+{
+	/* Why the qmgr connections count too: a reply still in a
+	 * connection's output buffer would be lost if a draining agent
+	 * (max_use, reload) exited now; qmgr closes the connection once it
+	 * has read the reply. */
+	if (agent->njobs == 0 && agent->ncached == 0 && agent->nqconns == 0)
 		event_server_idle(agent->srv);
 }
 
@@ -534,6 +554,8 @@ static void qconn_free(struct smtp_qconn *qc)
 	}
 	bufferevent_free(qc->bev);
 	attr_parser_destroy(&qc->parser);
+	qc->agent->nqconns--;
+	smtp_agent_check_idle(qc->agent);
 	free(qc);
 }
 
@@ -549,6 +571,7 @@ static void on_accept(struct event_server *srv, void *listener_ctx, int fd, stru
 	(void)sa;
 	(void)salen;
 	qc->agent = agent;
+	agent->nqconns++;
 	qc->parser = attr_parser_new(&limits);
 	qc->bev = bufferevent_socket_new(agent->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(qc->bev, qconn_read, qconn_write, qconn_event, qc);
@@ -583,9 +606,9 @@ static void on_drain(struct event_server *srv, void *ctx)
 {
 	struct smtp_agent *agent = ctx;
 
+	(void)srv;
 	smtp_cache_flush(agent);
-	if (agent->njobs == 0)
-		event_server_idle(srv);
+	smtp_agent_check_idle(agent);
 }
 
 static void finish(struct event_server *srv, void *ctx)

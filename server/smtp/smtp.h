@@ -114,6 +114,8 @@ struct smtp_tls_policy {
 	strv_t match; /* names the certificate must match (verify, secure) */
 	char *servername; /* SNI or NULL */
 	bool from_map;
+	bool has_protocols; /* protocols= given: disabled_protocols applies */
+	unsigned disabled_protocols; /* TLS_PROTO_* bits */
 };
 
 /* ---- jobs (smtp.c) ---- */
@@ -134,6 +136,10 @@ struct smtp_rcpt {
 	/* A temporary failure at some server: reason and dsn hold it; the
 	 * next server may still take the recipient. */
 	bool soft;
+	/* The server that gave the outcome (for Remote-MTA), and whether it
+	 * took NOTIFY (DSN): then it, not we, reports success. */
+	char *remote_mta;
+	bool dsn_passed;
 	bool has_index;
 	enum smtp_rcpt_state state;
 	char action; /* 's' sent, 'd' deferred, 'b' bounced */
@@ -144,7 +150,7 @@ struct smtp_rcpt {
 /* One server address to try. */
 struct smtp_addr {
 	char *host; /* the name ("mx1.example.com"), or the literal */
-	char addr[64]; /* numeric address, or the unix socket path for LMTP */
+	char addr[108]; /* numeric address, or the unix socket path (sun_path) */
 	int family; /* AF_INET, AF_INET6, AF_UNIX */
 	unsigned port;
 	unsigned pref;
@@ -190,6 +196,9 @@ void smtp_job_settle_rest(struct smtp_job *job, char action, const struct queue_
                           const char *reason);
 /* Recipients not yet settled. */
 size_t smtp_job_todo(const struct smtp_job *job);
+/* No job and no cached connection left: let the event server know
+ * (max_idle, drain). */
+void smtp_agent_check_idle(struct smtp_agent *agent);
 /* The session ended (closed or cached): try the next address, or reply
  * to qmgr when nothing is left to do. */
 void smtp_job_session_done(struct smtp_job *job);
@@ -220,6 +229,8 @@ void smtp_session_reuse(struct smtp_session *s, struct smtp_job *job);
 void smtp_cache_flush(struct smtp_agent *agent);
 /* "host[addr]:port" of a session, for log lines. */
 const char *smtp_session_peer(const struct smtp_session *s);
+/* The server's name ("mx.example.com"). */
+const char *smtp_session_host(const struct smtp_session *s);
 
 /* ---- the agent (smtp.c) ---- */
 
@@ -232,6 +243,7 @@ struct smtp_agent {
 	struct config *cfg;
 	struct smtp_settings set;
 	size_t njobs;
+	size_t nqconns; /* connections from qmgr still open */
 	struct smtp_session_list cache; /* idle connections kept for reuse */
 	size_t ncached;
 };

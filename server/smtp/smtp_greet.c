@@ -230,6 +230,19 @@ void smtp_greet_on_starttls(struct smtp_session *s)
 		                  "cannot start TLS: out of memory", false);
 		return;
 	}
+	if (job->tls.has_protocols) {
+		static const struct {
+			unsigned bit;
+			uint64_t op;
+		} map[] = {{TLS_PROTO_TLSv1, SSL_OP_NO_TLSv1},
+		           {TLS_PROTO_TLSv1_1, SSL_OP_NO_TLSv1_1},
+		           {TLS_PROTO_TLSv1_2, SSL_OP_NO_TLSv1_2},
+		           {TLS_PROTO_TLSv1_3, SSL_OP_NO_TLSv1_3}};
+
+		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+			if (job->tls.disabled_protocols & map[i].bit)
+				SSL_set_options(ssl, map[i].op);
+	}
 	/* Resume the session of the last connection to this server (same
 	 * address, SNI name and level): a shorter handshake. The
 	 * certificate checks of tls_done() still run on a resumed session

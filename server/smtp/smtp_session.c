@@ -24,6 +24,8 @@
  *
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -80,6 +82,11 @@ static const char *state_doing(enum sstate st)
 const char *smtp_session_peer(const struct smtp_session *s)
 {
 	return s->peer;
+}
+
+const char *smtp_session_host(const struct smtp_session *s)
+{
+	return s->host;
 }
 
 static void session_close(struct smtp_session *s);
@@ -238,6 +245,10 @@ static void lost(struct smtp_session *s, enum lost_kind kind, const char *what)
 
 static void session_free(struct smtp_session *s)
 {
+	if (s->guard) {
+		s->dead = true; /* freed when the callback that holds it returns */
+		return;
+	}
 	if (s->idle_ev != NULL)
 		event_free(s->idle_ev);
 	if (s->bev != NULL && s->tls_active && s->state == S_QUIT) {
@@ -332,6 +343,7 @@ static void on_idle_event(struct bufferevent *bev, short what, void *arg)
 	(void)what;
 	LIST_REMOVE(s, link);
 	s->agent->ncached--;
+	smtp_agent_check_idle(s->agent);
 	session_free(s);
 }
 
@@ -343,6 +355,7 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	LIST_REMOVE(s, link);
 	s->agent->ncached--;
+	smtp_agent_check_idle(s->agent);
 	s->state = S_QUIT;
 	bufferevent_setcb(s->bev, NULL, on_quit_written, on_quit_event, s);
 	smtp_session_send(s, "QUIT");
@@ -353,6 +366,14 @@ static bool cache_wanted(const struct smtp_session *s, const struct smtp_job *jo
 	const struct smtp_settings *set = &s->agent->set;
 
 	if (s->failed || event_server_draining(s->agent->srv))
+		return false;
+	/* Postfix: per-sender credentials and a shared connection do not
+	 * mix (the next sender would go out under this one's login). */
+	if (set->sasl_enable && set->sender_dependent_auth && s->authenticated)
+		return false;
+	/* A server that said more than was asked: its next reply would be
+	 * taken for the answer to our next command. */
+	if (s->bev != NULL && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
 		return false;
 	if (delivery_now_usec() - s->started_usec >= (uint64_t)set->reuse_time_limit * 1000000u)
 		return false;
@@ -417,12 +438,18 @@ void smtp_cache_flush(struct smtp_agent *agent)
 static void on_reply(struct smtp_session *s);
 
 /* Parse the lines in the input buffer into replies. */
+/* Read the lines in the input buffer into replies and dispatch each.
+ * Why the guard: a reply's handler may end the session (a refused EHLO
+ * fails it, a 2xx to the dot caches or closes it) while more lines wait
+ * in the buffer; the session must then not be freed under the loop, nor
+ * read on. session_free() only marks it while s->guard is set. */
 void smtp_session_on_read(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (s->bev == bev) {
+	s->guard = true;
+	while (!s->dead && s->bev == bev && s->state != S_IDLE && s->state != S_QUIT) {
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF);
 		size_t len;
 		char *line;
@@ -433,15 +460,15 @@ void smtp_session_on_read(struct bufferevent *bev, void *arg)
 				s->state = s->state == S_CONNECTING ? S_GREETING : s->state;
 				lost(s, LOST_PROTOCOL, "reply line too long");
 			}
-			return;
+			break;
 		}
 		if ((size_t)eol.pos > SMTP_REPLY_LINE_MAX) {
 			lost(s, LOST_PROTOCOL, "reply line too long");
-			return;
+			break;
 		}
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
 		if (line == NULL)
-			return;
+			break;
 		log_debug(1, "< %s: %s", s->peer, line);
 		if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
 		    line[2] < '0' || line[2] > '9' ||
@@ -449,7 +476,7 @@ void smtp_session_on_read(struct bufferevent *bev, void *arg)
 			free(line);
 			str_reset(&s->reply);
 			lost(s, LOST_PROTOCOL, "malformed reply");
-			return;
+			break;
 		}
 		if (s->lines == 0) {
 			s->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -466,13 +493,16 @@ void smtp_session_on_read(struct bufferevent *bev, void *arg)
 		free(line);
 		if (++s->lines > SMTP_REPLY_LINES) {
 			lost(s, LOST_PROTOCOL, "reply too long");
-			return;
+			break;
 		}
 		if (!last)
 			continue;
 		s->lines = 0;
 		on_reply(s);
 	}
+	s->guard = false;
+	if (s->dead)
+		session_free(s);
 }
 
 void smtp_session_on_event(struct bufferevent *bev, short what, void *arg)
@@ -597,7 +627,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	struct sockaddr_storage ss;
 	socklen_t len = 0;
-	int fd;
+	int fd, rc, err;
 
 	s->agent = agent;
 	s->job = job;
@@ -656,13 +686,26 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 		lost(s, LOST_CLOSED, msg);
 		return;
 	}
+	/* Why TCP_NODELAY: the end of the content (or a command after a
+	 * reply) is a small write behind a larger one; with Nagle's
+	 * algorithm it waits for the server's delayed ACK, 40 ms a message. */
+	if (a->family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	s->bev = bufferevent_socket_new(agent->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(s->bev, smtp_session_on_read, NULL, smtp_session_on_event, s);
 	smtp_session_set_timeout(s, agent->set.connect_timeout);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	/* An immediate failure runs smtp_session_on_event() from within this call (the
-	 * session is gone then): the return value adds nothing. */
-	(void)bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)len);
+	/* An immediate failure (no such socket, no route) returns -1 with
+	 * errno; should a libevent version also call the event callback
+	 * from within the call, the guard keeps the session until here. */
+	s->guard = true;
+	rc = bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)len);
+	err = errno;
+	s->guard = false;
+	if (s->dead)
+		session_free(s);
+	else if (rc < 0)
+		lost(s, LOST_CLOSED, strerror(err != 0 ? err : ECONNREFUSED));
 }
 
 void smtp_session_reuse(struct smtp_session *s, struct smtp_job *job)

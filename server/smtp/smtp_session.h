@@ -104,6 +104,10 @@ struct smtp_session {
 	size_t line_len;
 	bool at_line_start;
 	bool failed; /* the session must not be cached */
+	/* In a callback that may end the session: session_free() only sets
+	 * dead, and the callback frees it on its way out. */
+	bool guard, dead;
+	bool pending_cr; /* the last content chunk ended in CR */
 };
 
 /* smtp_session.c */

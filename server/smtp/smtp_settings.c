@@ -58,10 +58,10 @@ static enum smtp_tls_level level_parse(const char *value, const char *param)
 		const char *name;
 		enum smtp_tls_level level;
 	} levels[] = {
-	        {"none", SMTP_TLS_NONE},       {"may", SMTP_TLS_MAY},
-	        {"encrypt", SMTP_TLS_ENCRYPT}, {"dane", SMTP_TLS_DANE},
-	        {"dane-only", SMTP_TLS_DANE},  {"fingerprint", SMTP_TLS_SECURE},
-	        {"verify", SMTP_TLS_VERIFY},   {"secure", SMTP_TLS_SECURE},
+	        {"none", SMTP_TLS_NONE},         {"may", SMTP_TLS_MAY},
+	        {"encrypt", SMTP_TLS_ENCRYPT},   {"dane", SMTP_TLS_DANE},
+	        {"dane-only", SMTP_TLS_ENCRYPT}, {"fingerprint", SMTP_TLS_SECURE},
+	        {"verify", SMTP_TLS_VERIFY},     {"secure", SMTP_TLS_SECURE},
 	};
 
 	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
@@ -80,6 +80,14 @@ static void read_tls_level(struct config *cfg, struct smtp_settings *s)
 
 	if (value[0] != '\0') {
 		s->tls_level = level_parse(value, param);
+		if (strcasecmp(value, "dane-only") == 0)
+			log_warning("%s = dane-only: DANE is not implemented yet: using mandatory "
+			            "TLS (encrypt)",
+			            param);
+		else if (strcasecmp(value, "fingerprint") == 0)
+			log_warning("%s = fingerprint: not implemented yet: acting as secure (the "
+			            "certificate must verify and match the host names)",
+			            param);
 		if (s->tls_level == SMTP_TLS_DANE) {
 			/* Why: DANE needs DNSSEC-validated TLSA records, which
 			 * a later issue brings; until then "dane" acts as

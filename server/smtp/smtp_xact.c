@@ -164,6 +164,7 @@ void smtp_xact_start(struct smtp_session *s)
 		if (job->rcpts[i].state == SMTP_RCPT_DONE)
 			continue;
 		job->rcpts[i].soft = false;
+		job->rcpts[i].dsn_passed = s->dsn && job->rcpts[i].notify != 0;
 		s->steps[s->nsteps++] = (struct step){STEP_RCPT, i};
 	}
 	/* BDAT (RFC 3030) where offered: no dot-stuffing, and the server
@@ -188,6 +189,21 @@ static void on_content_written(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->state == S_CONTENT)
 		send_content(s);
+}
+
+/* One content byte: dot-stuffed at a line start (DATA), lines broken
+ * at smtp_line_length_limit with CRLF SPACE. */
+static void append_byte(struct smtp_session *s, str_t *out, char c, unsigned limit)
+{
+	if (s->at_line_start && c == '.' && !s->bdat)
+		str_append_c(out, '.');
+	if (limit > 0 && s->line_len >= limit) {
+		str_append(out, "\r\n ");
+		s->line_len = 1;
+	}
+	str_append_c(out, c);
+	s->at_line_start = false;
+	s->line_len++;
 }
 
 /* The content is all out: the final dot, or BDAT's LAST chunk (with
@@ -258,23 +274,32 @@ static void send_content(struct smtp_session *s)
 	for (ssize_t i = 0; i < n; i++) {
 		char c = in[i];
 
+		/* A CR that ended the last chunk: a line end if an LF follows,
+		 * else a byte of the line. */
+		if (s->pending_cr) {
+			s->pending_cr = false;
+			if (c != '\n')
+				append_byte(s, &out, '\r', limit);
+		}
 		if (c == '\n') {
 			str_append(&out, "\r\n");
 			s->at_line_start = true;
 			s->line_len = 0;
 			continue;
 		}
-		if (c == '\r' && i + 1 < n && in[i + 1] == '\n')
-			continue; /* a CRLF in the queue file: one line end */
-		if (s->at_line_start && c == '.' && !s->bdat)
-			str_append_c(&out, '.');
-		if (limit > 0 && s->line_len >= limit) {
-			str_append(&out, "\r\n ");
-			s->line_len = 1;
+		if (c == '\r') {
+			if (i + 1 < n && in[i + 1] == '\n')
+				continue; /* a CRLF in the queue file: one line end */
+			if (i + 1 == n) {
+				s->pending_cr = true;
+				continue;
+			}
 		}
-		str_append_c(&out, c);
-		s->at_line_start = false;
-		s->line_len++;
+		append_byte(s, &out, c, limit);
+	}
+	if (s->pending_cr && s->content_pos + (uint64_t)n >= length) {
+		s->pending_cr = false; /* a CR at the very end: content */
+		append_byte(s, &out, '\r', limit);
 	}
 	s->content_pos += (uint64_t)n;
 	if (s->bdat) {
@@ -342,6 +367,7 @@ static void start_content(struct smtp_session *s)
 	}
 	s->state = S_CONTENT;
 	s->content_pos = 0;
+	s->pending_cr = false;
 	s->at_line_start = true;
 	s->line_len = 0;
 	smtp_session_set_timeout(s, s->agent->set.data_xfer_timeout);

@@ -683,3 +683,58 @@ def test_per_domain_transport_column(postern_build, postern):
     assert "transport: lmtp" in trace.stdout and "db:transport" in trace.stdout, trace.stdout
     assert f"relay=127.0.0.1[127.0.0.1]:{lm.port}" in line, line
     assert lm.messages[0].rcpts == ["u@behind.test"]
+
+
+def test_success_notices_relayed_or_left_to_the_next_server(postern_build, postern):
+    """NOTIFY=SUCCESS (RFC 3461): a server that takes DSN gets NOTIFY and
+    reports success itself (no notice from postern); one without DSN
+    makes postern send a "relayed" notice naming the Remote-MTA. A 5xx
+    bounce names the Remote-MTA and has an smtp Diagnostic-Code."""
+    with SmtpServer(features=("PIPELINING", "DSN")) as dsn, \
+            SmtpServer(features=("PIPELINING",),
+                       rcpt_replies={"no@old.test": "550 5.1.1 no such user"}) as old:
+        with mail_system(postern_build, postern,
+                         transport_maps=f"inline:{{dsn.test=smtp:[127.0.0.1]:{dsn.port}, "
+                                        f"old.test=smtp:[127.0.0.1]:{old.port}}}") as ms:
+            ms.start()
+            with smtplib.SMTP(ms.sd.host, ms.sd.port, timeout=30) as c:
+                c.ehlo("client.test.example")
+                c.sendmail("alice@example.com", ["a@dsn.test"], BODY,
+                           rcpt_options=["NOTIFY=SUCCESS"])
+                c.sendmail("alice@example.com", ["b@old.test"], BODY,
+                           rcpt_options=["NOTIFY=SUCCESS"])
+                c.sendmail("alice@example.com", ["no@old.test"], BODY)
+            wait_status(ms, "a@dsn.test", "sent")
+            wait_status(ms, "b@old.test", "sent")
+            wait_status(ms, "no@old.test", "bounced")
+            notices = ms.wait_maildir("example.com/alice/", 2)
+            time.sleep(1)  # a third notice (for a@dsn.test) would be a defect
+            notices = ms.messages("example.com/alice/")
+            texts = [open(p, errors="replace").read() for p in notices]
+    assert "NOTIFY=SUCCESS" in dsn.messages[0].rcpt_params[0]
+    assert len(texts) == 2, texts
+    relayed = [t for t in texts if "Action: relayed" in t]
+    failed = [t for t in texts if "Action: failed" in t]
+    assert len(relayed) == 1 and "Final-Recipient: rfc822; b@old.test" in relayed[0]
+    assert "Remote-MTA: dns; 127.0.0.1" in relayed[0]
+    assert not any("a@dsn.test" in t for t in texts)
+    assert len(failed) == 1 and "Remote-MTA: dns; 127.0.0.1" in failed[0]
+    assert "Diagnostic-Code: smtp;" in failed[0] and "550 5.1.1 no such user" in failed[0]
+
+
+def test_agent_retiring_at_max_use_loses_no_reply(postern_build, postern, sink):
+    """An smtp process that reaches max_use drains: every reply it owes
+    qmgr is sent before it exits, so nothing is deferred as "lost
+    connection with delivery agent" and nothing is delivered twice."""
+    with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{sink.port}",
+                     max_use="2") as ms:
+        ms.start()
+        for i in range(8):
+            ms.send("alice@example.com", [f"m{i}@remote.test"], BODY)
+        for i in range(8):
+            wait_status(ms, f"m{i}@remote.test", "sent")
+        wait_until(ms.queue_empty, timeout=20, what="queue empty")
+        log = ms.log()
+    assert "lost connection with delivery agent" not in log, log
+    assert sorted(r for m in sink.messages for r in m.rcpts) == \
+        sorted(f"m{i}@remote.test" for i in range(8))
