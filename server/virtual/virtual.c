@@ -48,6 +48,7 @@
 #include "db/db.h"
 #include "delivery/delivery.h"
 #include "delivery/delivery_log.h"
+#include "delivery/delivery_request.h"
 #include "delivery/mailbox_lookup.h"
 #include "queue/queue_dir.h"
 #include "queue/queue_file.h"
@@ -60,121 +61,31 @@
  * refuse to take a reply before the connection is closed. */
 #define VIRTUAL_IDLE_TIMEOUT 60
 
-struct rcpt_block {
-	const char *id;
-	const char *recipient;
-	const char *orig;
-};
-
-/* Split the request's recipient blocks out; -1 with why set. */
-static int parse_blocks(const struct attr_list *req, struct rcpt_block **blocks_r, size_t *n_r,
-                        str_t *why)
-{
-	struct rcpt_block *b = NULL;
-	size_t n = 0;
-
-	for (size_t i = 0; i < req->n; i++) {
-		const struct attr *a = &req->attrs[i];
-
-		if (strcmp(a->name, DELIVERY_ATTR_RCPT_ID) == 0) {
-			if (n == DELIVERY_RCPT_MAX) {
-				str_appendf(why, "more than %d recipients", DELIVERY_RCPT_MAX);
-				goto fail;
-			}
-			if (a->value[0] == '\0') {
-				str_append(why, "empty rcpt_id");
-				goto fail;
-			}
-			b = xreallocarray(b, n + 1, sizeof(*b));
-			b[n++] = (struct rcpt_block){.id = a->value};
-		} else if (strcmp(a->name, DELIVERY_ATTR_RECIPIENT) == 0 ||
-		           strcmp(a->name, DELIVERY_ATTR_ORIG_RECIPIENT) == 0) {
-			bool orig = a->name[0] == 'o';
-
-			if (n == 0) {
-				str_appendf(why, "%s before the first rcpt_id", a->name);
-				goto fail;
-			}
-			if ((orig ? b[n - 1].orig : b[n - 1].recipient) != NULL) {
-				str_appendf(why, "rcpt_id %s: %s given twice", b[n - 1].id,
-				            a->name);
-				goto fail;
-			}
-			if (orig)
-				b[n - 1].orig = a->value;
-			else
-				b[n - 1].recipient = a->value;
-		}
-	}
-	if (n == 0) {
-		str_append(why, "no recipients (rcpt_id)");
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (b[i].recipient == NULL || b[i].recipient[0] == '\0') {
-			str_appendf(why, "rcpt_id %s: no recipient", b[i].id);
-			goto fail;
-		}
-	}
-	*blocks_r = b;
-	*n_r = n;
-	return 0;
-fail:
-	free(b);
-	return -1;
-}
-
 /* Serve one request (request_server.h: version and request_id are
  * checked); the reply goes to reply. Returns -1 when the connection must
  * be closed after the reply. */
 static int handle_request(void *ctx, struct attr_list *req, uint64_t request_id, str_t *reply)
 {
 	struct virtual_agent *va = ctx;
-	uint64_t active = 0;
-	const char *value, *why_c;
-	struct rcpt_block *blocks = NULL;
+	struct delivery_request dr;
 	struct queue_file *qf = NULL;
-	enum queue_name queue;
-	size_t n = 0;
 	str_t why;
 	int rc = 0;
 
 	str_init(&why);
+	memset(&dr, 0, sizeof(dr));
 	if (attr_get(req, ATTR_REQUEST_ID) == NULL) {
 		request_server_reply_error(reply, 0, "missing request_id");
 		rc = -1;
 		goto out;
 	}
-	value = attr_get(req, DELIVERY_ATTR_REQUEST);
-	if (value == NULL || strcmp(value, DELIVERY_REQUEST) != 0) {
-		str_appendf(&why, "unknown request \"%s\" (expected %s)",
-		            value != NULL ? value : "", DELIVERY_REQUEST);
+	/* request=deliver, queue_name, queue_id, time_active, the
+	 * recipient blocks: checked in one place for every agent. */
+	if (delivery_request_parse(req, &dr, &why) < 0) {
 		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
-	value = attr_get(req, DELIVERY_ATTR_QUEUE_NAME);
-	if (value == NULL || queue_name_parse(value, &queue) < 0 ||
-	    (int)queue >= QUEUE_MESSAGE_QUEUES || queue == QUEUE_CORRUPT) {
-		str_appendf(&why, "bad queue_name \"%s\"", value != NULL ? value : "");
-		request_server_reply_error(reply, request_id, str_c(&why));
-		goto out;
-	}
-	value = attr_get(req, DELIVERY_ATTR_QUEUE_ID);
-	if (value == NULL || !queue_id_valid(value)) {
-		str_appendf(&why, "bad queue_id \"%s\"", value != NULL ? value : "");
-		request_server_reply_error(reply, request_id, str_c(&why));
-		goto out;
-	}
-	if (attr_get(req, DELIVERY_ATTR_TIME_ACTIVE) != NULL &&
-	    attr_get_uint(req, DELIVERY_ATTR_TIME_ACTIVE, 0, INT64_MAX, &active, &why_c) < 0) {
-		request_server_reply_error(reply, request_id, why_c);
-		goto out;
-	}
-	if (parse_blocks(req, &blocks, &n, &why) < 0) {
-		request_server_reply_error(reply, request_id, str_c(&why));
-		goto out;
-	}
-	if (queue_file_open(va->qd, queue, value, 0, &qf, &why) != QUEUE_FILE_OK) {
+	if (queue_file_open(va->qd, dr.queue, dr.queue_id, 0, &qf, &why) != QUEUE_FILE_OK) {
 		request_server_reply_error(reply, request_id, str_c(&why));
 		goto out;
 	}
@@ -182,7 +93,7 @@ static int handle_request(void *ctx, struct attr_list *req, uint64_t request_id,
 	{
 		const struct queue_envelope *env = queue_file_envelope(qf);
 		struct virtual_message msg = {
-		        .queue_id = value,
+		        .queue_id = dr.queue_id,
 		        .sender = env->sender,
 		        .fd = queue_file_fd(qf),
 		        .content_offset = env->content_offset,
@@ -193,34 +104,23 @@ static int handle_request(void *ctx, struct attr_list *req, uint64_t request_id,
 		struct virtual_outcome out;
 		const char *e;
 
-		msg.active_us = active > 0 ? (int64_t)active : msg.start_us;
+		msg.active_us = dr.time_active > 0 ? (int64_t)dr.time_active : msg.start_us;
 		/* Absent (an older qmgr): a first attempt. */
-		msg.redelivery = attr_get(req, DELIVERY_ATTR_REDELIVERY) != NULL &&
-		                 strcmp(attr_get(req, DELIVERY_ATTR_REDELIVERY), "1") == 0;
+		msg.redelivery = dr.redelivery;
 		str_init(&out.reason);
 		str_reset(reply);
 		attr_put_uint(reply, ATTR_REQUEST_ID, request_id, &e);
-		for (size_t i = 0; i < n; i++) {
-			virtual_deliver(va, &msg, blocks[i].recipient,
-			                blocks[i].orig != NULL ? blocks[i].orig
-			                                       : blocks[i].recipient,
-			                &out);
-			attr_put_str(reply, DELIVERY_ATTR_RCPT_ID, blocks[i].id, &e);
-			attr_put_str(reply, DELIVERY_ATTR_ACTION, out.action, &e);
-			attr_put_str(reply, DELIVERY_ATTR_STATUS, out.status, &e);
-			/* A reason holds no CR/LF (table values and errno texts
-			 * do not); if one ever did, say so rather than send
-			 * nothing. */
-			if (attr_put_str(reply, DELIVERY_ATTR_REASON, str_c(&out.reason), &e) < 0)
-				attr_put_str(reply, DELIVERY_ATTR_REASON,
-				             "(reason not shown: it holds a line break)", &e);
+		for (size_t i = 0; i < dr.n; i++) {
+			virtual_deliver(va, &msg, dr.rcpts[i].recipient, dr.rcpts[i].orig, &out);
+			delivery_reply_rcpt(reply, dr.rcpts[i].id, out.action, out.status,
+			                    str_c(&out.reason));
 		}
 		attr_end(reply);
 		str_free(&out.reason);
 	}
 out:
 	queue_file_close(&qf);
-	free(blocks);
+	delivery_request_free(&dr);
 	str_free(&why);
 	return rc;
 }
