@@ -1,15 +1,17 @@
 /* delivery.h - the request qmgr sends a delivery agent, and the reply.
  *
  * Used by qmgr (server/qmgr, the client) and by every delivery agent
- * (server/virtual now; smtp, lmtp, pipe later: the servers).
+ * (virtual, local, pipe, smtp and lmtp: the servers; the request-server
+ * agents parse it with delivery_request.h).
  *
  * TRANSPORT. A delivery agent is a master.cf service of type unix; master
  * binds its stream socket at queue_directory/private/NAME (public/NAME
  * when the private column says n) and hands it to the agent's processes
- * with "-l FD". Each agent process accepts one connection at a time and
- * serves its requests one after another until the client closes it. qmgr
- * opens one connection per delivery; the number of agent processes is the
- * transport's process limit.
+ * with "-l FD". A request-server agent (virtual, local, pipe) accepts one
+ * connection at a time and serves its requests one after another until
+ * the client closes it; the event-driven smtp/lmtp client serves many
+ * connections at once, one delivery each. qmgr opens one connection per
+ * delivery.
  *
  * ENCODING: attr.h ("name=value" lines, an empty line ends a request).
  * The first request on a connection carries version=ATTR_PROTOCOL_VERSION.
