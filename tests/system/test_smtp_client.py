@@ -141,7 +141,8 @@ def test_refused_connection_defers_then_flush_delivers(postern_build, postern):
         assert (f"connect to 127.0.0.1[127.0.0.1]:{srv.port}: Connection refused"
                 in line), line
         assert "dsn=4.4.1" in line
-        assert ms.queue_ids("deferred")
+        # The log line comes first, then qmgr moves the file.
+        wait_until(lambda: ms.queue_ids("deferred"), timeout=20, what="message in deferred/")
         with srv:
             # postqueue -s: only this destination's deferred mail.
             res = ms.run("queue", "flush", "remote.test")
