@@ -143,6 +143,10 @@ def test_refused_connection_defers_then_flush_delivers(postern_build, postern):
         assert "dsn=4.4.1" in line
         # The log line comes first, then qmgr moves the file.
         wait_until(lambda: ms.queue_ids("deferred"), timeout=20, what="message in deferred/")
+        # postqueue -p shows the remote side's failure as the reason.
+        listing = ms.run("queue", "list")
+        assert (f"connect to 127.0.0.1[127.0.0.1]:{srv.port}: Connection refused"
+                in listing.stdout), listing.stdout
         with srv:
             # postqueue -s: only this destination's deferred mail.
             res = ms.run("queue", "flush", "remote.test")
