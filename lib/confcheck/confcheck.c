@@ -11,7 +11,8 @@
  * lookup table named by a table-list parameter is opened, so a syntax
  * error in a regexp:, cidr: or .cf file, or a missing table file, is
  * found here, not at the first lookup (no database is contacted:
- * connections open on the first lookup).
+ * connections open on the first lookup). receive_override_options (main.cf
+ * and the smtpd and pickup services) must name options cleanup knows.
  *
  * Run as root it also checks what the daemons will be able to do once
  * they are mail_owner: a child process drops to mail_owner
@@ -40,6 +41,7 @@
 #include "base/fs.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "cleanup/cleanup.h"
 #include "conf/config.h"
 #include "conf/mastercf.h"
 #include "conf/params.h"
@@ -112,6 +114,45 @@ static void check_table_files(struct config *cfg, const char *config_dir, strv_t
 
 /* The password files of both database accounts (db.h); the read one only
  * when it is another file (by default it is the same). */
+/* receive_override_options in cfg names only options cleanup knows. */
+static void check_overrides_one(struct config *cfg, const char *where, strv_t *errors)
+{
+	const strv_t *names;
+	const char *err;
+	unsigned bits;
+	str_t why;
+
+	if (config_get_list(cfg, "receive_override_options", &names, &err) < 0) {
+		strv_add_owned(errors, xasprintf("%s: %s", where, err));
+		return;
+	}
+	str_init(&why);
+	if (cleanup_parse_overrides(names, &bits, &why) < 0)
+		strv_add_owned(errors, xasprintf("%s: %s", where, str_c(&why)));
+	str_free(&why);
+}
+
+/* main.cf and every smtpd or pickup service's -o overrides: smtpd and
+ * pickup would refuse to start on a bad value. */
+static void check_overrides(struct config *cfg, const struct master_conf *mc, strv_t *errors)
+{
+	check_overrides_one(cfg, "main.cf", errors);
+	for (size_t i = 0; mc != NULL && i < mc->n; i++) {
+		const struct master_service *s = &mc->services[i];
+		struct config *svc;
+		char *label;
+
+		if ((strcmp(s->command, "smtpd") != 0 && strcmp(s->command, "pickup") != 0) ||
+		    s->override_names.n == 0)
+			continue;
+		svc = mastercf_service_config(cfg, s);
+		label = xasprintf("%s, line %u: service %s/%s", s->file, s->line, s->name, s->type);
+		check_overrides_one(svc, label, errors);
+		free(label);
+		config_destroy(&svc);
+	}
+}
+
 static void check_db_password_files(struct config *cfg, strv_t *errors, strv_t *warnings)
 {
 	const struct db_params *w = db_access_params(DB_ACCESS_WRITE);
@@ -402,6 +443,7 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings)
 	check_tables(cfg, config_dir, errors);
 	restrict_config_check(cfg, errors);
 	confcheck_tls(cfg, mc, errors, warnings);
+	check_overrides(cfg, mc, errors);
 	check_db_password_files(cfg, errors, warnings);
 	{
 		char *main_path = xasprintf("%s/main.cf", config_dir);

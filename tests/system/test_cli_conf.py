@@ -426,3 +426,18 @@ def test_seed_outbound_snippets_pass_check(postern, tmp_path, marker):
     assert "error" not in r.stderr, r.stderr
     assert "not implemented yet" not in r.stderr, (main, master, r.stderr)
     assert "unknown parameter" not in r.stderr, (main, master, r.stderr)
+
+
+def test_check_refuses_unknown_receive_override_options(postern, tmp_path):
+    """smtpd and pickup would not start on an unknown option: `postern
+    check` (and so `postern start` and reload) says so first, naming the
+    file and service."""
+    main = "receive_override_options = no_address_mappings, bogus\n"
+    master = MASTER_MIN + ("127.0.0.1:10025 inet n - n - - smtpd\n"
+                           "  -o receive_override_options=no_milters,nope\n")
+    d = write_conf(tmp_path, main, master)
+    r = postern("check", "-c", d)
+    assert r.returncode != 0
+    assert 'main.cf: receive_override_options: unknown option "bogus"' in r.stderr, r.stderr
+    assert ("service 127.0.0.1:10025/inet: receive_override_options: unknown option \"nope\""
+            in r.stderr), r.stderr
