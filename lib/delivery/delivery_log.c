@@ -68,7 +68,10 @@ void delivery_log(const char *queue_id, const char *to, const char *orig_to, con
 	str_appendf(&line, "%s: to=<%s>, ", queue_id, to);
 	if (orig_to != NULL && strcasecmp(orig_to, to) != 0)
 		str_appendf(&line, "orig_to=<%s>, ", orig_to);
-	str_appendf(&line, "relay=%s, delay=", relay);
+	str_appendf(&line, "relay=%s, ", relay);
+	if (times->conn_use > 1)
+		str_appendf(&line, "conn_use=%u, ", times->conn_use);
+	str_append(&line, "delay=");
 	delivery_format_usec(span(t[0], t[4]), &line);
 	str_append(&line, ", delays=");
 	for (int i = 0; i < 4; i++) {

@@ -28,6 +28,9 @@ struct delivery_times {
 	uint64_t agent_start; /* the agent started on it (or qmgr decided) */
 	uint64_t connected; /* connection set up (local agents: = agent_start) */
 	uint64_t done; /* outcome known */
+	/* The smtp client: the how-manieth delivery on this connection; from
+	 * 2 on it is logged as conn_use=N after relay=, as Postfix does. */
+	unsigned conn_use;
 };
 
 /* A duration (microseconds) as Postfix writes it: "0", "0.04", "5.5", "12". */

@@ -91,8 +91,8 @@ void local_part(struct local_agent *la, const struct local_message *msg, struct 
                 const char *to, const char *orig, enum local_status st, const char *dsn,
                 const char *fmt, ...)
 {
-	struct delivery_times t = {msg->arrival_us, msg->active_us, msg->start_us, msg->start_us,
-	                           delivery_now_usec()};
+	struct delivery_times t = {msg->arrival_us, msg->active_us,      msg->start_us,
+	                           msg->start_us,   delivery_now_usec(), 0};
 	static const char *const names[] = {DELIVERY_ACTION_SENT, DELIVERY_ACTION_BOUNCED,
 	                                    DELIVERY_ACTION_DEFERRED};
 	str_t reason;

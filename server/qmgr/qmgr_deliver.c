@@ -98,7 +98,11 @@ static void settle(struct qmgr_final *f, const char *relay, enum qmgr_outcome ou
 	struct qmgr_msg *msg = f->msg;
 	struct delivery_times t = {(uint64_t)msg->arrival.tv_sec * 1000000u +
 	                                   (uint64_t)msg->arrival.tv_usec,
-	                           msg->active_usec, 0, 0, delivery_now_usec()};
+	                           msg->active_usec,
+	                           0,
+	                           0,
+	                           delivery_now_usec(),
+	                           0};
 	str_t code;
 
 	set_outcome(f, outcome, dsn, reason);

@@ -106,8 +106,8 @@ static void msg_forget(struct qmgr_msg *msg)
 static void log_own(struct qmgr_msg *msg, const char *to, const char *orig_to,
                     enum qmgr_outcome outcome, const struct queue_dsn *dsn, const char *reason)
 {
-	struct delivery_times t = {tv_usec(&msg->arrival), msg->active_usec, 0, 0,
-	                           delivery_now_usec()};
+	struct delivery_times t = {
+	        tv_usec(&msg->arrival), msg->active_usec, 0, 0, delivery_now_usec(), 0};
 	str_t code;
 
 	str_init(&code);

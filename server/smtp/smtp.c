@@ -102,6 +102,7 @@ void smtp_rcpt_set(struct smtp_job *job, struct smtp_rcpt *r, char action,
 	t.agent_start = job->agent_start;
 	t.connected = job->connected;
 	t.done = delivery_now_usec();
+	t.conn_use = job->session != NULL ? smtp_session_uses(job->session) : 0;
 	str_init(&code);
 	queue_dsn_format(dsn, &code);
 	delivery_log(job->queue_id, r->address, r->orig,

@@ -229,6 +229,8 @@ void smtp_session_reuse(struct smtp_session *s, struct smtp_job *job);
 void smtp_cache_flush(struct smtp_agent *agent);
 /* "host[addr]:port" of a session, for log lines. */
 const char *smtp_session_peer(const struct smtp_session *s);
+/* How many deliveries this connection has carried, this one included. */
+unsigned smtp_session_uses(const struct smtp_session *s);
 /* The server's name ("mx.example.com"). */
 const char *smtp_session_host(const struct smtp_session *s);
 

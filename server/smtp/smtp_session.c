@@ -84,6 +84,11 @@ const char *smtp_session_peer(const struct smtp_session *s)
 	return s->peer;
 }
 
+unsigned smtp_session_uses(const struct smtp_session *s)
+{
+	return s->uses;
+}
+
 const char *smtp_session_host(const struct smtp_session *s)
 {
 	return s->host;
@@ -637,6 +642,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 	s->port = a->port;
 	s->dest_key = xstrdup(job->dest_key);
 	s->started_usec = delivery_now_usec();
+	s->uses = 1;
 	s->no_tls = job->plaintext_retry;
 	job->plaintext_retry = false;
 	str_init(&s->reply);
@@ -711,6 +717,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 void smtp_session_reuse(struct smtp_session *s, struct smtp_job *job)
 {
 	s->job = job;
+	s->uses++;
 	job->session = s;
 	job->connected = delivery_now_usec();
 	s->failed = false;

@@ -65,6 +65,7 @@ struct smtp_session {
 	char *dest_key;
 	enum sstate state;
 	uint64_t started_usec;
+	unsigned uses; /* deliveries on this connection (conn_use=) */
 	struct event *idle_ev;
 	/* The reply being read. */
 	str_t reply; /* "250 first line text second line text ..." */

@@ -48,8 +48,8 @@ static void log_outcome(const struct virtual_message *msg, const char *recipient
                         const char *orig_recipient, const struct virtual_outcome *out)
 {
 	struct delivery_times t = {(uint64_t)msg->arrival_us, (uint64_t)msg->active_us,
-	                           (uint64_t)msg->start_us, (uint64_t)msg->start_us,
-	                           delivery_now_usec()};
+	                           (uint64_t)msg->start_us,   (uint64_t)msg->start_us,
+	                           delivery_now_usec(),       0};
 
 	delivery_log(msg->queue_id, recipient, orig_recipient, "virtual", &t, out->status,
 	             out->action, str_c(&out->reason));

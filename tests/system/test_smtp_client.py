@@ -332,10 +332,15 @@ def test_connection_cache_reuses_one_connection(postern_build, postern, sink):
         ms.extra_master = SMTP_SERVICES.replace("-       -       smtp\nrelay",
                                                 "-       1       smtp\nrelay", 1)
         ms.start()
+        lines = []
         for i in range(3):
             ms.send("alice@example.com", [f"c{i}@remote.test"], BODY)
-            wait_status(ms, f"c{i}@remote.test", "sent")
+            lines.append(wait_status(ms, f"c{i}@remote.test", "sent"))
     assert len(sink.messages) == 3
+    # Postfix's conn_use= on the deliveries of a reused connection.
+    assert "conn_use=" not in lines[0]
+    assert f"relay=127.0.0.1[127.0.0.1]:{sink.port}, conn_use=2, delay=" in lines[1], lines
+    assert "conn_use=3, " in lines[2], lines
     assert sink.connections == 1, sink.commands
     assert sum(1 for c in sink.commands if c == "RSET") == 2
 

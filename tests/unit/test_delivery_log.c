@@ -53,8 +53,8 @@ static void test_line(void **state)
 	strv_t lines = STRV_INIT;
 	/* arrival, active +0.14, agent +0.01, connected = agent (0 -> same),
 	 * done +0.29 */
-	struct delivery_times t = {1000000000000000, 1000000000140000, 1000000000150000, 0,
-	                           1000000000440000};
+	struct delivery_times t = {
+	        1000000000000000, 1000000000140000, 1000000000150000, 0, 1000000000440000, 0};
 
 	(void)state;
 	log_set_hook(capture, &lines);
@@ -62,8 +62,16 @@ static void test_line(void **state)
 	             "2.0.0", "sent", "delivered to maildir");
 	delivery_log("4jYlpF3Hwf05Gw", "bob@example.com", "BOB@example.com", "none", &t, "5.1.1",
 	             "bounced", NULL);
+	/* A reused smtp connection: conn_use= after relay=, as Postfix. */
+	t.conn_use = 2;
+	delivery_log("4jYlpF3Hwf05Gw", "a@example.net", NULL, "mx.example.net[192.0.2.1]:25", &t,
+	             "2.0.0", "sent", "250 2.0.0 Ok");
 	log_set_hook(NULL, NULL);
-	assert_int_equal(lines.n, 2);
+	assert_int_equal(lines.n, 3);
+	assert_string_equal(lines.v[2], "4jYlpF3Hwf05Gw: to=<a@example.net>, "
+	                                "relay=mx.example.net[192.0.2.1]:25, conn_use=2, "
+	                                "delay=0.44, delays=0.14/0.01/0/0.29, dsn=2.0.0, "
+	                                "status=sent (250 2.0.0 Ok)");
 	assert_string_equal(lines.v[0], "4jYlpF3Hwf05Gw: to=<bob@example.com>, "
 	                                "orig_to=<info@example.com>, relay=virtual, delay=0.44, "
 	                                "delays=0.14/0.01/0/0.29, dsn=2.0.0, "
