@@ -159,6 +159,10 @@ void smtp_session_rcpt_fail(struct smtp_session *s, size_t i, const char *comman
 	if (s->code >= 500) {
 		smtp_rcpt_set(job, r, 'b', &dsn, str_c(&why));
 	} else {
+		/* 452 to RCPT: too many recipients in this transaction; the
+		 * rest go in the next one (RFC 5321 4.5.3.1.10). */
+		if (s->code == 452 && strcmp(command, "RCPT TO") == 0)
+			s->too_many = true;
 		free(r->reason);
 		r->reason = str_steal(&why);
 		r->dsn = dsn;
@@ -397,6 +401,15 @@ void smtp_session_done(struct smtp_session *s)
 	struct smtp_job *job = s->job;
 	struct timeval tv = {s->agent->set.cache_time_limit, 0};
 
+	/* Recipients the server took none of because there were too many:
+	 * another transaction on this connection, as long as each one
+	 * delivers something (so this ends). */
+	if (job != NULL && smtp_job_todo(job) > 0 && s->too_many && s->naccepted > 0 &&
+	    !s->failed && s->state != S_QUIT) {
+		s->too_many = false;
+		smtp_xact_start(s);
+		return;
+	}
 	if (job == NULL || smtp_job_todo(job) > 0 || !cache_wanted(s, job)) {
 		session_quit(s);
 		return;

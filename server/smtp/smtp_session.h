@@ -89,6 +89,7 @@ struct smtp_session {
 	struct step *steps;
 	size_t nsteps, next_send, next_reply;
 	bool mail_failed;
+	bool too_many; /* a RCPT got 452: the rest in another transaction */
 	size_t *accepted; /* indices of recipients RCPT accepted, in order */
 	size_t naccepted, lmtp_next;
 	unsigned xforward_pending;

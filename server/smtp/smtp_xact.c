@@ -159,6 +159,7 @@ void smtp_xact_start(struct smtp_session *s)
 	s->accepted = xcalloc(job->nrcpts, sizeof(*s->accepted));
 	s->nsteps = s->next_send = s->next_reply = s->naccepted = s->lmtp_next = 0;
 	s->mail_failed = false;
+	s->too_many = false;
 	s->steps[s->nsteps++] = (struct step){STEP_MAIL, 0};
 	for (size_t i = 0; i < job->nrcpts; i++) {
 		if (job->rcpts[i].state == SMTP_RCPT_DONE)

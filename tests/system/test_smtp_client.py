@@ -748,3 +748,17 @@ def test_agent_retiring_at_max_use_loses_no_reply(postern_build, postern, sink):
     assert "lost connection with delivery agent" not in log, log
     assert sorted(r for m in sink.messages for r in m.rcpts) == \
         sorted(f"m{i}@remote.test" for i in range(8))
+
+
+def test_too_many_recipients_go_in_the_next_transaction(postern_build, postern):
+    """452 4.5.3 to RCPT (the server's recipient limit): the others go in
+    another transaction on the same connection, as Postfix does."""
+    with SmtpServer(max_rcpts=2) as srv:
+        with mail_system(postern_build, postern, relayhost=f"[127.0.0.1]:{srv.port}") as ms:
+            ms.start()
+            rcpts = [f"r{i}@remote.test" for i in range(5)]
+            ms.send("alice@example.com", rcpts, BODY)
+            for r in rcpts:
+                wait_status(ms, r, "sent")
+    assert [len(m.rcpts) for m in srv.messages] == [2, 2, 1]
+    assert srv.connections == 1

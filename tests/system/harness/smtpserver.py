@@ -150,6 +150,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 addr, _, params = rest.partition(">")
                 addr = addr.lstrip("<")
                 reply = s.rcpt_replies.get(addr.lower(), "250 2.1.5 Ok")
+                if s.max_rcpts and len(self.rcpts) >= s.max_rcpts:
+                    reply = "452 4.5.3 Error: too many recipients"
                 if reply.startswith("2"):
                     self.rcpts.append(addr)
                     self.rcpt_params.append(params.strip())
@@ -287,7 +289,7 @@ class SmtpServer:
                  mail_reply="250 2.1.0 Ok", data_reply="250 2.0.0 Ok: queued as SINK1",
                  data_init_reply=None, ehlo_reply=None, starttls_reply=None, lmtp=False,
                  lmtp_replies=None, hang_after=None, hang_seconds=5, tls_min_version=None,
-                 bdat_reply=None):
+                 bdat_reply=None, max_rcpts=0):
         self.features = list(features)
         self.host = host
         self.port = port or free_port()
@@ -311,6 +313,7 @@ class SmtpServer:
         self.hang_after = hang_after
         self.hang_seconds = hang_seconds
         self.bdat_reply = bdat_reply
+        self.max_rcpts = max_rcpts
         self.bdat_chunks = []
         self.tls_resumed = []  # per handshake: was the session resumed?
         self.messages = []
