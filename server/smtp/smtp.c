@@ -137,8 +137,10 @@ static void job_free(struct smtp_job *job)
 		free(job->rcpts[i].remote_mta);
 	}
 	free(job->rcpts);
-	for (size_t i = 0; i < job->naddrs; i++)
+	for (size_t i = 0; i < job->naddrs; i++) {
 		free(job->addrs[i].host);
+		free(job->addrs[i].dest);
+	}
 	free(job->addrs);
 	free(job->nexthop);
 	free(job->dest_key);

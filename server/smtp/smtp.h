@@ -154,6 +154,7 @@ struct smtp_addr {
 	int family; /* AF_INET, AF_INET6, AF_UNIX */
 	unsigned port;
 	unsigned pref;
+	char *dest; /* the nexthop destination it came from, as written */
 };
 
 struct smtp_job {

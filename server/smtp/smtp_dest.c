@@ -70,6 +70,7 @@ struct smtp_dest_lookup {
 	bool fallback;
 	struct dest_host *hosts;
 	size_t nhosts;
+	strv_t dest_names; /* the destinations of the list, as written */
 	struct smtp_addr *direct; /* literal addresses and unix sockets */
 	size_t ndirect;
 	struct query **queries;
@@ -108,7 +109,7 @@ static unsigned port_parse(const char *text, bool lmtp, bool *ok)
 }
 
 static void add_direct(struct smtp_dest_lookup *l, const char *host, const char *addr, int family,
-                       unsigned port)
+                       unsigned port, unsigned dest_index)
 {
 	struct smtp_addr *a;
 
@@ -119,6 +120,7 @@ static void add_direct(struct smtp_dest_lookup *l, const char *host, const char 
 	(void)snprintf(a->addr, sizeof(a->addr), "%s", addr);
 	a->family = family;
 	a->port = port;
+	a->dest = xstrdup(l->dest_names.v[dest_index]);
 }
 
 static size_t add_host(struct smtp_dest_lookup *l, const char *name, unsigned dest_index,
@@ -379,7 +381,7 @@ static int host_order(const void *a, const void *b)
 }
 
 static void append_addr(struct smtp_job *job, const char *host, const char *addr, int family,
-                        unsigned port, unsigned pref)
+                        unsigned port, unsigned pref, const char *dest)
 {
 	const struct smtp_settings *s = &job->agent->set;
 	struct smtp_addr *a;
@@ -396,13 +398,15 @@ static void append_addr(struct smtp_job *job, const char *host, const char *addr
 	a->family = family;
 	a->port = port;
 	a->pref = pref;
+	a->dest = xstrdup(dest);
 }
 
-static void append_family(struct smtp_job *job, const struct dest_host *h, const strv_t *list,
+static void append_family(struct smtp_dest_lookup *l, const struct dest_host *h, const strv_t *list,
                           int family)
 {
 	for (size_t i = 0; i < list->n; i++)
-		append_addr(job, h->name, list->v[i], family, h->port, h->pref);
+		append_addr(l->job, h->name, list->v[i], family, h->port, h->pref,
+		            l->dest_names.v[h->dest_index]);
 }
 
 static void finish(struct smtp_dest_lookup *l)
@@ -415,18 +419,18 @@ static void finish(struct smtp_dest_lookup *l)
 		qsort(l->hosts, l->nhosts, sizeof(*l->hosts), host_order);
 	for (size_t i = 0; i < l->ndirect; i++)
 		append_addr(job, l->direct[i].host, l->direct[i].addr, l->direct[i].family,
-		            l->direct[i].port, 0);
+		            l->direct[i].port, 0, l->direct[i].dest);
 	for (size_t i = 0; i < l->nhosts; i++) {
 		const struct dest_host *h = &l->hosts[i];
 		bool v6_first = s->address_preference == 6 ||
 		                (s->address_preference == 0 && (h->tiebreak & 1) != 0);
 
 		if (v6_first) {
-			append_family(job, h, &h->v6, AF_INET6);
-			append_family(job, h, &h->v4, AF_INET);
+			append_family(l, h, &h->v6, AF_INET6);
+			append_family(l, h, &h->v4, AF_INET);
 		} else {
-			append_family(job, h, &h->v4, AF_INET);
-			append_family(job, h, &h->v6, AF_INET6);
+			append_family(l, h, &h->v4, AF_INET);
+			append_family(l, h, &h->v6, AF_INET6);
 		}
 	}
 	if (job->naddrs == before && !l->fallback) {
@@ -477,7 +481,7 @@ static int parse_one(struct smtp_dest_lookup *l, const char *dest, unsigned inde
 			free(path);
 			return -1;
 		}
-		add_direct(l, path, path, AF_UNIX, 0);
+		add_direct(l, path, path, AF_UNIX, 0, index);
 		free(path);
 		return 0;
 	}
@@ -516,9 +520,9 @@ static int parse_one(struct smtp_dest_lookup *l, const char *dest, unsigned inde
 		goto out;
 	}
 	if (inet_pton(AF_INET, host, buf) == 1) {
-		add_direct(l, host, host, AF_INET, port);
+		add_direct(l, host, host, AF_INET, port, index);
 	} else if (inet_pton(AF_INET6, host, buf) == 1) {
-		add_direct(l, host, host, AF_INET6, port);
+		add_direct(l, host, host, AF_INET6, port, index);
 	} else if (!dns_hostname_valid(host)) {
 		str_appendf(why, "malformed destination \"%s\": bad host name", dest);
 		goto out;
@@ -551,6 +555,8 @@ static void lookup_run(struct smtp_dest_lookup *l, const strv_t *dests)
 	str_t why;
 
 	str_init(&why);
+	for (size_t i = 0; i < dests->n; i++)
+		strv_add(&l->dest_names, dests->v[i]);
 	for (size_t i = 0; i < dests->n; i++) {
 		if (parse_one(l, dests->v[i], (unsigned)i, &why) < 0) {
 			log_warning("%s: %s", l->job->queue_id, str_c(&why));
@@ -611,8 +617,11 @@ void smtp_dest_cancel(struct smtp_dest_lookup **lp)
 		strv_free(&l->hosts[i].v6);
 	}
 	free(l->hosts);
-	for (size_t i = 0; i < l->ndirect; i++)
+	for (size_t i = 0; i < l->ndirect; i++) {
 		free(l->direct[i].host);
+		free(l->direct[i].dest);
+	}
+	strv_free(&l->dest_names);
 	free(l->direct);
 	event_free(l->later);
 	str_free(&l->soft_error);

@@ -216,7 +216,7 @@ void smtp_greet_on_starttls(struct smtp_session *s)
 	} else if (strcasecmp(set->tls_servername, "hostname") == 0) {
 		str_append(&name, s->host);
 	} else if (strcasecmp(set->tls_servername, "nexthop") == 0) {
-		nexthop_domain(job->dest_key, &name);
+		nexthop_domain(s->dest, &name);
 	} else {
 		str_append(&name, set->tls_servername);
 	}
@@ -291,12 +291,12 @@ static bool cert_matches(const struct smtp_session *s, SSL *ssl)
 		if (strcasecmp(match->v[i], "hostname") == 0) {
 			str_append(&name, s->host);
 		} else if (strcasecmp(match->v[i], "nexthop") == 0) {
-			nexthop_domain(job->dest_key, &name);
+			nexthop_domain(s->dest, &name);
 		} else if (strcasecmp(match->v[i], "dot-nexthop") == 0) {
 			/* OpenSSL: a name with a leading dot matches any
 			 * subdomain of it. */
 			str_append_c(&name, '.');
-			nexthop_domain(job->dest_key, &name);
+			nexthop_domain(s->dest, &name);
 		} else {
 			str_append(&name, match->v[i]);
 		}

@@ -283,6 +283,7 @@ static void session_free(struct smtp_session *s)
 	free(s->host);
 	free(s->peer);
 	free(s->dest_key);
+	free(s->dest);
 	str_free(&s->reply);
 	str_free(&s->bdat_fail_reply);
 	str_destroy(&s->converted);
@@ -654,6 +655,7 @@ void smtp_session_start(struct smtp_job *job, const struct smtp_addr *a)
 	s->family = a->family;
 	s->port = a->port;
 	s->dest_key = xstrdup(job->dest_key);
+	s->dest = xstrdup(a->dest != NULL ? a->dest : job->dest_key);
 	s->started_usec = delivery_now_usec();
 	s->uses = 1;
 	s->no_tls = job->plaintext_retry;

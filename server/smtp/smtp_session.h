@@ -62,7 +62,8 @@ struct smtp_session {
 	int family;
 	unsigned port;
 	char *peer; /* host[addr]:port */
-	char *dest_key;
+	char *dest_key; /* the job's whole nexthop: the connection cache's key */
+	char *dest; /* the destination this server belongs to (TLS names) */
 	enum sstate state;
 	uint64_t started_usec;
 	unsigned uses; /* deliveries on this connection (conn_use=) */
