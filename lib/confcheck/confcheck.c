@@ -189,7 +189,8 @@ static void check_db_password_files(struct config *cfg, strv_t *errors, strv_t *
 }
 
 /* Open every table of every table-list parameter set in main.cf. */
-static void check_tables(struct config *cfg, const char *config_dir, strv_t *errors)
+static void check_tables(struct config *cfg, const char *config_dir, strv_t *errors,
+                         strv_t *warnings)
 {
 	const struct table_open_context ctx = {.cfg = cfg, .config_dir = config_dir};
 	str_t why;
@@ -209,10 +210,18 @@ static void check_tables(struct config *cfg, const char *config_dir, strv_t *err
 
 			str_reset(&why);
 			t = table_open(list->v[j], &ctx, &why);
+			/* Why alias_maps only warns: the local agent defers its
+			 * mail until the file exists (newaliases not run yet),
+			 * as Postfix's does; nothing else depends on it. */
 			if (t == NULL)
-				strv_add_owned(errors,
-				               xasprintf("%s: %s: %s", config_where(cfg, def->name),
-				                         def->name, str_c(&why)));
+				strv_add_owned(
+				        strcmp(def->name, "alias_maps") == 0 ? warnings : errors,
+				        xasprintf("%s: %s: %s%s", config_where(cfg, def->name),
+				                  def->name, str_c(&why),
+				                  strcmp(def->name, "alias_maps") == 0
+				                          ? "; local mail waits until it can be "
+				                            "opened (newaliases)"
+				                          : ""));
 			table_close(&t);
 		}
 	}
@@ -440,7 +449,7 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings)
 	config_not_yet_warnings(cfg, warnings);
 	mastercf_not_yet_warnings(cfg, mc, warnings);
 	check_table_files(cfg, config_dir, errors, warnings);
-	check_tables(cfg, config_dir, errors);
+	check_tables(cfg, config_dir, errors, warnings);
 	restrict_config_check(cfg, errors);
 	confcheck_tls(cfg, mc, errors, warnings);
 	check_overrides(cfg, mc, errors);

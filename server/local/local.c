@@ -293,6 +293,17 @@ static const char *expand(struct local_agent *la, const char *param)
 	return value;
 }
 
+int local_alias_maps(struct local_agent *la)
+{
+	struct table_open_context tctx = {.cfg = la->cfg, .config_dir = la->config_dir};
+
+	if (la->alias_maps != NULL)
+		return 0;
+	str_reset(&la->alias_error);
+	la->alias_maps = maps_open("alias_maps", expand(la, "alias_maps"), &tctx, &la->alias_error);
+	return la->alias_maps != NULL ? 0 : -1;
+}
+
 static void lookup_ids(const char *param, const char *name, struct local_ids *ids, char **name_r)
 {
 	struct passwd pw, *res = NULL;
@@ -314,7 +325,6 @@ static void lookup_ids(const char *param, const char *name, struct local_ids *id
 static void agent_init(struct daemon *d, void *ctx)
 {
 	struct local_agent *la = ctx;
-	struct table_open_context tctx = {.cfg = d->cfg, .config_dir = d->config_dir};
 	const strv_t *propagate;
 	const char *why;
 	unsigned mask = 0;
@@ -329,9 +339,12 @@ static void agent_init(struct daemon *d, void *ctx)
 		log_fatal("hash_queue_names: %s", str_c(&error));
 	la->qd = queue_dir_new(la->queue_directory,
 	                       (unsigned)config_int(la->cfg, "hash_queue_depth"), mask);
-	if ((la->alias_maps = maps_open("alias_maps", expand(la, "alias_maps"), &tctx, &error)) ==
-	    NULL)
-		log_fatal("%s", str_c(&error));
+	str_init(&la->alias_error);
+	/* A missing /etc/aliases.db (newaliases never run) is not fatal:
+	 * local mail is deferred, and the table is opened again at the next
+	 * delivery, as Postfix does. */
+	if (local_alias_maps(la) < 0)
+		log_warning("%s: local mail waits until it can be opened", str_c(&la->alias_error));
 	if (resolve_open(la->cfg, la->config_dir, &la->resolve, &error) < 0)
 		log_fatal("%s", str_c(&error));
 	if (cleanup_settings_new(la->cfg, la->config_dir, &la->cleanup, &error) < 0)
@@ -391,6 +404,7 @@ static void agent_finish(struct daemon *d, void *ctx)
 
 	(void)d;
 	maps_close(&la->alias_maps);
+	str_free(&la->alias_error);
 	resolve_close(&la->resolve);
 	cleanup_settings_destroy(&la->cleanup);
 	queue_dir_destroy(&la->qd);

@@ -36,13 +36,20 @@ struct local_ids {
 	const char *name; /* for messages */
 };
 
+/* alias_maps, opened (again) when it is not: 0, or -1 with la->alias_error
+ * set (the deliveries that need it are deferred, as Postfix defers them
+ * while /etc/aliases.db is missing). */
+struct local_agent;
+int local_alias_maps(struct local_agent *la);
+
 struct local_agent {
 	struct config *cfg;
 	const char *config_dir;
 	const char *service; /* master.cf name (relay= in the log): "local" */
 	struct queue_dir *qd;
 	const char *queue_directory;
-	struct maps *alias_maps;
+	struct maps *alias_maps; /* NULL while a table cannot be opened */
+	str_t alias_error; /* why not */
 	struct resolve_ctx *resolve; /* is a destination local, or forwarded? */
 	struct cleanup_settings *cleanup;
 	/* Settings (main.cf, read once). */

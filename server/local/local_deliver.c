@@ -609,6 +609,11 @@ static int deliver_alias(struct state st, const char *name)
 	table_result_init(&tr);
 	maps_answer_init(&a);
 	str_init(&why);
+	if (local_alias_maps(la) < 0) {
+		PART(&st, LOCAL_DEFERRED, "4.3.0", "alias database unavailable: %s",
+		     str_c(&la->alias_error));
+		goto out;
+	}
 	switch (maps_lookup(la->alias_maps, name, TABLE_F_FIXED_KEYS, &tr, &a)) {
 	case TABLE_TEMPFAIL:
 		PART(&st, LOCAL_DEFERRED, "4.3.0", "alias database unavailable: %s",

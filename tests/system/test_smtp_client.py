@@ -762,3 +762,32 @@ def test_too_many_recipients_go_in_the_next_transaction(postern_build, postern):
                 wait_status(ms, r, "sent")
     assert [len(m.rcpts) for m in srv.messages] == [2, 2, 1]
     assert srv.connections == 1
+
+
+def test_local_mail_waits_for_a_missing_alias_database(postern_build, postern, sink):
+    """alias_maps = hash:FILE whose .db does not exist yet (newaliases never
+    run): local mail is deferred ("alias database unavailable"), the local
+    agent keeps running, and once the file is built the mail goes on, here
+    forwarded to an outside address through the smtp client."""
+    # local_recipient_maps names root: postern's empty default still
+    # checks local recipients at RCPT (README, deliberate differences).
+    with mail_system(postern_build, postern, mydestination="host.test",
+                     local_recipient_maps="inline:{root=1}",
+                     relayhost=f"[127.0.0.1]:{sink.port}") as ms:
+        aliases = os.path.join(ms.sd.confdir, "aliases")
+        with open(aliases, "w") as f:
+            f.write("root: admin@outside.test\n")
+        ms.set(alias_maps=f"hash:{aliases}")
+        ms.extra_master = SMTP_SERVICES + "local     unix  -       n       n       -       -       local\n"
+        ms.start()
+        ms.send("alice@example.com", ["root@host.test"], BODY)
+        line = wait_status(ms, "root@host.test", "deferred")
+        assert "alias database unavailable" in line, line
+        r = ms.run("map", "build", "-A", f"hash:{aliases}")
+        assert r.returncode == 0, r.stderr
+        assert ms.run("queue", "flush").returncode == 0
+        sink.wait_messages(1)
+        wait_status(ms, "admin@outside.test", "sent")
+        log = ms.log()
+    assert "fatal" not in log, log
+    assert sink.messages[0].rcpts == ["admin@outside.test"]
