@@ -22,7 +22,7 @@
  * a routing operator is refused from untrusted clients
  * (allow_untrusted_routing = no).
  *
- * Local recipients: postern has no local(8) delivery agent. A recipient in
+ * Local recipients (delivered by server/local). A recipient in
  * a local domain ($mydestination, [our address]) is valid when
  * virtual_alias_maps or local_recipient_maps knows it (the full address or
  * the bare local part); otherwise it is "User unknown in local recipient
