@@ -38,7 +38,12 @@ static char *render(const char *text, bool file, size_t max)
 		            alias_item_type_name(list.items[i].type), list.items[i].value);
 	alias_list_free(&list);
 	str_free(&why);
-	return str_steal(&out);
+	{
+		char *text_r = str_steal(&out);
+
+		str_free(&out); /* str_steal leaves an empty, allocated string */
+		return text_r;
+	}
 }
 
 static void check(const char *text, bool file, const char *want)
@@ -132,7 +137,12 @@ static char *expand(const char *pattern, const struct local_expand_vars *v, cons
 	if (flags_r != NULL)
 		*flags_r = flags;
 	str_free(&why);
-	return str_steal(&out);
+	{
+		char *text_r = str_steal(&out);
+
+		str_free(&out); /* str_steal leaves an empty, allocated string */
+		return text_r;
+	}
 }
 
 static void test_expand(void **state)

@@ -62,12 +62,15 @@ static char *tmpdir(void)
 static char *slurp(const char *path)
 {
 	str_t s, e;
+	char *text;
 
 	str_init(&s);
 	str_init(&e);
 	assert_int_equal(fs_read_file(path, 1 << 20, &s, &e), 0);
 	str_free(&e);
-	return str_steal(&s);
+	text = str_steal(&s);
+	str_free(&s); /* str_steal leaves an empty, allocated string */
+	return text;
 }
 
 static struct mbox_request request(const char *path, struct mem *m)
