@@ -114,6 +114,30 @@ static void check_table_files(struct config *cfg, const char *config_dir, strv_t
 
 /* The password files of both database accounts (db.h); the read one only
  * when it is another file (by default it is the same). */
+/* Postfix's local(8) refuses to start when mailbox_size_limit (not 0) is
+ * below message_size_limit; so does postern's: say it here first, when
+ * master.cf runs the local agent. */
+static void check_mailbox_size(struct config *cfg, const struct master_conf *mc, strv_t *errors)
+{
+	int64_t mailbox, message;
+	const char *why;
+	bool local = false;
+
+	if (config_get_int(cfg, "mailbox_size_limit", &mailbox, &why) < 0 ||
+	    config_get_int(cfg, "message_size_limit", &message, &why) < 0)
+		return; /* reported with the value itself */
+	for (size_t i = 0; mc != NULL && i < mc->n; i++)
+		local |= strcmp(mc->services[i].command, "local") == 0;
+	if (local && mailbox != 0 && message != 0 && mailbox < message)
+		strv_add_owned(
+		        errors,
+		        xasprintf("%s: mailbox_size_limit (%lld) is smaller than "
+		                  "message_size_limit (%lld, %s): the local agent would refuse "
+		                  "to start",
+		                  config_where(cfg, "mailbox_size_limit"), (long long)mailbox,
+		                  (long long)message, config_where(cfg, "message_size_limit")));
+}
+
 /* receive_override_options in cfg names only options cleanup knows. */
 static void check_overrides_one(struct config *cfg, const char *where, strv_t *errors)
 {
@@ -453,6 +477,7 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings)
 	restrict_config_check(cfg, errors);
 	confcheck_tls(cfg, mc, errors, warnings);
 	check_overrides(cfg, mc, errors);
+	check_mailbox_size(cfg, mc, errors);
 	check_db_password_files(cfg, errors, warnings);
 	{
 		char *main_path = xasprintf("%s/main.cf", config_dir);

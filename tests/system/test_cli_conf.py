@@ -441,3 +441,20 @@ def test_check_refuses_unknown_receive_override_options(postern, tmp_path):
     assert 'main.cf: receive_override_options: unknown option "bogus"' in r.stderr, r.stderr
     assert ("service 127.0.0.1:10025/inet: receive_override_options: unknown option \"nope\""
             in r.stderr), r.stderr
+
+
+def test_check_mailbox_size_limit_against_message_size_limit(postern, tmp_path):
+    """With the local agent in master.cf, a mailbox_size_limit below
+    message_size_limit is an error (local, like Postfix's, would refuse to
+    start); 0 (no limit, conf/main.cf's choice) is fine."""
+    master = MASTER_MIN + "local unix - n n - - local\n"
+    d = write_conf(tmp_path, "message_size_limit = 52428800\n", master)
+    r = postern("check", "-c", d)
+    assert r.returncode != 0
+    assert ("mailbox_size_limit (51200000) is smaller than message_size_limit (52428800"
+            in r.stderr), r.stderr
+    with open(os.path.join(d, "main.cf"), "w") as f:
+        f.write("message_size_limit = 52428800\nmailbox_size_limit = 0\n"
+                "virtual_mailbox_limit = $message_size_limit\n")
+    r = postern("check", "-c", d)
+    assert r.returncode == 0 and "mailbox_size_limit" not in r.stderr, r.stderr
