@@ -791,3 +791,21 @@ def test_local_mail_waits_for_a_missing_alias_database(postern_build, postern, s
         log = ms.log()
     assert "fatal" not in log, log
     assert sink.messages[0].rcpts == ["admin@outside.test"]
+
+
+def test_unreachable_mx_is_skipped_after_connect_timeout(postern_build, postern, sink):
+    """An MX that never answers (a blackholed address: the connect times
+    out, or the network is unreachable) is passed over for the next one
+    within smtp_connect_timeout."""
+    zone = {"far.test": {"MX": ["10 dead.far.test.", "20 up.far.test."]},
+            "dead.far.test": {"A": ["10.255.255.1"]},
+            "up.far.test": {"A": ["127.0.0.1"]}}
+    with DnsServer(zone) as dns:
+        with mail_system(postern_build, postern, dns_servers=f"127.0.0.1:{dns.port}",
+                         smtp_connect_timeout="2s",
+                         transport_maps=f"inline:{{far.test=smtp:far.test:{sink.port}}}") as ms:
+            ms.start()
+            ms.send("alice@example.com", ["u@far.test"], BODY)
+            line = wait_status(ms, "u@far.test", "sent")
+    assert f"relay=up.far.test[127.0.0.1]:{sink.port}" in line, line
+    assert sink.messages[0].rcpts == ["u@far.test"]
