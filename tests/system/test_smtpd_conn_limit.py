@@ -147,7 +147,7 @@ def test_killed_smtpd_connections_stop_counting(make_master):
     m = make_master({"smtpd_client_connection_count_limit": str(LIMIT),
                      "smtpd_client_event_limit_exceptions": ""})
     ok, refused = open_many(m, LIMIT)
-    assert len(ok) == LIMIT and refused == []
+    assert len(ok) == LIMIT and refused == [], refused
     # SIGKILL both: nothing of theirs may be left to deny anybody.
     for pid in m.smtpds():
         os.kill(pid, signal.SIGKILL)
