@@ -28,6 +28,10 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import command_output, cpu_model, os_release  # noqa: E402  (shared with relay, inbound)
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -116,17 +120,6 @@ def load_server(conn, dialect, n, placeholder="%s"):
 
 # --- machine facts -----------------------------------------------------------
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def mem_total():
     try:
         with open("/proc/meminfo") as f:
@@ -136,24 +129,6 @@ def mem_total():
     except OSError:
         pass
     return "unknown"
-
-
-def os_release():
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "unknown"
-
-
-def command_output(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 # --- main ----------------------------------------------------------------------

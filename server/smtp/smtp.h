@@ -113,7 +113,6 @@ struct smtp_tls_policy {
 	enum smtp_tls_level level;
 	strv_t match; /* names the certificate must match (verify, secure) */
 	char *servername; /* SNI or NULL */
-	bool from_map;
 	bool has_protocols; /* protocols= given: disabled_protocols applies */
 	unsigned disabled_protocols; /* TLS_PROTO_* bits */
 };
@@ -122,7 +121,6 @@ struct smtp_tls_policy {
 
 enum smtp_rcpt_state {
 	SMTP_RCPT_TODO, /* not yet settled */
-	SMTP_RCPT_ACCEPTED, /* RCPT got 2xx in the current transaction */
 	SMTP_RCPT_DONE, /* outcome set */
 };
 

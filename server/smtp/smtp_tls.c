@@ -135,7 +135,6 @@ int smtp_tls_policy_parse(const char *value, struct smtp_tls_policy *pol, str_t 
 			goto out;
 		}
 	}
-	pol->from_map = true;
 	rc = 0;
 out:
 	strv_free(&words);
