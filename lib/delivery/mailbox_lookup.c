@@ -24,6 +24,7 @@ struct mailbox_lookup {
 	char *delimiters;
 	struct maps *mailbox_maps;
 	struct table *quota; /* db:quota, when virtual_mailbox_maps names db:mailboxes */
+	struct maps *limit_maps; /* virtual_mailbox_limit_maps, when set (wins over db:quota) */
 	struct table_cache *cache; /* not owned; NULL: none */
 };
 
@@ -41,6 +42,7 @@ void mailbox_info_free(struct mailbox_info *info)
 	free(info->table);
 	free(info->key);
 	free(info->value);
+	free(info->source);
 	free(info->path);
 	memset(info, 0, sizeof(*info));
 }
@@ -79,7 +81,18 @@ int mailbox_lookup_open_cached(struct config *cfg, const char *config_dir,
 	/* Why only with db:mailboxes: a quota belongs to a mailbox row of
 	 * postern's schema; a texthash or mysql: mailbox table has no quota
 	 * column postern knows of, so there is no quota to enforce. */
-	if (strv_find(list, "db:mailboxes") >= 0) {
+	if (config_expand(cfg, "virtual_mailbox_limit_maps", &maps, &why) < 0) {
+		str_append(error, why);
+		mailbox_lookup_close(&ml);
+		return -1;
+	}
+	if (maps[strspn(maps, " \t,")] != '\0') {
+		ml->limit_maps = maps_open("virtual_mailbox_limit_maps", maps, &tctx, error);
+		if (ml->limit_maps == NULL) {
+			mailbox_lookup_close(&ml);
+			return -1;
+		}
+	} else if (strv_find(list, "db:mailboxes") >= 0) {
 		ml->quota = table_open("db:quota", &tctx, error);
 		if (ml->quota == NULL) {
 			mailbox_lookup_close(&ml);
@@ -98,6 +111,7 @@ void mailbox_lookup_close(struct mailbox_lookup **mlp)
 		return;
 	maps_close(&ml->mailbox_maps);
 	table_close(&ml->quota);
+	maps_close(&ml->limit_maps);
 	free(ml->delimiters);
 	free(ml);
 	*mlp = NULL;
@@ -138,23 +152,28 @@ enum table_status mailbox_lookup(struct mailbox_lookup *ml, const char *address,
 		for (char *p = info->key; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
 		info->value = xstrdup(value);
+		info->source = tr.source.len > 0 ? xstrdup(str_c(&tr.source)) : NULL;
 		info->path = base[0] != '\0' ? xasprintf("%s/%s", base, value) : xstrdup(value);
 		info->is_maildir = len > 0 && value[len - 1] == '/';
 	}
 	info->status = TABLE_FOUND;
-	if (ml->quota == NULL)
+	if (ml->quota == NULL && ml->limit_maps == NULL)
 		goto out;
 
-	info->quota_table = ml->quota->spec;
+	info->quota_table =
+	        ml->limit_maps != NULL ? maps_table(ml->limit_maps, 0)->spec : ml->quota->spec;
 	table_result_reset(&tr);
 	{
 		/* The mailbox's own address (no extension), as the quota row's
 		 * key. */
 		const char *key = info->key;
 
-		table_cache_lookup_fresh(ml->cache, ml->quota, key, &tr);
+		if (ml->limit_maps != NULL)
+			maps_lookup(ml->limit_maps, key, 0, &tr, NULL);
+		else
+			table_cache_lookup_fresh(ml->cache, ml->quota, key, &tr);
 		if (tr.status == TABLE_TEMPFAIL) {
-			str_appendf(&info->error, "%s: %s", ml->quota->spec, str_c(&tr.error));
+			str_appendf(&info->error, "%s: %s", info->quota_table, str_c(&tr.error));
 			info->status = TABLE_TEMPFAIL;
 		} else if (tr.status == TABLE_FOUND && str_c(&tr.value)[0] != '\0') {
 			int64_t q;
@@ -162,7 +181,7 @@ enum table_status mailbox_lookup(struct mailbox_lookup *ml, const char *address,
 			if (parse_int64(str_c(&tr.value), 0, INT64_MAX, &q) < 0) {
 				str_appendf(&info->error,
 				            "%s: bad quota \"%s\" for %s: expected bytes",
-				            ml->quota->spec, str_c(&tr.value), key);
+				            info->quota_table, str_c(&tr.value), key);
 				info->status = TABLE_TEMPFAIL;
 			} else {
 				info->quota = q;

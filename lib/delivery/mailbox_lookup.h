@@ -37,6 +37,7 @@ struct mailbox_info {
 	char *table; /* spec of the table that found the mailbox ("db:mailboxes") */
 	char *key; /* the key it found, lower-cased (user@domain: the mailbox's own address) */
 	char *value; /* the table's value ("example.com/alice/") */
+	char *source; /* where the value came from (ldap: the DN), or NULL */
 	char *path; /* virtual_mailbox_base + "/" + value (value alone when base is "") */
 	bool is_maildir; /* value ends in '/' */
 	const char *quota_table; /* the quota table's spec, NULL when none is used */

@@ -441,9 +441,12 @@ static int mailbox_step(struct run *run, const char *address, unsigned depth,
 		f->maildir = xstrdup(info.path);
 		f->maildir_value = xstrdup(info.value);
 		add_line(run->r, depth,
-		         xasprintf("mailbox: virtual_mailbox_maps %s key %s -> %s (%s %s)",
+		         xasprintf("mailbox: virtual_mailbox_maps %s key %s -> %s (%s %s)%s%s%s",
 		                   info.table, info.key, info.value,
-		                   info.is_maildir ? "maildir" : "mailbox file", info.path));
+		                   info.is_maildir ? "maildir" : "mailbox file", info.path,
+		                   info.source != NULL ? " from \"" : "",
+		                   info.source != NULL ? info.source : "",
+		                   info.source != NULL ? "\"" : ""));
 		if (info.quota_table != NULL) {
 			str_t line;
 
@@ -764,6 +767,8 @@ static int expand(struct run *run, const char *address, unsigned depth)
 			str_appendf(&line, " (extension %s propagated)", a.extension);
 		if (targets.n == 1 && strcasecmp(targets.v[0], address) == 0)
 			str_append(&line, " (itself: final)");
+		if (tr.source.len > 0)
+			str_appendf(&line, " from \"%s\"", str_c(&tr.source));
 		add_line(run->r, depth + 1, str_steal(&line));
 		str_free(&line);
 	}

@@ -291,6 +291,9 @@ static const struct sasl_backend *const backends[] = {
         &sasl_backend_postern,
         &sasl_backend_cyrus,
         &sasl_backend_dovecot,
+#if HAVE_LDAP
+        &sasl_backend_ldap,
+#endif
 };
 
 /* config_expand_dup of name, "" allowed. */
@@ -331,9 +334,10 @@ int sasl_server_create(struct config *cfg, struct sasl_server **srv_r, str_t *er
 			srv->backend = backends[i];
 	if (srv->backend == NULL) {
 		str_appendf(error,
-		            "%s: bad value for smtpd_sasl_type: \"%s\": expected postern, cyrus or "
-		            "dovecot",
-		            config_where(cfg, "smtpd_sasl_type"), type);
+		            "%s: bad value for smtpd_sasl_type: \"%s\": expected postern, cyrus, "
+		            "dovecot%s",
+		            config_where(cfg, "smtpd_sasl_type"), type,
+		            HAVE_LDAP ? " or ldap" : " (ldap: postern was built without LDAP)");
 		goto fail;
 	}
 	if (read_str(cfg, "smtpd_sasl_service", &srv->service, error) < 0 ||
@@ -515,4 +519,59 @@ const char *sasl_session_login(const struct sasl_session *sess)
 const char *sasl_session_mechanism(const struct sasl_session *sess)
 {
 	return sess->mech;
+}
+
+/* ---- PLAIN and LOGIN with a password check ------------------------------- */
+
+struct password_session {
+	bool login; /* LOGIN, else PLAIN */
+	struct sasl_login lg;
+};
+
+enum sasl_result sasl_password_step(struct sasl_session *sess, const char *mech,
+                                    const unsigned char *response, size_t len, str_t *challenge,
+                                    str_t *reason, sasl_password_check_fn check)
+{
+	struct password_session *ps = sess->backend_data;
+	enum sasl_result r;
+	str_t user, passwd;
+
+	if (ps == NULL) {
+		ps = sess->backend_data = xcalloc(1, sizeof(*ps));
+		sasl_login_init(&ps->lg);
+	}
+	if (mech != NULL)
+		ps->login = strcmp(mech, "LOGIN") == 0;
+	if (ps->login) {
+		r = sasl_login_step(&ps->lg, response, len, challenge, reason);
+		if (r != SASL_OK)
+			return r;
+		r = check(sess, &ps->lg.user, str_c(&ps->lg.passwd), reason);
+		sasl_str_wipe(&ps->lg.passwd);
+		return r;
+	}
+	if (response == NULL) {
+		/* PLAIN without an initial response: an empty challenge asks
+		 * for it (RFC 4954 section 4). */
+		return SASL_CONTINUE;
+	}
+	str_init(&user);
+	str_init(&passwd);
+	r = sasl_plain_decode(response, len, &user, &passwd, reason);
+	if (r == SASL_OK)
+		r = check(sess, &user, str_c(&passwd), reason);
+	str_free(&user);
+	sasl_str_wipe(&passwd);
+	return r;
+}
+
+void sasl_password_session_free(struct sasl_session *sess)
+{
+	struct password_session *ps = sess->backend_data;
+
+	if (ps == NULL)
+		return;
+	sasl_login_free(&ps->lg);
+	free(ps);
+	sess->backend_data = NULL;
 }

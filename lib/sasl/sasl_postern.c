@@ -54,11 +54,6 @@ struct postern_data {
 	char *dummy_hash; /* made at the first unknown user */
 };
 
-struct postern_session {
-	bool login; /* LOGIN, else PLAIN */
-	struct sasl_login lg;
-};
-
 static int postern_init(struct sasl_server *srv, struct config *cfg, str_t *error)
 {
 	struct postern_data *d = xcalloc(1, sizeof(*d));
@@ -208,48 +203,7 @@ static enum sasl_result postern_step(struct sasl_session *sess, const char *mech
                                      const unsigned char *response, size_t len, str_t *challenge,
                                      str_t *reason)
 {
-	struct postern_session *ps = sess->backend_data;
-	enum sasl_result r;
-	str_t user, passwd;
-
-	if (ps == NULL) {
-		ps = sess->backend_data = xcalloc(1, sizeof(*ps));
-		sasl_login_init(&ps->lg);
-	}
-	if (mech != NULL)
-		ps->login = strcmp(mech, "LOGIN") == 0;
-	if (ps->login) {
-		r = sasl_login_step(&ps->lg, response, len, challenge, reason);
-		if (r != SASL_OK)
-			return r;
-		r = check(sess, &ps->lg.user, str_c(&ps->lg.passwd), reason);
-		sasl_str_wipe(&ps->lg.passwd);
-		return r;
-	}
-	if (response == NULL) {
-		/* PLAIN without an initial response: an empty challenge asks
-		 * for it (RFC 4954 section 4). */
-		return SASL_CONTINUE;
-	}
-	str_init(&user);
-	str_init(&passwd);
-	r = sasl_plain_decode(response, len, &user, &passwd, reason);
-	if (r == SASL_OK)
-		r = check(sess, &user, str_c(&passwd), reason);
-	str_free(&user);
-	sasl_str_wipe(&passwd);
-	return r;
-}
-
-static void postern_session_free(struct sasl_session *sess)
-{
-	struct postern_session *ps = sess->backend_data;
-
-	if (ps == NULL)
-		return;
-	sasl_login_free(&ps->lg);
-	free(ps);
-	sess->backend_data = NULL;
+	return sasl_password_step(sess, mech, response, len, challenge, reason, check);
 }
 
 const struct sasl_backend sasl_backend_postern = {
@@ -258,5 +212,5 @@ const struct sasl_backend sasl_backend_postern = {
         .deinit = postern_deinit,
         .refresh = NULL,
         .step = postern_step,
-        .session_free = postern_session_free,
+        .session_free = sasl_password_session_free,
 };

@@ -103,8 +103,9 @@ static void bad_expansion(str_t *error, const char *what, const char *p)
 		            what, p[1]);
 }
 
-int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *need,
-                         unsigned *labels, str_t *error)
+static int compile_template(const char *text, bool result, const char *what,
+                            struct sqlcf_template *t, unsigned *need, unsigned *labels,
+                            str_t *error)
 {
 	memset(t, 0, sizeof(*t));
 	for (const char *p = text; *p != '\0';) {
@@ -123,8 +124,8 @@ int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *n
 			p += 2;
 			continue;
 		}
-		if (p[1] == '\0' || expansion_kind(p[1], true, &kind, &label, need, labels) < 0) {
-			bad_expansion(error, "result_format", p);
+		if (p[1] == '\0' || expansion_kind(p[1], result, &kind, &label, need, labels) < 0) {
+			bad_expansion(error, what, p);
 			sqlcf_template_free(t);
 			return -1;
 		}
@@ -132,6 +133,18 @@ int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *n
 		p += 2;
 	}
 	return 0;
+}
+
+int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *need,
+                         unsigned *labels, str_t *error)
+{
+	return compile_template(text, true, "result_format", t, need, labels, error);
+}
+
+int sqlcf_compile_key_template(const char *text, const char *what, struct sqlcf_template *t,
+                               unsigned *need, unsigned *labels, str_t *error)
+{
+	return compile_template(text, false, what, t, need, labels, error);
 }
 
 void sqlcf_query_free(struct sqlcf_query *q)
@@ -404,8 +417,9 @@ const char *sqlcf_addr_domain(const struct sqlcf_addr *a)
 	return a->domain != NULL && a->domain[0] != '\0' ? a->domain : NULL;
 }
 
-bool sqlcf_expand(const struct sqlcf_template *t, const struct sqlcf_addr *key,
-                  const struct sqlcf_addr *value, str_t *out)
+bool sqlcf_expand_escaped(const struct sqlcf_template *t, const struct sqlcf_addr *key,
+                          const struct sqlcf_addr *value,
+                          void (*escape)(str_t *out, const char *text), str_t *out)
 {
 	size_t start = out->len;
 
@@ -443,7 +457,16 @@ bool sqlcf_expand(const struct sqlcf_template *t, const struct sqlcf_addr *key,
 			str_truncate(out, start);
 			return false;
 		}
-		str_append(out, v);
+		if (pc->kind == SQLCF_TEXT || escape == NULL)
+			str_append(out, v);
+		else
+			escape(out, v);
 	}
 	return true;
+}
+
+bool sqlcf_expand(const struct sqlcf_template *t, const struct sqlcf_addr *key,
+                  const struct sqlcf_addr *value, str_t *out)
+{
+	return sqlcf_expand_escaped(t, key, value, NULL, out);
 }

@@ -64,6 +64,11 @@ void sqlcf_query_free(struct sqlcf_query *q);
 /* Compile result_format. -1 with a message for an unknown %x. */
 int sqlcf_compile_result(const char *text, struct sqlcf_template *t, unsigned *need,
                          unsigned *labels, str_t *error);
+/* Compile a template expanded from the key only (%s %u %d %1..%9 %S %U
+ * %D %%), such as the ldap: table's query_filter and search_base; what
+ * names it in messages. -1 with a message for an unknown %x. */
+int sqlcf_compile_key_template(const char *text, const char *what, struct sqlcf_template *t,
+                               unsigned *need, unsigned *labels, str_t *error);
 void sqlcf_template_free(struct sqlcf_template *t);
 
 /* The parts of a key or value: local part and domain split at the last
@@ -79,6 +84,11 @@ struct sqlcf_addr {
  * a part the template needs is missing (nothing appended then). */
 bool sqlcf_expand(const struct sqlcf_template *t, const struct sqlcf_addr *key,
                   const struct sqlcf_addr *value, str_t *out);
+/* The same, every expanded part (not the template's own text) appended
+ * through escape (an LDAP filter's RFC 4515 escaping); NULL: as is. */
+bool sqlcf_expand_escaped(const struct sqlcf_template *t, const struct sqlcf_addr *key,
+                          const struct sqlcf_addr *value,
+                          void (*escape)(str_t *out, const char *text), str_t *out);
 void sqlcf_addr_init(struct sqlcf_addr *a, const char *s);
 void sqlcf_addr_free(struct sqlcf_addr *a);
 /* The n-th label of a's domain from the right (1..9), its local part (or

@@ -25,21 +25,11 @@
 /* The registry: every table type postern knows. Database and directory
  * backends are added under the guards of table_backends.h. */
 static const struct table_backend *const backends[] = {
-        &table_backend_static,
-        &table_backend_inline,
-        &table_backend_texthash,
-        &table_backend_cidr,
-        &table_backend_regexp,
-        &table_backend_pcre,
-        &table_backend_hash,
-        &table_backend_btree,
-        &table_backend_lmdb,
-        &table_backend_cdb,
-        &table_backend_unionmap,
-        &table_backend_pipemap,
-        &table_backend_unix,
-        &table_backend_socketmap,
-        &table_backend_tcp,
+        &table_backend_static, &table_backend_inline,    &table_backend_texthash,
+        &table_backend_cidr,   &table_backend_regexp,    &table_backend_pcre,
+        &table_backend_hash,   &table_backend_btree,     &table_backend_lmdb,
+        &table_backend_cdb,    &table_backend_unionmap,  &table_backend_pipemap,
+        &table_backend_unix,   &table_backend_socketmap, &table_backend_tcp,
 #if HAVE_SQLITE
         &table_backend_sqlite,
 #endif
@@ -49,7 +39,9 @@ static const struct table_backend *const backends[] = {
 #if HAVE_PGSQL
         &table_backend_pgsql,
 #endif
-        /* #if HAVE_LDAP   &table_backend_ldap,   #endif */
+#if HAVE_LDAP
+        &table_backend_ldap,
+#endif
         &table_backend_db,
 };
 
@@ -62,6 +54,7 @@ void table_result_init(struct table_result *r)
 	r->status = TABLE_NOTFOUND;
 	str_init(&r->value);
 	str_init(&r->error);
+	str_init(&r->source);
 	r->stale = false;
 }
 
@@ -69,6 +62,7 @@ void table_result_free(struct table_result *r)
 {
 	str_free(&r->value);
 	str_free(&r->error);
+	str_free(&r->source);
 	r->status = TABLE_NOTFOUND;
 	r->stale = false;
 }
@@ -78,6 +72,7 @@ void table_result_reset(struct table_result *r)
 	r->status = TABLE_NOTFOUND;
 	str_reset(&r->value);
 	str_reset(&r->error);
+	str_reset(&r->source);
 	r->stale = false;
 }
 
@@ -223,8 +218,9 @@ void table_lookup_n(struct table *t, const char *key, size_t len, struct table_r
 
 		switch (r->status) {
 		case TABLE_FOUND:
-			log_debug(2, "lookup %s in %s: found \"%s\" (%ld ms)", key, t->spec,
-			          str_c(&r->value), ms);
+			log_debug(2, "lookup %s in %s: found \"%s\"%s%s%s (%ld ms)", key, t->spec,
+			          str_c(&r->value), r->source.len > 0 ? " from \"" : "",
+			          str_c(&r->source), r->source.len > 0 ? "\"" : "", ms);
 			break;
 		case TABLE_NOTFOUND:
 			log_debug(2, "lookup %s in %s: not found (%ld ms)", key, t->spec, ms);

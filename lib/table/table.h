@@ -49,6 +49,9 @@ struct table_result {
 	enum table_status status;
 	str_t value; /* TABLE_FOUND: the value (several results joined by ",") */
 	str_t error; /* TABLE_TEMPFAIL: why, naming the table and the server */
+	/* TABLE_FOUND, when the backend can tell: where the answer came from
+	 * (ldap: the DN of the entry), for `postern trace`; else empty. */
+	str_t source;
 	/* The cache's last known answer, given because the backend failed
 	 * (error: why). A stale TABLE_NOTFOUND is no proof: a caller must
 	 * not refuse or bounce on it (table_cache.h). */
@@ -118,6 +121,7 @@ void table_close(struct table **tp);
  * are allowed, as in Postfix's multi-line header matching.
  * The trace line (log_debug level 2) reads
  *   lookup KEY in TYPE:NAME: found "VALUE" (N ms)
+ *   lookup KEY in TYPE:NAME: found "VALUE" from "SOURCE" (N ms)   (ldap: the DN)
  *   lookup KEY in TYPE:NAME: not found (N ms)
  *   lookup KEY in TYPE:NAME: temporary failure: WHY (N ms)
  * and for a refused key "not found (key too long) (0 ms)" with at most

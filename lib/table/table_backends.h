@@ -40,6 +40,9 @@ extern const struct table_backend table_backend_mysql; /* table_mysql.c */
 #if HAVE_PGSQL
 extern const struct table_backend table_backend_pgsql; /* table_pgsql.c */
 #endif
+#if HAVE_LDAP
+extern const struct table_backend table_backend_ldap; /* table_ldap.c */
+#endif
 /* postern's own schema (db:domains, db:aliases, ...): built with every
  * database; a database compiled out fails at lookup time, naming it. */
 extern const struct table_backend table_backend_db; /* table_db.c */

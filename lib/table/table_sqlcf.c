@@ -26,6 +26,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "conf/config.h"
+#include "table/table_cf.h"
 #include "table/table_file.h"
 
 /* Rows fetched when expansion_limit is 0: a lookup answering more is a
@@ -66,97 +67,23 @@ static const char *const pgsql_params[] = {
         "idle_interval", "retry_interval", "select_function", NULL,
 };
 
-static bool in_list(const char *const *list, const char *name)
-{
-	for (; *list != NULL; list++)
-		if (strcmp(*list, name) == 0)
-			return true;
-	return false;
-}
-
 static const char *type_name(enum sql_type type)
 {
 	return type == SQL_SQLITE ? "sqlite" : type == SQL_MYSQL ? "mysql" : "pgsql";
 }
 
-/* Reading state: the parsed file and where problems go. */
-struct cfread {
-	struct config *cfg;
-	str_t *error;
-	int errors;
-};
-
-static const char *get(struct cfread *r, const char *name)
-{
-	return config_is_set(r->cfg, name) ? config_raw(r->cfg, name) : NULL;
-}
-
-static void bad_value(struct cfread *r, const char *name, const char *expected)
-{
-	if (r->errors++ > 0)
-		str_append(r->error, "; ");
-	str_appendf(r->error, "%s: bad value for %s: \"%s\": expected %s",
-	            config_where(r->cfg, name), name, get(r, name), expected);
-}
-
-/* A parameter whose value is wrong for a reason told in why. */
-static void bad_param(struct cfread *r, const char *name, const char *why)
-{
-	if (r->errors++ > 0)
-		str_append(r->error, "; ");
-	str_appendf(r->error, "%s: %s", config_where(r->cfg, name), why);
-}
-
-static unsigned get_uint(struct cfread *r, const char *name, unsigned def, unsigned max)
-{
-	const char *v = get(r, name);
-	uint64_t n;
-
-	if (v == NULL)
-		return def;
-	if (parse_uint64(v, 0, max, &n) < 0) {
-		char *what = xasprintf("a whole number from 0 to %u", max);
-
-		bad_value(r, name, what);
-		free(what);
-		return def;
-	}
-	return (unsigned)n;
-}
-
-static bool get_bool(struct cfread *r, const char *name, bool def)
-{
-	const char *v = get(r, name);
-	bool b;
-
-	if (v == NULL)
-		return def;
-	if (parse_bool(v, &b) < 0) {
-		bad_value(r, name, "yes or no");
-		return def;
-	}
-	return b;
-}
-
-static char *get_dup(struct cfread *r, const char *name)
-{
-	const char *v = get(r, name);
-
-	return v != NULL && v[0] != '\0' ? xstrdup(v) : NULL;
-}
-
 /* Add one element of the domain list; files are read (depth 0 only). */
-static int add_domain(struct sqlcf *cf, const char *elem, const struct table_open_context *ctx,
-                      int depth, str_t *error);
+static int add_domain(struct sqlcf_domain_list *l, const char *elem,
+                      const struct table_open_context *ctx, int depth, str_t *error);
 
-static int add_domain_file(struct sqlcf *cf, const char *path, const struct table_open_context *ctx,
-                           str_t *error)
+static int add_domain_file(struct sqlcf_domain_list *l, const char *path,
+                           const struct table_open_context *ctx, str_t *error)
 {
 	str_t text;
 	int ret = 0;
 
 	str_init(&text);
-	if (fs_read_file(path, SQLCF_FILE_MAX, &text, error) < 0) {
+	if (fs_read_file(path, TABLE_CF_FILE_MAX, &text, error) < 0) {
 		str_free(&text);
 		return -1;
 	}
@@ -176,7 +103,7 @@ static int add_domain_file(struct sqlcf *cf, const char *path, const struct tabl
 			ret = -1;
 		}
 		for (size_t i = 0; ret == 0 && i < words.n; i++)
-			ret = add_domain(cf, words.v[i], ctx, 1, error);
+			ret = add_domain(l, words.v[i], ctx, 1, error);
 		strv_free(&words);
 		free(line);
 	}
@@ -184,8 +111,8 @@ static int add_domain_file(struct sqlcf *cf, const char *path, const struct tabl
 	return ret;
 }
 
-static int add_domain(struct sqlcf *cf, const char *elem, const struct table_open_context *ctx,
-                      int depth, str_t *error)
+static int add_domain(struct sqlcf_domain_list *l, const char *elem,
+                      const struct table_open_context *ctx, int depth, str_t *error)
 {
 	struct sqlcf_domain d = {NULL, NULL, false};
 
@@ -202,7 +129,7 @@ static int add_domain(struct sqlcf *cf, const char *elem, const struct table_ope
 			str_appendf(error, "domain: file \"%s\" not allowed here", elem);
 			return -1;
 		}
-		return add_domain_file(cf, elem, ctx, error);
+		return add_domain_file(l, elem, ctx, error);
 	}
 	if (strchr(elem, ':') != NULL) {
 		str_t why;
@@ -224,107 +151,130 @@ static int add_domain(struct sqlcf *cf, const char *elem, const struct table_ope
 		d.name = str_steal(&name);
 		str_free(&name);
 	}
-	cf->domains = xreallocarray(cf->domains, cf->ndomains + 1, sizeof(*cf->domains));
-	cf->domains[cf->ndomains++] = d;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = d;
 	return 0;
+}
+
+int sqlcf_domains_parse(struct sqlcf_domain_list *l, const char *value,
+                        const struct table_open_context *ctx, str_t *error)
+{
+	strv_t elems = STRV_INIT;
+	int ret;
+
+	/* Split like a table list, so "inline:{ a=b, c=d }" is one element. */
+	ret = table_list_split(&elems, value, error);
+	for (size_t i = 0; ret == 0 && i < elems.n; i++)
+		ret = add_domain(l, elems.v[i], ctx, 0, error);
+	strv_free(&elems);
+	return ret;
+}
+
+void sqlcf_domains_free(struct sqlcf_domain_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		table_close(&l->v[i].table);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 /* The query text from query, select_function (pgsql) or the legacy
  * fields (Postfix db_common_sql_build_query). Caller frees. */
-static char *query_text(struct cfread *r, enum sql_type type)
+static char *query_text(struct table_cf *r, enum sql_type type)
 {
 	const char *table, *select_field, *where_field, *extra;
 
-	if (get(r, "query") != NULL)
-		return xstrdup(get(r, "query"));
-	if (type == SQL_PGSQL && get(r, "select_function") != NULL)
-		return xasprintf("SELECT %s('%%s')", get(r, "select_function"));
-	table = get(r, "table");
-	select_field = get(r, "select_field");
-	where_field = get(r, "where_field");
-	extra = get(r, "additional_conditions");
+	if (table_cf_get(r, "query") != NULL)
+		return xstrdup(table_cf_get(r, "query"));
+	if (type == SQL_PGSQL && table_cf_get(r, "select_function") != NULL)
+		return xasprintf("SELECT %s('%%s')", table_cf_get(r, "select_function"));
+	table = table_cf_get(r, "table");
+	select_field = table_cf_get(r, "select_field");
+	where_field = table_cf_get(r, "where_field");
+	extra = table_cf_get(r, "additional_conditions");
 	if (table == NULL && select_field == NULL && where_field == NULL) {
-		if (r->errors++ > 0)
-			str_append(r->error, "; ");
-		str_append(r->error, "no query: set query = SELECT ... WHERE ... = '%s'");
+		table_cf_problem(r, "no query: set query = SELECT ... WHERE ... = '%s'");
 		return NULL;
 	}
 	if (table == NULL || select_field == NULL || where_field == NULL) {
-		if (r->errors++ > 0)
-			str_append(r->error, "; ");
-		str_appendf(r->error,
-		            "without query, table, select_field and where_field are all "
-		            "needed (missing: %s%s%s)",
-		            table == NULL ? "table " : "",
-		            select_field == NULL ? "select_field " : "",
-		            where_field == NULL ? "where_field" : "");
+		char *why = xasprintf("without query, table, select_field and where_field are all "
+		                      "needed (missing: %s%s%s)",
+		                      table == NULL ? "table " : "",
+		                      select_field == NULL ? "select_field " : "",
+		                      where_field == NULL ? "where_field" : "");
+
+		table_cf_problem(r, why);
+		free(why);
 		return NULL;
 	}
 	return xasprintf("SELECT %s FROM %s WHERE %s='%%s' %s", select_field, table, where_field,
 	                 extra != NULL ? extra : "");
 }
 
-static void read_settings(struct sqlcf *cf, struct cfread *r, enum sql_type type,
+static void read_settings(struct sqlcf *cf, struct table_cf *r, enum sql_type type,
                           const struct table_open_context *ctx)
 {
 	struct sql_settings *s = &cf->settings;
 
 	s->type = type;
-	s->connect_timeout = get_uint(r, "connect_timeout", SQLCF_CONNECT_TIMEOUT, 3600);
-	s->query_timeout = get_uint(r, "query_timeout", SQLCF_QUERY_TIMEOUT, 3600);
+	s->connect_timeout = table_cf_uint(r, "connect_timeout", SQLCF_CONNECT_TIMEOUT, 3600);
+	s->query_timeout = table_cf_uint(r, "query_timeout", SQLCF_QUERY_TIMEOUT, 3600);
 	if (type == SQL_SQLITE) {
-		const char *mode = get(r, "statement_mode");
-		char *dbpath = get_dup(r, "dbpath");
+		const char *mode = table_cf_get(r, "statement_mode");
+		char *dbpath = table_cf_dup(r, "dbpath");
 
 		/* Both modes give what "prepared" means: postern always binds. */
 		if (mode != NULL && strcmp(mode, "legacy") != 0 && strcmp(mode, "prepared") != 0)
-			bad_value(r, "statement_mode", "legacy or prepared");
+			table_cf_bad_value(r, "statement_mode", "legacy or prepared");
 		if (dbpath == NULL) {
-			if (r->errors++ > 0)
-				str_append(r->error, "; ");
-			str_append(r->error, "no dbpath: set dbpath = /path/to/file.db");
+			table_cf_problem(r, "no dbpath: set dbpath = /path/to/file.db");
 			return;
 		}
 		s->dbname = table_file_path(dbpath, ctx);
 		free(dbpath);
 		return;
 	}
-	if (get(r, "hosts") != NULL) {
+	if (table_cf_get(r, "hosts") != NULL) {
 		const char *why = NULL;
 
-		if (strv_split_list(&s->hosts, get(r, "hosts"), &why) < 0)
-			bad_param(r, "hosts", why);
+		if (strv_split_list(&s->hosts, table_cf_get(r, "hosts"), &why) < 0)
+			table_cf_bad_param(r, "hosts", why);
 		for (size_t i = 0; i < s->hosts.n; i++) {
 			str_t herr;
 
 			str_init(&herr);
 			if (sql_host_check(type, s->hosts.v[i], &herr) < 0)
-				bad_param(r, "hosts", str_c(&herr));
+				table_cf_bad_param(r, "hosts", str_c(&herr));
 			str_free(&herr);
 		}
 	}
 	if (s->hosts.n == 0)
 		strv_add(&s->hosts, "localhost");
-	s->user = get_dup(r, "user");
-	s->password = get(r, "password") != NULL ? xstrdup(get(r, "password")) : NULL;
-	s->dbname = get_dup(r, "dbname");
-	s->idle_interval = get_uint(r, "idle_interval", 60, 86400 * 365);
-	s->retry_interval = get_uint(r, "retry_interval", 60, 86400 * 365);
+	s->user = table_cf_dup(r, "user");
+	s->password =
+	        table_cf_get(r, "password") != NULL ? xstrdup(table_cf_get(r, "password")) : NULL;
+	s->dbname = table_cf_dup(r, "dbname");
+	s->idle_interval = table_cf_uint(r, "idle_interval", 60, 86400 * 365);
+	s->retry_interval = table_cf_uint(r, "retry_interval", 60, 86400 * 365);
 	if (type == SQL_MYSQL) {
-		s->charset = get_dup(r, "charset");
-		s->option_file = get_dup(r, "option_file");
+		s->charset = table_cf_dup(r, "charset");
+		s->option_file = table_cf_dup(r, "option_file");
 		/* Postfix 3.2 and later read the [client] group by default;
 		 * "option_group =" (empty) turns that off. */
-		s->option_group = get(r, "option_group") != NULL ? get_dup(r, "option_group")
-		                                                 : xstrdup("client");
-		s->tls_cert_file = get_dup(r, "tls_cert_file");
-		s->tls_key_file = get_dup(r, "tls_key_file");
-		s->tls_ca_file = get_dup(r, "tls_CAfile");
-		s->tls_ca_path = get_dup(r, "tls_CApath");
-		s->tls_ciphers = get_dup(r, "tls_ciphers");
-		s->tls_verify_cert = get_bool(r, "tls_verify_cert", false);
+		s->option_group = table_cf_get(r, "option_group") != NULL
+		                          ? table_cf_dup(r, "option_group")
+		                          : xstrdup("client");
+		s->tls_cert_file = table_cf_dup(r, "tls_cert_file");
+		s->tls_key_file = table_cf_dup(r, "tls_key_file");
+		s->tls_ca_file = table_cf_dup(r, "tls_CAfile");
+		s->tls_ca_path = table_cf_dup(r, "tls_CApath");
+		s->tls_ciphers = table_cf_dup(r, "tls_ciphers");
+		s->tls_verify_cert = table_cf_bool(r, "tls_verify_cert", false);
 	} else {
-		s->charset = get_dup(r, "encoding");
+		s->charset = table_cf_dup(r, "encoding");
 	}
 	if (s->dbname == NULL) {
 		bool all_uri = type == SQL_PGSQL;
@@ -333,9 +283,7 @@ static void read_settings(struct sqlcf *cf, struct cfread *r, enum sql_type type
 			if (strncmp(s->hosts.v[i], "postgres", 8) != 0)
 				all_uri = false;
 		if (!all_uri) {
-			if (r->errors++ > 0)
-				str_append(r->error, "; ");
-			str_append(r->error, "no dbname: set dbname = the database name");
+			table_cf_problem(r, "no dbname: set dbname = the database name");
 		}
 	}
 }
@@ -346,65 +294,43 @@ int sqlcf_open(struct sqlcf *cf, enum sql_type type, const char *name,
 	const char *const *type_params = type == SQL_SQLITE  ? sqlite_params
 	                                 : type == SQL_MYSQL ? mysql_params
 	                                                     : pgsql_params;
-	strv_t errors = STRV_INIT, names = STRV_INIT;
-	struct cfread r = {NULL, error, 0};
-	str_t text, why;
+	const char *const *const known[] = {common_params, type_params, NULL};
+	const char *format;
+	struct table_cf r;
+	str_t why;
 	char *query = NULL;
 	int ret = -1;
 
 	memset(cf, 0, sizeof(*cf));
-	str_init(&text);
+	if (table_cf_open(&r, type_name(type), name, known, ctx, error) < 0)
+		return -1;
 	str_init(&why);
-	cf->path = table_file_path(name, ctx);
-	if (fs_read_file(cf->path, SQLCF_FILE_MAX, &text, error) < 0)
-		goto out;
-	if (config_parse_text(str_c(&text), text.len, cf->path,
-	                      ctx != NULL && ctx->config_dir != NULL ? ctx->config_dir : ".",
-	                      &r.cfg, &errors) < 0) {
-		for (size_t i = 0; i < errors.n; i++)
-			str_appendf(error, "%s%s", i > 0 ? "; " : "", errors.v[i]);
-		goto out;
-	}
-	config_set_names(r.cfg, &names);
-	for (size_t i = 0; i < names.n; i++)
-		if (!in_list(common_params, names.v[i]) && !in_list(type_params, names.v[i]))
-			log_warning("%s: unknown %s table parameter \"%s\" (ignored)",
-			            config_where(r.cfg, names.v[i]), type_name(type), names.v[i]);
-
+	cf->path = xstrdup(r.path);
 	read_settings(cf, &r, type, ctx);
-	cf->expansion_limit = get_uint(&r, "expansion_limit", 0, 1000000);
+	cf->expansion_limit = table_cf_uint(&r, "expansion_limit", 0, 1000000);
 	/* mysql_table(5) only; the other types always want a result set. */
 	cf->require_result_set =
-	        type == SQL_MYSQL ? get_bool(&r, "require_result_set", true) : true;
+	        type == SQL_MYSQL ? table_cf_bool(&r, "require_result_set", true) : true;
 	query = query_text(&r, type);
 	if (query != NULL && sqlcf_compile_query(type, query, &cf->query, &why) < 0)
-		bad_param(&r, get(&r, "query") != NULL ? "query" : "table", str_c(&why));
+		table_cf_bad_param(&r, table_cf_get(&r, "query") != NULL ? "query" : "table",
+		                   str_c(&why));
 	str_reset(&why);
-	if (sqlcf_compile_result(get(&r, "result_format") != NULL ? get(&r, "result_format") : "%s",
-	                         &cf->result, &cf->need, &cf->labels, &why) < 0)
-		bad_param(&r, "result_format", str_c(&why));
+	format = table_cf_get(&r, "result_format");
+	if (sqlcf_compile_result(format != NULL ? format : "%s", &cf->result, &cf->need,
+	                         &cf->labels, &why) < 0)
+		table_cf_bad_param(&r, "result_format", str_c(&why));
 	cf->need |= cf->query.need;
 	if (cf->labels < cf->query.labels)
 		cf->labels = cf->query.labels;
-	if (r.errors == 0 && get(&r, "domain") != NULL) {
-		strv_t elems = STRV_INIT;
-
-		/* Split like a table list, so "inline:{ a=b, c=d }" is one element. */
+	if (r.errors == 0 && table_cf_get(&r, "domain") != NULL) {
 		str_reset(&why);
-		if (table_list_split(&elems, get(&r, "domain"), &why) < 0)
-			bad_param(&r, "domain", str_c(&why));
-		for (size_t i = 0; r.errors == 0 && i < elems.n; i++)
-			if (add_domain(cf, elems.v[i], ctx, 0, &why) < 0)
-				bad_param(&r, "domain", str_c(&why));
-		strv_free(&elems);
+		if (sqlcf_domains_parse(&cf->domains, table_cf_get(&r, "domain"), ctx, &why) < 0)
+			table_cf_bad_param(&r, "domain", str_c(&why));
 	}
 	ret = r.errors == 0 ? 0 : -1;
-out:
 	free(query);
-	strv_free(&errors);
-	strv_free(&names);
-	config_destroy(&r.cfg);
-	str_free(&text);
+	table_cf_close(&r);
 	str_free(&why);
 	return ret;
 }
@@ -415,11 +341,7 @@ void sqlcf_free(struct sqlcf *cf)
 	sql_settings_free(&cf->settings);
 	sqlcf_query_free(&cf->query);
 	sqlcf_template_free(&cf->result);
-	for (size_t i = 0; i < cf->ndomains; i++) {
-		free(cf->domains[i].name);
-		table_close(&cf->domains[i].table);
-	}
-	free(cf->domains);
+	sqlcf_domains_free(&cf->domains);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -427,11 +349,11 @@ void sqlcf_free(struct sqlcf *cf)
 
 /* 1 when domain is in the domain list, 0 when not, -1 (r set to a
  * temporary failure) when a domain table failed. */
-static int domain_match(struct sqlcf *cf, const char *spec, const char *domain,
+static int domain_match(const struct sqlcf_domain_list *l, const char *spec, const char *domain,
                         struct table_result *r)
 {
-	for (size_t i = 0; i < cf->ndomains; i++) {
-		const struct sqlcf_domain *d = &cf->domains[i];
+	for (size_t i = 0; i < l->n; i++) {
+		const struct sqlcf_domain *d = &l->v[i];
 		bool hit;
 
 		if (d->name != NULL) {
@@ -459,26 +381,26 @@ static int domain_match(struct sqlcf *cf, const char *spec, const char *domain,
 
 /* Can key be looked up at all (Postfix db_common_check_domain and the
  * template checks of db_common_expand)? 1 yes, 0 no, -1 r set. */
-static int key_eligible(struct sqlcf *cf, const char *spec, const struct sqlcf_addr *k,
-                        struct table_result *r)
+int sqlcf_key_eligible(const struct sqlcf_domain_list *l, unsigned need, unsigned labels,
+                       const char *spec, const struct sqlcf_addr *k, struct table_result *r)
 {
 	if (k->whole[0] == '\0')
 		return 0;
-	if (cf->ndomains > 0) {
+	if (l->n > 0) {
 		/* Only user@domain with a non-empty local part: "user",
 		 * "@domain" and bare domains are not looked up. */
 		if (k->domain == NULL || k->user[0] == '\0')
 			return 0;
-		int m = domain_match(cf, spec, k->domain, r);
+		int m = domain_match(l, spec, k->domain, r);
 
 		if (m <= 0)
 			return m;
 	}
-	if ((cf->need & SQLCF_NEED_KEY_USER) && sqlcf_addr_user(k) == NULL)
+	if ((need & SQLCF_NEED_KEY_USER) && sqlcf_addr_user(k) == NULL)
 		return 0;
-	if ((cf->need & SQLCF_NEED_KEY_DOMAIN) && sqlcf_addr_domain(k) == NULL)
+	if ((need & SQLCF_NEED_KEY_DOMAIN) && sqlcf_addr_domain(k) == NULL)
 		return 0;
-	for (unsigned i = 1; i <= cf->labels; i++)
+	for (unsigned i = 1; i <= labels; i++)
 		if (sqlcf_addr_label(k, i) == NULL)
 			return 0;
 	return 1;
@@ -506,7 +428,7 @@ void sqlcf_lookup(struct sqlcf *cf, struct sql_conn *conn, const char *spec, con
 	sqlcf_addr_init(&k, key);
 	str_init(&error);
 	memset(&res, 0, sizeof(res));
-	ok = key_eligible(cf, spec, &k, r);
+	ok = sqlcf_key_eligible(&cf->domains, cf->need, cf->labels, spec, &k, r);
 	if (ok <= 0)
 		goto out;
 	if (cf->query.nparams > 0) {

@@ -39,15 +39,30 @@
 /* Defaults for what the Postfix manuals leave to the client library. */
 #define SQLCF_CONNECT_TIMEOUT 10 /* seconds */
 #define SQLCF_QUERY_TIMEOUT 30 /* seconds */
-/* Longest .cf file read. */
-#define SQLCF_FILE_MAX (1024 * 1024)
-
 /* One element of the `domain` list. */
 struct sqlcf_domain {
 	char *name; /* literal domain (lower case), or NULL */
 	struct table *table; /* "type:table" element, or NULL */
 	bool negate; /* "!element" */
 };
+
+/* The `domain` list: only keys in these domains are looked up. */
+struct sqlcf_domain_list {
+	struct sqlcf_domain *v;
+	size_t n;
+};
+
+/* Parse a `domain` value (names, "type:table" elements, one /file level,
+ * "!negation"). -1 with a message. Shared with the ldap: table. */
+int sqlcf_domains_parse(struct sqlcf_domain_list *l, const char *value,
+                        const struct table_open_context *ctx, str_t *error);
+void sqlcf_domains_free(struct sqlcf_domain_list *l);
+/* Can key k be looked up at all (Postfix db_common_check_domain and the
+ * template checks of db_common_expand: a domain list, and need/labels of
+ * the templates)? 1 yes, 0 no, -1 r set to a temporary failure of a
+ * domain table (spec names the table in it). */
+int sqlcf_key_eligible(const struct sqlcf_domain_list *l, unsigned need, unsigned labels,
+                       const char *spec, const struct sqlcf_addr *k, struct table_result *r);
 
 /* Everything a .cf file says. */
 struct sqlcf {
@@ -57,8 +72,7 @@ struct sqlcf {
 	struct sqlcf_template result;
 	unsigned need; /* of query and result_format together */
 	unsigned labels; /* highest %N of both */
-	struct sqlcf_domain *domains;
-	size_t ndomains;
+	struct sqlcf_domain_list domains;
 	uint64_t expansion_limit; /* 0 = none */
 	bool require_result_set;
 };

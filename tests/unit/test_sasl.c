@@ -49,7 +49,7 @@ static void test_bad_settings(void **state)
 	e = create_error("smtpd_sasl_type = sasldb\n");
 	assert_non_null(strstr(e, "smtpd_sasl_type"));
 	assert_non_null(strstr(e, "\"sasldb\""));
-	assert_non_null(strstr(e, "expected postern, cyrus or dovecot"));
+	assert_non_null(strstr(e, "expected postern, cyrus, dovecot or ldap"));
 	assert_non_null(strstr(e, "main.cf, line 1"));
 	free(e);
 	e = create_error("smtpd_sasl_security_options = noanonymous, noplain\n");
