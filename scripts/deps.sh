@@ -47,6 +47,10 @@ mariadb-client    # mariadb CLI used by fixtures
 postgresql        # private PostgreSQL instances (initdb, postgres)
 slapd             # private OpenLDAP instances
 ldap-utils        # ldapadd/ldapsearch used by fixtures
+python3-ldap      # test_ldap_directory.py: python-ldap's schema parser compares ldap/*.schema with ldap/*.ldif
+samba             # a real Active Directory DC for the ldap: tests (harness/samba_ad.py:
+                  # samba-tool domain provision into a temp dir, samba on 127.0.0.1)
+samba-dsdb-modules # the AD directory database modules samba's DC role loads
 dovecot-imapd     # Dovecot reads what postern delivers, over IMAP
 dovecot-lmtpd     # LMTP delivery tests
 dovecot-sqlite    # Dovecot's SQL passdb/userdb on postern's database (conf/dovecot)

@@ -2,8 +2,10 @@
 
 Session-scoped servers (started lazily, on the first test that asks for
 them, and stopped by PID when the session ends): `mariadb`, `postgres`,
-`slapd`, `dovecot`.  Their temp dirs are removed at the end unless a test
-failed, in which case the paths are printed so the logs can be read.
+`slapd`, `slapd_ad`, `slapd_openldap`, `samba_ad` (and `ad_directory`,
+either AD-shaped one), `dovecot`.  Their temp dirs are removed at the end
+unless a test failed, in which case the paths are printed so the logs can
+be read.
 
 Also `postern_build` (the build dir holding bin/postern), `postern`
 (runs bin/postern with a timeout), `owner_tmp_path` (a temp dir that
@@ -56,6 +58,44 @@ def postgres(request):
 def slapd(request):
     """slapd: uri, base, bind_dn, bind_pw, user_dn, user_mail; ldapadd()."""
     return _server_fixture(request, Slapd())
+
+
+@pytest.fixture(scope="session")
+def slapd_ad(request):
+    """slapd in Active Directory shape: ldap/ad-test.ldif and
+    ldap/sample-ad.ldif (harness/slapd.py). uri, base, service_dn,
+    service_pw, users {name: SampleUser(.dn .mail .addresses .password
+    .upn)}, groups {name: dn}, tls_ca, ldaps_uri; disable_user(name),
+    enable_user(name), disabled(name), stop(), relaunch(), stopped(),
+    write_cf(name, dir), search(), can_bind()."""
+    return _server_fixture(request, Slapd(sample="ad"))
+
+
+@pytest.fixture(scope="session")
+def slapd_openldap(request):
+    """slapd with postern.ldif and ldap/sample-openldap.ldif (plain
+    OpenLDAP shape); the same attributes and helpers as slapd_ad."""
+    return _server_fixture(request, Slapd(sample="openldap"))
+
+
+@pytest.fixture(scope="session")
+def samba_ad(request):
+    """A Samba AD DC on 127.0.0.1:389 with ldap/samba-sample.ldif
+    (harness/samba_ad.py); the same attributes and helpers as slapd_ad,
+    plus timings, realm, set_password(). Fails (not skips) with the reason
+    when Samba cannot run, e.g. port 389 taken."""
+    from harness.samba_ad import SambaAD, unavailable
+    why = unavailable()
+    if why:
+        pytest.fail(f"samba_ad: {why}", pytrace=False)
+    return _server_fixture(request, SambaAD())
+
+
+@pytest.fixture(scope="session", params=["slapd_ad", "samba_ad"], ids=["slapd", "samba"])
+def ad_directory(request):
+    """slapd_ad, then samba_ad: one test body against both AD-shaped
+    directories (see slapd_ad for the attributes)."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="session")
