@@ -112,6 +112,23 @@ static void check_table_files(struct config *cfg, const char *config_dir, strv_t
 	}
 }
 
+/* smtpd_sasl_type = ldap: smtpd_sasl_path is an ldap .cf file holding
+ * the service account's password. */
+static void check_sasl_ldap_file(struct config *cfg, const char *config_dir, strv_t *errors,
+                                 strv_t *warnings)
+{
+	const char *type, *path, *why;
+	char *full;
+
+	if (config_expand(cfg, "smtpd_sasl_type", &type, &why) < 0 || strcmp(type, "ldap") != 0 ||
+	    config_expand(cfg, "smtpd_sasl_path", &path, &why) < 0)
+		return;
+	full = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", config_dir, path);
+	check_secret_file(full, config_where(cfg, "smtpd_sasl_path"), "ldap file", errors,
+	                  warnings);
+	free(full);
+}
+
 /* The password files of both database accounts (db.h); the read one only
  * when it is another file (by default it is the same). */
 /* Postfix's local(8) refuses to start when mailbox_size_limit (not 0) is
@@ -473,6 +490,7 @@ int confcheck_run(const char *config_dir, strv_t *errors, strv_t *warnings)
 	config_not_yet_warnings(cfg, warnings);
 	mastercf_not_yet_warnings(cfg, mc, warnings);
 	check_table_files(cfg, config_dir, errors, warnings);
+	check_sasl_ldap_file(cfg, config_dir, errors, warnings);
 	check_tables(cfg, config_dir, errors, warnings);
 	restrict_config_check(cfg, errors);
 	confcheck_tls(cfg, mc, errors, warnings);

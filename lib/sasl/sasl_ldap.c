@@ -8,8 +8,11 @@
  * pasted from raw input), for exactly one entry; then a new connection
  * binds as that entry's DN with the password given. AD logins work in
  * either style through the filter, e.g.
- *   (&(objectClass=user)(|(userPrincipalName=%s)(sAMAccountName=%u))
+ *   (&(objectClass=user)(mail=*)
+ *     (|(userPrincipalName=%s)(sAMAccountName=%s)(mail=%s))
  *     (!(userAccountControl:1.2.840.113556.1.4.803:=2)))
+ * (ldap/ad-auth.cf: sAMAccountName with %s, not %u, so "alice@elsewhere"
+ * cannot log in as alice).
  * The authenticated name is the entry's first result_attribute value when
  * the file names one (result_attribute = mail: the mail address, whatever
  * the login style), else the login, lower-cased.

@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "conf/config.h"
 #include "table/table.h"
 #include "table/table_cf.h"
 #include "table/table_file.h"
@@ -293,23 +294,24 @@ static void read_connection(struct ldap_cf *cf, struct table_cf *r)
 	 * applied (it would print to standard error of a daemon). */
 	if (table_cf_uint(r, "debuglevel", 0, 65535) != 0)
 		log_warning("%s: debuglevel is not implemented: libldap's debug output is not "
-		            "enabled (use slapd's log instead)",
-		            r->path);
+		            "enabled (use the directory server's log instead)",
+		            config_where(r->cfg, "debuglevel"));
 	for (const char *const *p = (const char *const[]){"sasl_mechs", "sasl_realm",
 	                                                  "sasl_authz_id", "sasl_minssf", NULL};
 	     *p != NULL; p++)
 		if (table_cf_get(r, *p) != NULL)
 			log_warning("%s: %s is not implemented (bind = sasl is not supported)",
-			            r->path, *p);
+			            config_where(r->cfg, *p), *p);
 	for (const char *const *p =
 	             (const char *const[]){"cache", "cache_expiry", "cache_size", NULL};
 	     *p != NULL; p++)
 		if (table_cf_get(r, *p) != NULL)
 			log_warning("%s: %s is obsolete and ignored (postern caches remote tables "
 			            "itself: table_cache_* in main.cf)",
-			            r->path, *p);
+			            config_where(r->cfg, *p), *p);
 	if (table_cf_get(r, "tls_random_file") != NULL)
-		log_warning("%s: tls_random_file is ignored (OpenSSL seeds itself)", r->path);
+		log_warning("%s: tls_random_file is ignored (OpenSSL seeds itself)",
+		            config_where(r->cfg, "tls_random_file"));
 }
 
 static void read_search(struct ldap_cf *cf, struct table_cf *r,
