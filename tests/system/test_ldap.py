@@ -300,3 +300,52 @@ def test_openldap_tree(slapd_openldap, postern_build, postern, pki):
         assert auth(ms, "PLAIN", alice.mail, "wrong") == 535
         r = ms.run("trace", alice.mail)
         assert "104857600 bytes" in r.stdout, r.stdout
+
+
+# The seed guide's "LDAP/Active Directory Authentication" table file, as
+# printed there.
+SEED_CF = """\
+server_host = ldap://dc.example.com
+search_base = dc=example,dc=com
+version = 3
+bind = yes
+bind_dn = cn=postfix,ou=service,dc=example,dc=com
+bind_pw = password123
+query_filter = (mail=%s)
+result_attribute = mail
+"""
+
+
+def test_seed_guide_table_file(slapd_openldap, postern, owner_tmp_path):
+    """The seed guide's ldap-users.cf and main.cf line load unchanged
+    (`postern check` is clean once the file is private), and the same file
+    with only the server and the service account changed answers."""
+    import grp
+    d = owner_tmp_path / "etc"
+    d.mkdir()
+    (d / "main.cf").write_text("virtual_mailbox_domains = example.com\n"
+                               f"virtual_mailbox_maps = ldap:{d}/ldap-users.cf\n"
+                               "smtpd_sasl_type = ldap\nsmtpd_sasl_path = ldap-users.cf\n")
+    (d / "master.cf").write_text("smtp inet n - n - - smtpd\n")
+    cf = d / "ldap-users.cf"
+    cf.write_text(SEED_CF)
+    os.chmod(cf, 0o644)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0, r.stderr
+    # The service password is in it: both uses are named.
+    assert f"table file {cf} is readable by other users" in r.stderr, r.stderr
+    assert f"ldap file {cf} is readable by other users" in r.stderr, r.stderr
+    os.chmod(cf, 0o640)
+    os.chown(cf, 0, grp.getgrnam("postern").gr_gid)
+    r = postern("check", "-c", d)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+    from harness.slapd import rewrite_cf
+    alice = slapd_openldap.users["alice"]
+    cf.write_text(rewrite_cf(SEED_CF, {"server_host": slapd_openldap.uri,
+                                       "bind_dn": slapd_openldap.service_dn,
+                                       "bind_pw": slapd_openldap.service_pw}))
+    r = postern("map", "query", alice.mail, f"ldap:{cf}")
+    assert r.returncode == 0 and r.stdout.strip() == alice.mail, r.stdout + r.stderr
+    r = postern("map", "query", "nobody@example.com", f"ldap:{cf}")
+    assert r.returncode == 1, r.stdout + r.stderr
