@@ -565,6 +565,22 @@ enum sasl_result sasl_password_step(struct sasl_session *sess, const char *mech,
 	return r;
 }
 
+void sasl_login_complete(struct sasl_session *sess, str_t *user)
+{
+	str_lower(user);
+	if (strchr(str_c(user), '@') == NULL && sess->srv->local_domain[0] != '\0') {
+		str_append_c(user, '@');
+		str_append(user, sess->srv->local_domain);
+	}
+}
+
+void sasl_login_failed(struct sasl_session *sess, const char *login, str_t *reason)
+{
+	free(sess->tried);
+	sess->tried = xstrdup(login);
+	str_append(reason, "authentication failure");
+}
+
 void sasl_password_session_free(struct sasl_session *sess)
 {
 	struct password_session *ps = sess->backend_data;

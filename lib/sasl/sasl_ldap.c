@@ -151,11 +151,7 @@ static enum sasl_result check(struct sasl_session *sess, str_t *user, const char
 	str_t dn, canonical, why, error;
 	int found;
 
-	str_lower(user);
-	if (strchr(str_c(user), '@') == NULL && sess->srv->local_domain[0] != '\0') {
-		str_append_c(user, '@');
-		str_append(user, sess->srv->local_domain);
-	}
+	sasl_login_complete(sess, user);
 	str_init(&dn);
 	str_init(&canonical);
 	str_init(&why);
@@ -187,9 +183,7 @@ static enum sasl_result check(struct sasl_session *sess, str_t *user, const char
 		sess->username = xstrdup(canonical.len > 0 ? str_c(&canonical) : str_c(user));
 	} else {
 		log_debug(1, "SASL authentication: %s: %s", str_c(user), str_c(&why));
-		free(sess->tried);
-		sess->tried = xstrdup(str_c(user));
-		str_append(reason, "authentication failure");
+		sasl_login_failed(sess, str_c(user), reason);
 	}
 out:
 	str_free(&dn);

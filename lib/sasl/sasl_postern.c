@@ -153,11 +153,7 @@ static enum sasl_result check(struct sasl_session *sess, str_t *user, const char
 	enum sasl_result r = SASL_FAIL;
 	str_t why;
 
-	str_lower(user);
-	if (strchr(str_c(user), '@') == NULL && sess->srv->local_domain[0] != '\0') {
-		str_append_c(user, '@');
-		str_append(user, sess->srv->local_domain);
-	}
+	sasl_login_complete(sess, user);
 	str_init(&why);
 	c = pool_take(d);
 	/* Why check the file each time: SQLite would create a missing file,
@@ -192,9 +188,7 @@ static enum sasl_result check(struct sasl_session *sess, str_t *user, const char
 	if (r == SASL_OK) {
 		sess->username = xstrdup(str_c(user));
 	} else {
-		free(sess->tried);
-		sess->tried = xstrdup(str_c(user));
-		str_append(reason, "authentication failure");
+		sasl_login_failed(sess, str_c(user), reason);
 	}
 	return r;
 }

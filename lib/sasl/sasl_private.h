@@ -159,6 +159,13 @@ typedef enum sasl_result (*sasl_password_check_fn)(struct sasl_session *sess, st
 enum sasl_result sasl_password_step(struct sasl_session *sess, const char *mech,
                                     const unsigned char *response, size_t len, str_t *challenge,
                                     str_t *reason, sasl_password_check_fn check);
+/* Such a backend's login as checked: lower-cased (as the schema and
+ * directories compare it), "@" smtpd_sasl_local_domain appended to a name
+ * without a domain when that is set. */
+void sasl_login_complete(struct sasl_session *sess, str_t *user);
+/* Note a failed check of login: sess->tried, and the reason
+ * "authentication failure" (never which part was wrong). */
+void sasl_login_failed(struct sasl_session *sess, const char *login, str_t *reason);
 /* The session_free of such a backend. */
 void sasl_password_session_free(struct sasl_session *sess);
 
