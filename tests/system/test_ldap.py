@@ -349,3 +349,80 @@ def test_seed_guide_table_file(slapd_openldap, postern, owner_tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == alice.mail, r.stdout + r.stderr
     r = postern("map", "query", "nobody@example.com", f"ldap:{cf}")
     assert r.returncode == 1, r.stdout + r.stderr
+
+
+def query(postern, directory, tmp_path, key, cf="ad-mailboxes.cf", **overrides):
+    """postern map query KEY on ldap/CF pointed at directory, with the
+    .cf parameters in overrides changed (None removes one)."""
+    path = tmp_path / f"q-{len(list(tmp_path.iterdir()))}.cf"
+    path.write_text(directory.cf_text(cf, **overrides))
+    return postern("map", "query", key, f"ldap:{path}")
+
+
+def test_table_connection_settings(slapd_ad, postern, tmp_path):
+    """server_host failover, StartTLS, ldaps://, ldapi://, certificate
+    checks, and the limits: each as ldap_table(5) says."""
+    d = slapd_ad
+    alice = d.users["alice"].mail
+    ok = "example.com/alice/"
+
+    def answer(key=alice, **kw):
+        r = query(postern, d, tmp_path, key, **kw)
+        return r.returncode, r.stdout.strip(), r.stderr
+
+    # Failover: a dead server first, then the live one; a host:port form.
+    assert answer(server_host=f"ldap://127.0.0.1:1 {d.uri}")[:2] == (0, ok)
+    assert answer(server_host=f"127.0.0.1:{d.port}")[:2] == (0, ok)
+    # TLS: StartTLS and ldaps with the server's CA, checked.
+    tls = {"tls_ca_cert_file": d.tls_ca, "tls_require_cert": "yes"}
+    assert answer(start_tls="yes", **tls)[:2] == (0, ok)
+    assert answer(server_host=d.ldaps_uri, **tls)[:2] == (0, ok)
+    # A certificate that the CA file does not vouch for: no answer, 4xx.
+    code, _, err = answer(start_tls="yes", tls_require_cert="yes",
+                          tls_ca_cert_file="/etc/ssl/certs/ca-certificates.crt")
+    assert code == 75 and "start_tls" in err, err
+    # ldapi:// (a unix socket), bound as the service account.
+    assert answer(server_host=d.ldapi_uri)[:2] == (0, ok)
+    # A wrong service password: a temporary failure naming the bind.
+    code, _, err = answer(bind_pw="wrong")
+    assert code == 75 and "bind as" in err and "Invalid credentials" in err, err
+    # scope = base under the people OU finds nobody; one finds alice.
+    base = "ou=people,dc=example,dc=com"
+    assert answer(search_base=base, scope="base")[0] == 1
+    assert answer(search_base=base, scope="one")[:2] == (0, ok)
+    # %d in search_base is DN-escaped: a key cannot leave the base.
+    assert answer(key="alice@example.com,dc=com", search_base="dc=%d")[0] in (1, 75)
+    # domain: keys outside the list are not looked up.
+    assert answer(domain="example.net")[0] == 1
+    assert answer(domain="example.com, example.net")[:2] == (0, ok)
+    # size_limit: more entries than allowed is a temporary failure.
+    code, _, err = answer(query_filter="(objectClass=user)", size_limit="1")
+    assert code == 75 and "size_limit" in err, err
+    # expansion_limit on a group's members.
+    code, _, err = answer(key="all-staff@example.com", cf="ad-aliases.cf", expansion_limit="2")
+    assert code == 75 and "expansion_limit" in err, err
+    # recursion_limit = 1: all-staff's nested group is one level too deep.
+    code, _, err = answer(key="all-staff@example.com", cf="ad-aliases.cf", recursion_limit="1")
+    assert code == 75 and "recursion_limit" in err, err
+    # result_format.
+    assert answer(result_format="%u at %d")[:2] == (0, "alice at example.com")
+
+
+def test_hung_directory(slapd_ad, postern_build, postern, pki):
+    """A directory that accepts connections and never answers (SIGSTOP):
+    lookups end after the .cf file's timeout with 4xx, and answers resume
+    when it wakes."""
+    import signal
+    d = slapd_ad
+    with ad_system(d, postern_build, postern, pki) as ms:
+        for name in ("ad-mailboxes.cf", "ad-aliases.cf", "ad-quota.cf"):
+            write_secret(os.path.join(ms.sd.confdir, name), d.cf_text(name, timeout="2"))
+        ms.start()
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            reply = rcpt(ms, d.users["dave"].mail)
+            assert reply[:1] == "4", reply
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        wait_until(lambda: rcpt(ms, d.users["dave"].mail).startswith("250"), timeout=60,
+                   what="dave accepted once the directory answers again")
