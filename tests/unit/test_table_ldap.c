@@ -108,7 +108,8 @@ static void test_cf_errors(void **state)
 		const char *text, *needle;
 	} cases[] = {
 	        {"query_filter = (mail=%s)\n", "no search_base"},
-	        {"search_base = o=x\nscope = tree\n", "t.cf, line 2: bad value for scope: \"tree\""},
+	        {"search_base = o=x\nscope = tree\n",
+	         "t.cf, line 2: bad value for scope: \"tree\""},
 	        {"search_base = o=x\nbind = sasl\n", "SASL binds are not implemented"},
 	        {"search_base = o=x\nserver_host = http://x\n", "expected ldap://"},
 	        {"search_base = o=x\nserver_host = /tmp/sock\n", "expected host[:port]"},
