@@ -119,12 +119,13 @@ static void check_template(const char *text, const char *key)
 	struct sqlcf_template t;
 	struct sqlcf_addr k;
 	unsigned need = 0, labels = 0;
-	size_t want = 0;
 	str_t error, out;
 
 	str_init(&error);
 	str_init(&out);
 	if (sqlcf_compile_key_template(text, "query_filter", &t, &need, &labels, &error) == 0) {
+		size_t want = 0;
+
 		for (size_t i = 0; i < t.n; i++)
 			if (t.pieces[i].kind == SQLCF_TEXT)
 				want += count_parens(t.pieces[i].text);
