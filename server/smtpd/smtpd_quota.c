@@ -7,15 +7,16 @@
  * resolved with lib/delivery/resolve.c, as qmgr and the virtual delivery
  * agent see it: virtual_alias_maps expansion (aliases, @domain
  * catch-alls, alias domains), then for every final virtual mailbox its
- * quota from db:quota and its usage from the Maildir's maildirsize. If
+ * quota (virtual_mailbox_limit_maps when set, else db:quota) and its
+ * usage from the Maildir's maildirsize. If
  * any of them is full (maildir_quota_full: usage at a limit, or usage +
  * MAIL FROM SIZE= over it) the RCPT gets
  *   552 5.2.2 <addr>: Recipient address rejected: Mailbox full
  * (452 4.2.2 when virtual_overquota_bounce = no, as the agent defers),
  * logged as Postfix logs a RCPT reject.
  *
- * Limits: bytes are db:quota's (0: none), so a quota changed in the
- * database counts for the next RCPT; messages are the "C" part of the
+ * Limits: bytes are the quota table's (0: none), so a quota changed in
+ * the database or directory counts for the next RCPT; messages are the "C" part of the
  * maildirsize header when it has one (the database has no message
  * quota; Dovecot may write one). resolve.c asks the database every
  * time, through the process's table cache (table_cache_lookup_fresh):
@@ -96,11 +97,13 @@ struct smtpd_quota *smtpd_quota_new(struct config *cfg, const char *config_dir)
 	const strv_t *mailbox_maps = config_list(cfg, "virtual_mailbox_maps");
 	struct smtpd_quota *q;
 
-	/* resolve.c knows quotas only from db:quota, which it asks when
-	 * virtual_mailbox_maps names db:mailboxes: without it there is
-	 * nothing to check, and no reason to resolve every recipient. */
+	/* resolve.c knows quotas from virtual_mailbox_limit_maps, or from
+	 * db:quota, which it asks when virtual_mailbox_maps names
+	 * db:mailboxes: without either there is nothing to check, and no
+	 * reason to resolve every recipient. */
 	if (!config_bool(cfg, "smtpd_reject_over_quota") ||
-	    strv_find(mailbox_maps, "db:mailboxes") < 0)
+	    (strv_find(mailbox_maps, "db:mailboxes") < 0 &&
+	     config_list(cfg, "virtual_mailbox_limit_maps")->n == 0))
 		return NULL;
 	q = xcalloc(1, sizeof(*q));
 	pthread_mutex_init(&q->lock, NULL);

@@ -164,12 +164,16 @@ static void agent_open(struct virtual_agent *va, struct daemon *d)
 		          "message_size_limit");
 	if (config_expand(va->cfg, "virtual_mailbox_base", &va->base, &why) < 0)
 		log_fatal("%s", why);
-	/* The quota_usage connection (database, write access), made now while
+	/* The quota_usage connection (database, write access; only when the
+	 * quotas are postern's db:quota: a directory's mailboxes have no
+	 * quota_usage rows), made now while
 	 * the agent may still read a password file only root may read; it
 	 * connects on first use and reconnects with the settings it keeps,
 	 * also after the drop to a static owner. A broken setting is logged
 	 * here and again at each delivery (virtual_deliver.c retries). */
-	if (db_open(va->cfg, DB_ACCESS_WRITE, &va->db, &error) < 0) {
+	if (strv_find(config_list(va->cfg, "virtual_mailbox_maps"), "db:mailboxes") >= 0 &&
+	    config_list(va->cfg, "virtual_mailbox_limit_maps")->n == 0 &&
+	    db_open(va->cfg, DB_ACCESS_WRITE, &va->db, &error) < 0) {
 		log_warning("quota_usage will not be updated: %s", str_c(&error));
 		str_reset(&error);
 	}

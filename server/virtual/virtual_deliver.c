@@ -292,7 +292,9 @@ void virtual_deliver(struct virtual_agent *va, const struct virtual_message *msg
 		if (switched)
 			become_root(va);
 	}
-	if (have_usage)
+	/* quota_usage rows belong to postern's own mailboxes: a quota from
+	 * virtual_mailbox_limit_maps (a directory) has no row to mirror to. */
+	if (have_usage && strcmp(info.quota_table, "db:quota") == 0)
 		mirror_usage(va, &info, &usage);
 done:
 	log_outcome(msg, recipient, orig_recipient, out);

@@ -428,3 +428,26 @@ def test_hung_directory(slapd_ad, postern_build, postern, pki):
             os.kill(d.proc.pid, signal.SIGCONT)
         wait_until(lambda: rcpt(ms, d.users["dave"].mail).startswith("250"), timeout=60,
                    what="dave accepted once the directory answers again")
+
+
+def test_quota_from_the_directory(slapd_ad, postern_build, postern, pki):
+    """maxStorage (ad-quota.cf through virtual_mailbox_limit_maps) is the
+    mailbox's quota: a full mailbox is refused at RCPT as with db:quota."""
+    d = slapd_ad
+    alice = d.users["alice"]
+    with ad_system(d, postern_build, postern, pki) as ms:
+        ms.start()
+        ms.send("sender@remote.example", [alice.mail], body("first"))
+        ms.wait_maildir("example.com/alice/", 1)
+        # Usage over alice's 100 MiB, as a Maildir++ maildirsize says it
+        # (readable by smtpd, which runs as mail_owner: the test's
+        # mailboxes belong to root, see harness/system.py).
+        md = ms.maildir("example.com/alice/")
+        with open(os.path.join(md, "maildirsize"), "a") as f:
+            f.write(f"{alice.quota} 1\n")
+        for path in (os.path.dirname(md.rstrip("/")), md):
+            os.chmod(path, 0o755)
+        os.chmod(os.path.join(md, "maildirsize"), 0o644)
+        reply = rcpt(ms, alice.addresses[0])
+        assert reply.startswith("552 5.2.2"), reply
+        assert rcpt(ms, d.users["dave"].mail).startswith("250")
