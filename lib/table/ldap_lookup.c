@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/strv.h"
@@ -25,8 +26,8 @@ struct walk {
 	const char *base; /* the expanded search_base of the query */
 	const struct sqlcf_addr *k;
 	struct table_result *r;
-	strv_t seen_dns; /* lower case: each entry expanded once */
-	strv_t values; /* lower case: each value returned once */
+	hash_t *seen_dns; /* lower case: each entry expanded once */
+	hash_t *values; /* lower case: each value returned once */
 	unsigned entries, count;
 	bool failed;
 };
@@ -69,12 +70,12 @@ static void add_value(struct walk *w, const char *attr, const struct berval *bv)
 	}
 	text = xstrndup(bv->bv_val, bv->bv_len);
 	lower = lower_dup(text);
-	if (strv_find(&w->values, lower) >= 0) {
+	if (hash_contains(w->values, lower)) {
 		free(text);
 		free(lower);
 		return;
 	}
-	strv_add(&w->values, lower);
+	hash_put(w->values, lower, NULL);
 	free(lower);
 	sqlcf_addr_init(&v, text);
 	if (before > 0)
@@ -222,12 +223,12 @@ static void walk_entry(struct walk *w, LDAPMessage *e, unsigned level, bool recu
 	if (level == 0 && w->r->source.len == 0)
 		str_append(&w->r->source, dn);
 	lower = lower_dup(dn);
-	if (strv_find(&w->seen_dns, lower) >= 0) {
+	if (hash_contains(w->seen_dns, lower)) {
 		free(lower);
 		ldap_memfree(dn);
 		return; /* reached before: a loop, or a member of two groups */
 	}
-	strv_add(&w->seen_dns, lower);
+	hash_put(w->seen_dns, lower, NULL);
 	free(lower);
 	if (++w->entries > LDAP_ENTRIES_MAX) {
 		fail(w, "%s", "more than 100000 directory entries visited");
@@ -278,12 +279,17 @@ static void walk_entry(struct walk *w, LDAPMessage *e, unsigned level, bool recu
 
 static void walk_entries(struct walk *w, LDAPMessage *res, unsigned level, bool recurse)
 {
-	/* The entries are kept in res: the recursion's own searches use
-	 * the same handle but return their own messages. A reconnection in
-	 * between leaves res readable (it is parsed already). */
-	for (LDAPMessage *e = ldap_first_entry(w->c->ld, res); e != NULL && !w->failed;
-	     e = ldap_next_entry(w->c->ld, e))
+	/* The entries are kept in res, apart from the handle: a member's
+	 * search on the same client may reconnect it (a new handle), or
+	 * close it after a failure (then the walk stops here). */
+	LDAPMessage *e = ldap_first_entry(w->c->ld, res);
+
+	while (e != NULL && !w->failed) {
 		walk_entry(w, e, level, recurse);
+		if (w->failed || w->c->ld == NULL)
+			break;
+		e = ldap_next_entry(w->c->ld, e);
+	}
 }
 
 /* search_base and query_filter for key; false when the key lacks a part
@@ -308,6 +314,8 @@ void ldap_lookup(struct ldap_client *c, const char *spec, const char *key, struc
 	w.key = key;
 	w.k = &k;
 	w.r = r;
+	w.seen_dns = hash_new(NULL);
+	w.values = hash_new(NULL);
 	r->status = TABLE_NOTFOUND;
 	sqlcf_addr_init(&k, key);
 	str_init(&base);
@@ -321,8 +329,8 @@ void ldap_lookup(struct ldap_client *c, const char *spec, const char *key, struc
 	}
 	if (r->status != TABLE_FOUND)
 		str_reset(&r->source);
-	strv_free(&w.seen_dns);
-	strv_free(&w.values);
+	hash_destroy(&w.seen_dns);
+	hash_destroy(&w.values);
 	str_free(&base);
 	str_free(&filter);
 	sqlcf_addr_free(&k);
