@@ -351,6 +351,13 @@ def test_seed_guide_table_file(slapd_openldap, postern, owner_tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == alice.mail, r.stdout + r.stderr
     r = postern("map", "query", "nobody@example.com", f"ldap:{cf}")
     assert r.returncode == 1, r.stdout + r.stderr
+    # A mistake in the file: `postern check` names it (for the table and
+    # for smtpd_sasl_path), before any smtpd would stop on it.
+    cf.write_text(SEED_CF + "scope = tree\n")
+    r = postern("check", "-c", d)
+    assert r.returncode == 1, r.stderr
+    assert "smtpd_sasl_type = ldap" in r.stderr and 'bad value for scope: "tree"' in r.stderr, \
+        r.stderr
 
 
 def query(postern, directory, tmp_path, key, cf="ad-mailboxes.cf", **overrides):
