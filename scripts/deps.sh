@@ -56,8 +56,10 @@ dovecot-lmtpd     # LMTP delivery tests
 dovecot-sqlite    # Dovecot's SQL passdb/userdb on postern's database (conf/dovecot)
 dovecot-mysql     # the same on MariaDB
 dovecot-pgsql     # the same on PostgreSQL
+dovecot-ldap      # Dovecot's LDAP passdb/userdb on the same directory as postern's ldap: tables (conf/dovecot/ldap)
 sqlite3           # inspecting the embedded database in tests
 swaks             # real SMTP client in system tests
+libnet-ssleay-perl # swaks --tls/--tlsc (a Recommends of swaks, which --no-install-recommends leaves out)
 man-db            # test_cli_help.py renders the installed man pages with man
 groff-base        # ... and checks them with groff -ww
 pflogsumm         # proves the log lines are Postfix's: test_pflogsumm.py reads them
