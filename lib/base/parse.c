@@ -121,3 +121,14 @@ int parse_time(const char *s, char default_unit, uint64_t max_seconds, uint64_t 
 	*seconds_r = v;
 	return 0;
 }
+
+int parse_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -20,6 +20,8 @@ int parse_bool(const char *s, bool *value_r);
 /* A time: digits with an optional unit s, m, h, d or w; without a unit,
  * default_unit applies. Result in seconds, at most max_seconds. */
 int parse_time(const char *s, char default_unit, uint64_t max_seconds, uint64_t *seconds_r);
+/* The value of a hexadecimal digit (either case), or -1. */
+int parse_hex_digit(char c);
 /* Case-insensitive ASCII comparison helpers that never use the locale. */
 bool ascii_casecmp_eq(const char *a, const char *b);
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "base/parse.h"
 #include "table/table.h"
 #include "table/table_backends.h"
 #include "table/table_net.h"
@@ -46,17 +47,6 @@ static int tcp_open(struct table *t, const char *name, const struct table_open_c
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* %XX-decode in[0..len) into out; -1 on a bad escape. */
 static int unquote(const char *in, size_t len, str_t *out)
 {
@@ -67,8 +57,8 @@ static int unquote(const char *in, size_t len, str_t *out)
 
 			if (i + 2 >= len)
 				return -1;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
+			hi = parse_hex_digit(in[i + 1]);
+			lo = parse_hex_digit(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			str_append_c(out, (char)(hi * 16 + lo));

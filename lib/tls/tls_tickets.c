@@ -44,6 +44,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/parse.h"
 #include "tls/tls.h"
 #include "tls/tls_int.h"
 
@@ -52,17 +53,6 @@
 
 /* ---- file format ---------------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode exactly 2 * len hex digits at *pp into out; *pp moves past
  * them. false when they are not there. */
 static bool hex_decode(const char **pp, unsigned char *out, size_t len)
@@ -70,7 +60,8 @@ static bool hex_decode(const char **pp, unsigned char *out, size_t len)
 	const char *p = *pp;
 
 	for (size_t i = 0; i < len; i++) {
-		int hi = hex_value(p[2 * i]), lo = hi < 0 ? -1 : hex_value(p[2 * i + 1]);
+		int hi = parse_hex_digit(p[2 * i]),
+		    lo = hi < 0 ? -1 : parse_hex_digit(p[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;

@@ -18,22 +18,12 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "base/parse.h"
 #include "base/str.h"
 #include "table/ldap_cf.h"
 #include "table/sqlcf_template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Undo escaping: "\XX" is a byte; in DNs also "\c" is c. */
 static void unescape(const str_t *in, bool dn, str_t *out)
@@ -45,9 +35,10 @@ static void unescape(const str_t *in, bool dn, str_t *out)
 			str_append_c(out, c);
 			continue;
 		}
-		if (i + 2 < in->len && hexval(in->buf[i + 1]) >= 0 && hexval(in->buf[i + 2]) >= 0) {
-			str_append_c(out,
-			             (char)(hexval(in->buf[i + 1]) * 16 + hexval(in->buf[i + 2])));
+		if (i + 2 < in->len && parse_hex_digit(in->buf[i + 1]) >= 0 &&
+		    parse_hex_digit(in->buf[i + 2]) >= 0) {
+			str_append_c(out, (char)(parse_hex_digit(in->buf[i + 1]) * 16 +
+			                         parse_hex_digit(in->buf[i + 2])));
 			i += 2;
 		} else if (dn && i + 1 < in->len) {
 			str_append_c(out, in->buf[++i]);
@@ -69,8 +60,8 @@ static void check_filter_escape(const char *key)
 
 		if (c == '*' || c == '(' || c == ')' || c < 0x20)
 			abort();
-		if (c == '\\' &&
-		    (i + 2 >= esc.len || hexval(esc.buf[i + 1]) < 0 || hexval(esc.buf[i + 2]) < 0))
+		if (c == '\\' && (i + 2 >= esc.len || parse_hex_digit(esc.buf[i + 1]) < 0 ||
+		                  parse_hex_digit(esc.buf[i + 2]) < 0))
 			abort();
 	}
 	unescape(&esc, false, &back);
@@ -95,7 +86,7 @@ static void check_dn_escape(const char *key)
 		if (esc.buf[i] == '\\') {
 			if (i + 1 >= esc.len)
 				abort(); /* a trailing backslash */
-			i += i + 2 < esc.len && hexval(esc.buf[i + 1]) >= 0 ? 2 : 1;
+			i += i + 2 < esc.len && parse_hex_digit(esc.buf[i + 1]) >= 0 ? 2 : 1;
 			continue;
 		}
 		if (strchr(",+\"<>;=", esc.buf[i]) != NULL || (unsigned char)esc.buf[i] < 0x20)
