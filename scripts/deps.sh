@@ -130,16 +130,22 @@ case " $missing " in
 esac
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
-case " $missing " in
-*" postfix "*)
-    # Nothing may rely on a packaged service: stop it if the install
-    # started one, and keep it from starting at boot.
-    $SUDO invoke-rc.d postfix stop >/dev/null 2>&1 || true
+# Nothing may rely on a packaged service: stop each one the install may
+# have started, and keep it from starting at boot. Why these: postfix
+# would take port 25, and a packaged slapd or Samba would take
+# 127.0.0.1:389, which the Samba AD DC of the system tests needs (its
+# LDAP port cannot be moved).
+quiet_service() {
+    $SUDO invoke-rc.d "$1" stop >/dev/null 2>&1 || true
     if command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl disable postfix >/dev/null 2>&1 || true
+        $SUDO systemctl disable "$1" >/dev/null 2>&1 || true
     fi
-    $SUDO update-rc.d postfix disable >/dev/null 2>&1 || true
-    ;;
+    $SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
+}
+case " $missing " in *" postfix "*) quiet_service postfix ;; esac
+case " $missing " in *" slapd "*) quiet_service slapd ;; esac
+case " $missing " in
+*" samba "*) for s in samba-ad-dc smbd nmbd; do quiet_service "$s"; done ;;
 esac
 ensure_mail_owner
 ensure_setgid_group
