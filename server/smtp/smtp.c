@@ -62,6 +62,7 @@ struct smtp_qconn {
 	bool versioned;
 	struct smtp_job *job;
 	bool closing; /* close once the reply is written */
+	LIST_ENTRY(smtp_qconn) link; /* in agent->qconns */
 };
 
 static struct smtp_agent agent_state;
@@ -548,18 +549,27 @@ static void qconn_event(struct bufferevent *bev, short what, void *arg)
 	qconn_free(qc);
 }
 
+/* Close and free qc (no job holds it). */
+static void qconn_release(struct smtp_qconn *qc)
+{
+	bufferevent_free(qc->bev);
+	attr_parser_destroy(&qc->parser);
+	LIST_REMOVE(qc, link);
+	qc->agent->nqconns--;
+	free(qc);
+}
+
 static void qconn_free(struct smtp_qconn *qc)
 {
+	struct smtp_agent *agent = qc->agent;
+
 	if (qc->job != NULL) {
 		/* Not while a job holds it: job_reply() comes back here. */
 		qc->closing = true;
 		return;
 	}
-	bufferevent_free(qc->bev);
-	attr_parser_destroy(&qc->parser);
-	qc->agent->nqconns--;
-	smtp_agent_check_idle(qc->agent);
-	free(qc);
+	qconn_release(qc);
+	smtp_agent_check_idle(agent);
 }
 
 static void on_accept(struct event_server *srv, void *listener_ctx, int fd, struct sockaddr *sa,
@@ -575,6 +585,7 @@ static void on_accept(struct event_server *srv, void *listener_ctx, int fd, stru
 	(void)salen;
 	qc->agent = agent;
 	agent->nqconns++;
+	LIST_INSERT_HEAD(&agent->qconns, qc, link);
 	qc->parser = attr_parser_new(&limits);
 	qc->bev = bufferevent_socket_new(agent->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(qc->bev, qconn_read, qconn_write, qconn_event, qc);
@@ -602,6 +613,7 @@ static void init(struct event_server *srv, void *ctx)
 	agent->base = d->base;
 	agent->cfg = d->cfg;
 	LIST_INIT(&agent->cache);
+	LIST_INIT(&agent->qconns);
 	smtp_settings_read(d->cfg, d->base, agent->lmtp, &agent->set);
 }
 
@@ -620,6 +632,14 @@ static void finish(struct event_server *srv, void *ctx)
 
 	(void)srv;
 	smtp_cache_flush(agent);
+	/* qmgr connections still open at exit (stopped by a signal while
+	 * qmgr kept one): closed, so nothing is left behind. One a delivery
+	 * still holds stays with it. */
+	for (struct smtp_qconn *qc = LIST_FIRST(&agent->qconns), *next; qc != NULL; qc = next) {
+		next = LIST_NEXT(qc, link);
+		if (qc->job == NULL)
+			qconn_release(qc);
+	}
 	smtp_settings_free(&agent->set);
 }
 

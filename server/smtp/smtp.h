@@ -236,6 +236,7 @@ const char *smtp_session_host(const struct smtp_session *s);
 /* ---- the agent (smtp.c) ---- */
 
 LIST_HEAD(smtp_session_list, smtp_session);
+LIST_HEAD(smtp_qconn_list, smtp_qconn);
 
 struct smtp_agent {
 	bool lmtp;
@@ -245,6 +246,7 @@ struct smtp_agent {
 	struct smtp_settings set;
 	size_t njobs;
 	size_t nqconns; /* connections from qmgr still open */
+	struct smtp_qconn_list qconns; /* the same, freed by finish() */
 	struct smtp_session_list cache; /* idle connections kept for reuse */
 	size_t ncached;
 };
